@@ -1,0 +1,54 @@
+/**
+ * `si config show [--json]`: prints the parsed instance config with every default filled in
+ * and every path made absolute, so an operator can see what the server will actually use.
+ * A config error surfaces as the usual one-line `si: error: <file>:<line>: ...`.
+ */
+import type { Command } from "commander";
+import type { CliContext } from "../context.js";
+import type { Config } from "../../config/types.js";
+import { mirrorCommands } from "../../config/mirrors.js";
+
+/** JSON shape: channels become an array so their config order survives any name. */
+export function configToJson(conf: Config): unknown {
+  return {
+    ...conf,
+    mirrors: Object.values(conf.mirrors),
+    channels: [...conf.channels.values()],
+  };
+}
+
+export function configToText(conf: Config): string[] {
+  const lines: string[] = [];
+  const scalars: (keyof Config)[] = [
+    "path", "base_path", "gpg_key_path", "gpg_keyring_path", "publish_path", "state_path",
+    "public_fqdn", "public_http_port", "public_https_port", "tls_cert", "tls_key",
+    "import_schedule", "admin_address", "admin_port", "image_signing_expiry_days",
+    "device_signing_expiry_days", "xz_level",
+  ];
+  for (const key of scalars) lines.push(`${key}: ${conf[key] === undefined ? "(unset)" : String(conf[key])}`);
+  const mirrors = mirrorCommands(conf);
+  lines.push(`mirrors: ${mirrors.length === 0 ? "(none)" : ""}`.trimEnd());
+  for (const argv of mirrors) lines.push(`  ${argv.join(" ")}`);
+  lines.push(`channels: ${conf.channels.size === 0 ? "(none)" : ""}`.trimEnd());
+  for (const ch of conf.channels.values()) {
+    lines.push(
+      `  ${ch.name}: type=${ch.type} versionbase=${ch.versionbase} fullcount=${ch.fullcount}` +
+        ` deltabase=${ch.deltabase.join(",")}`,
+    );
+    for (const f of ch.files) lines.push(`    ${f.name}: ${[f.generator, ...f.arguments].join(";")}`);
+  }
+  return lines;
+}
+
+export function register(program: Command, ctx: CliContext): void {
+  const config = program.command("config").description("inspect the instance configuration (etc/config)");
+  config
+    .command("show")
+    .description("print the parsed config: paths, mirrors, channels and their files")
+    .option("--json", "print JSON instead of text")
+    .action(async (opts: { json?: boolean }) => {
+      const conf = await ctx.config();
+      if (opts.json) ctx.out(JSON.stringify(configToJson(conf), null, 2));
+      else for (const line of configToText(conf)) ctx.out(line);
+    });
+}

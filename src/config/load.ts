@@ -1,0 +1,224 @@
+/**
+ * `etc/config` → typed Config (server-reference §4). Value post-processing, defaults and the
+ * error catalogue (§4.6) follow the reference; every error is a ConfigError whose message
+ * starts with `<file>:<line>:` and names the section and key, and several problems the
+ * reference lets through (or crashes on later) are refused here with a clear message.
+ */
+import { readFile } from "node:fs/promises";
+import { join, resolve } from "node:path";
+import { ConfigError, type PyKind } from "../errors.js";
+import { parseIni, pyStrip, pyStripChars, type IniOption, type IniSection } from "./ini.js";
+import type { ChannelConfig, Config, FileEntry, MirrorConfig } from "./types.js";
+
+/** Generator names a `file_*` entry may use (server-reference §5.1). */
+export const GENERATOR_NAMES: readonly string[] = [
+  "version",
+  "cdimage-ubuntu",
+  "cdimage-custom",
+  "cdimage-device-raw",
+  "http",
+  "http-cdimage",
+  "keyring",
+  "system-image",
+  "remote-system-image",
+];
+
+const MIRROR_KEYS = ["ssh_user", "ssh_key", "ssh_port", "ssh_command"] as const;
+
+/**
+ * §4.2 post-processing of a raw value: one containing ", " becomes a list (each element
+ * stripped of `"` then whitespace); anything else a string stripped the same way.
+ * "a,b" (no space) stays one string: that is how `device,mako` entry names survive.
+ */
+export function pyValue(raw: string): string | string[] {
+  if (raw.includes(", ")) return raw.split(", ").map((e) => pyStrip(pyStripChars(e, '"')));
+  return pyStrip(pyStripChars(raw, '"'));
+}
+
+/** §4.1 default location: `$SYSTEM_IMAGE_ROOT/etc/config`, else `<cwd>/etc/config`. */
+export function defaultConfigPath(env: NodeJS.ProcessEnv = process.env, cwd = process.cwd()): string {
+  return join(env.SYSTEM_IMAGE_ROOT ?? cwd, "etc", "config");
+}
+
+/** Reads and validates a config file (default: §4.1 location). */
+export async function loadConfig(path?: string, env: NodeJS.ProcessEnv = process.env): Promise<Config> {
+  const file = path ?? defaultConfigPath(env);
+  let text: string;
+  try {
+    const bytes = await readFile(file);
+    text = new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === "ENOENT") throw new ConfigError(`Configuration file doesn't exist: ${file}`, "Exception");
+    const reason = err instanceof TypeError ? "not valid UTF-8" : code ?? String(err);
+    throw new ConfigError(`Cannot read configuration file ${file}: ${reason}`, "Exception", { cause: err });
+  }
+  return parseConfigText(text, file, env);
+}
+
+/** Parses config text; `file` names the source in messages and becomes `Config.path`. */
+export function parseConfigText(text: string, file: string, env: NodeJS.ProcessEnv = process.env): Config {
+  return new Reader(file, parseIni(text, file).sections).config(env);
+}
+
+/** Looks values up with their line numbers and builds precise errors. */
+class Reader {
+  constructor(
+    private readonly file: string,
+    private readonly sections: Map<string, IniSection>,
+  ) {}
+
+  fail(line: number, message: string, kind: PyKind, section?: string, key?: string): never {
+    const where = section === undefined ? "" : key === undefined ? `[${section}] ` : `[${section}] ${key}: `;
+    throw new ConfigError(`${this.file}:${line}: ${where}${message}`, kind);
+  }
+
+  opt(section: string, key: string): IniOption | undefined {
+    return this.sections.get(section)?.options.get(key);
+  }
+
+  /** A single-valued key; a list (", " in the value) is refused. */
+  str(section: string, key: string): string | undefined {
+    const o = this.opt(section, key);
+    if (!o) return undefined;
+    const v = pyValue(o.value);
+    if (Array.isArray(v)) {
+      this.fail(o.line, `expected one value, got a list (the value contains ", "): '${o.value}'`, "ValueError", section, key);
+    }
+    return v;
+  }
+
+  /** A list key: a plain string becomes a one-element list, as in the reference. */
+  list(section: string, key: string): { names: string[]; line: number } | undefined {
+    const o = this.opt(section, key);
+    if (!o) return undefined;
+    const v = pyValue(o.value);
+    return { names: Array.isArray(v) ? v : [v], line: o.line };
+  }
+
+  /**
+   * Python `int()` (ASCII digits, sign, `_` between digits), also bounded to [min, max].
+   * Errors name the section the key was looked up in, at the line that set it.
+   */
+  int(section: string, key: string, fallback: number, min: number, max: number): number {
+    const o = this.opt(section, key);
+    if (!o) return fallback;
+    const text = this.str(section, key)!;
+    if (!/^[+-]?\d+(?:_\d+)*$/.test(text)) this.fail(o.line, `invalid integer '${text}'`, "ValueError", section, key);
+    const n = Number(text.replace(/_/g, ""));
+    if (!Number.isSafeInteger(n) || n < min || n > max) {
+      this.fail(o.line, `${text} is out of range (${min}-${max})`, "ValueError", section, key);
+    }
+    return n;
+  }
+
+  config(env: NodeJS.ProcessEnv): Config {
+    const G = "global";
+    // §4.3, deliberately different: base_path is made absolute (against the working
+    // directory, which is what a relative path meant to the reference) and relative paths
+    // below are prefixed with it exactly once (the reference prefixes defaults twice).
+    const base = resolve(this.str(G, "base_path") ?? env.SYSTEM_IMAGE_ROOT ?? process.cwd());
+    const path = (key: string, ...fallback: string[]) => {
+      const v = this.str(G, key);
+      return v === undefined ? join(base, ...fallback) : resolve(base, v);
+    };
+    const port = (key: string) => {
+      const o = this.opt(G, key);
+      return o ? String(this.int(G, key, 0, 0, 65535)) : undefined;
+    };
+    const schedule = this.str(G, "import_schedule");
+    const conf: Config = {
+      path: resolve(this.file),
+      base_path: base,
+      gpg_key_path: path("gpg_key_path", "secret", "gpg", "keys"),
+      gpg_keyring_path: path("gpg_keyring_path", "secret", "gpg", "keyrings"),
+      publish_path: path("publish_path", "www"),
+      state_path: path("state_path", "state"),
+      public_fqdn: this.str(G, "public_fqdn"),
+      public_http_port: port("public_http_port"),
+      public_https_port: port("public_https_port"),
+      tls_cert: path("tls_cert", "secret", "tls", "cert.pem"),
+      tls_key: path("tls_key", "secret", "tls", "key.pem"),
+      import_schedule: schedule === "" ? undefined : schedule,
+      admin_port: this.int(G, "admin_port", 8090, 0, 65535),
+      admin_address: this.str(G, "admin_address") || "127.0.0.1",
+      image_signing_expiry_days: this.int(G, "image_signing_expiry_days", 730, 1, 100 * 365),
+      device_signing_expiry_days: this.int(G, "device_signing_expiry_days", 31, 1, 100 * 365),
+      xz_level: this.int(G, "xz_level", 9, 0, 9),
+      mirrors: this.mirrors(base),
+      channels: this.channels(),
+    };
+    // Keep the object free of `key: undefined`, so JSON and toEqual see only the set keys.
+    return Object.fromEntries(Object.entries(conf).filter(([, v]) => v !== undefined)) as unknown as Config;
+  }
+
+  /** §4.4. */
+  mirrors(base: string): Record<string, MirrorConfig> {
+    const listed = this.list("global", "mirrors");
+    const mirrors: Record<string, MirrorConfig> = Object.create(null) as Record<string, MirrorConfig>;
+    // `mirrors =` is [""], which counts as non-empty (verified reference behaviour).
+    if (!listed || listed.names.length === 0) return mirrors;
+    const def = this.sections.get("mirror_default");
+    if (!def) this.fail(listed.line, "Missing mirror_default section.", "KeyError", "global", "mirrors");
+    for (const key of MIRROR_KEYS) {
+      if (!def.options.has(key)) this.fail(def.line, `Missing key in mirror_default: ${key}`, "KeyError");
+    }
+    for (const name of listed.names) {
+      const sname = `mirror_${name}`;
+      const section = this.sections.get(sname);
+      if (!section) this.fail(listed.line, `Missing mirror section: ${sname}`, "KeyError", "global", "mirrors");
+      const ssh_host = this.str(sname, "ssh_host");
+      if (ssh_host === undefined) this.fail(section.line, `Missing key in ${sname}: ssh_host`, "KeyError");
+      const pick = (key: string) => (section.options.has(key) ? sname : "mirror_default");
+      const key = this.str(pick("ssh_key"), "ssh_key")!;
+      mirrors[name] = {
+        name,
+        ssh_host,
+        ssh_user: this.str(pick("ssh_user"), "ssh_user")!,
+        ssh_key: resolve(base, key),
+        ssh_port: this.int(pick("ssh_port"), "ssh_port", 22, 0, 65535),
+        ssh_command: this.str(pick("ssh_command"), "ssh_command")!,
+      };
+    }
+    return mirrors;
+  }
+
+  /** §4.5. */
+  channels(): Map<string, ChannelConfig> {
+    const channels = new Map<string, ChannelConfig>();
+    const listed = this.list("global", "channels");
+    for (const name of listed?.names ?? []) {
+      const sname = `channel_${name}`;
+      if (!this.sections.has(sname)) {
+        this.fail(listed!.line, `Missing channel section: ${sname}`, "KeyError", "global", "channels");
+      }
+      const type = this.str(sname, "type") ?? "manual";
+      if (type !== "auto" && type !== "manual") {
+        this.fail(this.opt(sname, "type")!.line, `must be 'auto' or 'manual', got '${type}'`, "ValueError", sname, "type");
+      }
+      const files = this.list(sname, "files");
+      channels.set(name, {
+        name,
+        type,
+        versionbase: this.int(sname, "versionbase", 1, 1, Number.MAX_SAFE_INTEGER),
+        fullcount: this.int(sname, "fullcount", 0, 0, Number.MAX_SAFE_INTEGER),
+        deltabase: this.list(sname, "deltabase")?.names ?? [name],
+        files: (files?.names ?? []).map((entry) => this.fileEntry(sname, entry, files!.line)),
+      });
+    }
+    return channels;
+  }
+
+  /** `file_<entry> = generator;arg0;arg1...`, split on every `;` (§4.5, §5.2). */
+  fileEntry(sname: string, entry: string, filesLine: number): FileEntry {
+    const key = `file_${entry}`;
+    const o = this.opt(sname, key);
+    if (!o) this.fail(filesLine, `Missing file entry: ${key}`, "KeyError", sname, "files");
+    const value = this.str(sname, key)!;
+    const [generator, ...args] = value.split(";");
+    if (!GENERATOR_NAMES.includes(generator!)) {
+      this.fail(o.line, `Invalid generator: '${generator}' (valid: ${GENERATOR_NAMES.join(", ")})`, "ValueError", sname, key);
+    }
+    return { name: entry, generator: generator!, arguments: args };
+  }
+}

@@ -1,0 +1,60 @@
+/**
+ * The typed view of an instance's `etc/config` (server-reference §4). Field names are the
+ * file's own keys (snake_case), so `conf.publish_path` reads the same in the admin shell as
+ * in the reference's si-shell.
+ */
+
+export interface MirrorConfig {
+  name: string;
+  ssh_host: string;
+  ssh_user: string;
+  /** Absolute (made absolute against base_path when relative). */
+  ssh_key: string;
+  ssh_port: number;
+  ssh_command: string;
+}
+
+/** One `file_<name> = generator;arg0;arg1` entry, in the order of the channel's `files`. */
+export interface FileEntry {
+  /** Entry name as listed in `files`, possibly `<file>,<device>` (device override). */
+  name: string;
+  generator: string;
+  arguments: string[];
+}
+
+export interface ChannelConfig {
+  name: string;
+  type: "auto" | "manual";
+  versionbase: number;
+  fullcount: number;
+  deltabase: string[];
+  files: FileEntry[];
+}
+
+export interface Config {
+  /** Absolute path of the config file this was read from. */
+  path: string;
+  base_path: string;
+  gpg_key_path: string;
+  gpg_keyring_path: string;
+  publish_path: string;
+  state_path: string;
+  public_fqdn?: string;
+  public_http_port?: string;
+  public_https_port?: string;
+  /** HTTPS certificate and key for `si serve` (absolute). */
+  tls_cert?: string;
+  tls_key?: string;
+  /** Cron expression (UTC) for the built-in scheduler; absent = off. */
+  import_schedule?: string;
+  admin_port: number;
+  admin_address: string;
+  /** keyring.json expiry periods (reference defaults: 730 and 31 days). */
+  image_signing_expiry_days: number;
+  device_signing_expiry_days: number;
+  /** xz settings for everything the server compresses. */
+  xz_level: number;
+  mirrors: Record<string, MirrorConfig>;
+  /** Channels in config order (Map keeps insertion order). */
+  channels: Map<string, ChannelConfig>;
+}
