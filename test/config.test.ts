@@ -272,7 +272,7 @@ file_version = version
 describe("configparser semantics (§4.2)", () => {
   it("post-processes values: ', ' makes lists, quotes and whitespace are stripped", async () => {
     const conf = await load(`[global]
-channels = "a" , b,c
+channels = "a", b,c
 public_fqdn = "  host.example.net "
 [channel_a]
 deltabase = "x, y"
@@ -287,19 +287,19 @@ deltabase = "x, y"
     const conf = await load(`# comment
 ; another
 [global]
-channels: a,
-  b
+channels: a
 Publish_Path = ignored-because-case-differs
 publish_path=pub
 [channel_a]
-files = v
+deltabase = x,
    # a comment inside a continuation is skipped
-file_v = version
-[channel_a,
-  b]
+  y
+files = v
+file_v : version;a=b:c
 `);
-    // "a,\nb" holds no ", " so it is ONE channel name containing a newline.
-    expect([...conf.channels.keys()]).toEqual(["a,\nb"]);
+    // "x,\ny" holds no ", " so it is ONE name containing a newline.
+    expect(conf.channels.get("a")!.deltabase).toEqual(["x,\ny"]);
+    expect(conf.channels.get("a")!.files[0]!.arguments).toEqual(["a=b:c"]);
     expect(conf.publish_path).toBe(join(process.cwd(), "pub"));
   });
 
@@ -319,12 +319,13 @@ file_v = version
       "[a]\r\nk=v\r\n  w\rj=x\n",
     ];
     const py = `
-import configparser, json, sys
+import configparser, io, json, sys
 out = []
 for text in json.load(sys.stdin):
     c = configparser.ConfigParser(interpolation=None)
     c.optionxform = str
-    c.read_string(text)
+    # newline=None: universal newlines, as when the reference reads the file with open().
+    c.read_file(io.StringIO(text, newline=None))
     out.append([[s, [[o, c.get(s, o)] for o in c.options(s)]] for s in c.sections()])
 print(json.dumps(out))
 `;

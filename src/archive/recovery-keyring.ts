@@ -143,7 +143,8 @@ async function readAll(body: NodeJS.ReadableStream, limit: number, what: string)
  * §8.5 on a device tarball (.tar.xz): rewrites `path` with the keyring swapped into
  * `partitions/recovery.img`; every other member is copied in order, streamed (only the
  * recovery image is held in memory). Returns false, leaving `path` untouched, when the
- * tarball has no recovery image.
+ * tarball has no recovery image. One pass: only a tarball without a recovery image (rare,
+ * and then deleted by the caller, §5.4.9 step 8) pays for a compression that is thrown away.
  */
 export async function repackDeviceTarballKeyring(path: string, keyring: RecoveryKeyring, device?: string): Promise<boolean> {
   const codec = defaultCodec();

@@ -27,8 +27,13 @@ async function loadCommandModules(): Promise<CommandModule[]> {
 
 export function buildContext(program: Command): CliContext {
   let cached: Promise<Config> | undefined;
+  // --config, else $SI_CONFIG, else the reference's $SYSTEM_IMAGE_ROOT/etc/config, else ./etc/config.
   const configPath = () =>
-    resolve((program.opts().config as string | undefined) ?? process.env.SI_CONFIG ?? "etc/config");
+    resolve(
+      (program.opts().config as string | undefined) ??
+        process.env.SI_CONFIG ??
+        (process.env.SYSTEM_IMAGE_ROOT ? resolve(process.env.SYSTEM_IMAGE_ROOT, "etc/config") : "etc/config"),
+    );
   return {
     configPath,
     config() {

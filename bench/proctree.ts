@@ -1,0 +1,76 @@
+/**
+ * Runs a command and measures what it costs as a whole process tree: wall time, CPU
+ * (user+sys of the command and every child it waited for, from /usr/bin/time) and peak RSS
+ * summed over the live tree (sampled from /proc every 20 ms), so `xz` children count too.
+ */
+import { spawn } from "node:child_process";
+import { readFileSync, readdirSync, mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+export interface Cost {
+  wallS: number;
+  cpuS: number;
+  peakRssMB: number;
+  exitCode: number;
+}
+
+function children(): Map<number, number[]> {
+  const map = new Map<number, number[]>();
+  for (const d of readdirSync("/proc")) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const stat = readFileSync(`/proc/${d}/stat`, "utf8");
+      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+      const list = map.get(ppid) ?? [];
+      list.push(Number(d));
+      map.set(ppid, list);
+    } catch {
+      /* process ended while we looked */
+    }
+  }
+  return map;
+}
+
+function treeRssKB(root: number): number {
+  const kids = children();
+  let total = 0;
+  const stack = [root];
+  while (stack.length) {
+    const pid = stack.pop()!;
+    try {
+      const m = /VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+      if (m) total += Number(m[1]);
+    } catch {
+      /* gone */
+    }
+    stack.push(...(kids.get(pid) ?? []));
+  }
+  return total;
+}
+
+export async function measure(cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv; stdout?: "inherit" | "ignore" } = {}): Promise<Cost> {
+  const timeFile = join(mkdtempSync(join(tmpdir(), "si-bench-")), "time");
+  const start = process.hrtime.bigint();
+  const child = spawn("/usr/bin/time", ["-o", timeFile, "-f", "%U %S", cmd, ...args], {
+    stdio: ["ignore", opts.stdout ?? "ignore", "inherit"],
+    env: { ...process.env, ...opts.env },
+  });
+  let peak = 0;
+  const timer = setInterval(() => {
+    peak = Math.max(peak, treeRssKB(child.pid!));
+  }, 20);
+  const exitCode: number = await new Promise((res) => child.on("close", (c) => res(c ?? -1)));
+  clearInterval(timer);
+  const wallS = Number(process.hrtime.bigint() - start) / 1e9;
+  const [u, s] = readFileSync(timeFile, "utf8").trim().split("\n").pop()!.split(" ").map(Number);
+  return { wallS, cpuS: u + s, peakRssMB: peak / 1024, exitCode };
+}
+
+export function table(rows: Record<string, string | number>[]): string {
+  const cols = Object.keys(rows[0] ?? {});
+  const cell = (v: string | number) => (typeof v === "number" ? (Number.isInteger(v) ? String(v) : v.toFixed(2)) : v);
+  const widths = cols.map((c) => Math.max(c.length, ...rows.map((r) => cell(r[c]).length)));
+  const line = (vals: string[]) => "| " + vals.map((v, i) => v.padEnd(widths[i])).join(" | ") + " |";
+  return [line(cols), line(widths.map((w) => "-".repeat(w))), ...rows.map((r) => line(cols.map((c) => cell(r[c]))))].join("\n");
+}

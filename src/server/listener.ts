@@ -1,0 +1,123 @@
+/**
+ * One HTTP or HTTPS listening socket with sane timeouts and a graceful close. Shared by the
+ * public file server and any later listener (admin dashboard) started by `si serve`.
+ */
+import { createServer as createHttpServer, type RequestListener, type Server } from "node:http";
+import { createServer as createHttpsServer, type Server as HttpsServer } from "node:https";
+import type { Duplex } from "node:stream";
+import { SiError } from "../errors.js";
+import type { TlsMaterial } from "./tls.js";
+
+export interface ListenerSpec {
+  /** Name in logs and in the returned port map ("http", "https", "admin", ...). */
+  name: string;
+  address: string;
+  /** 0 picks a free port. */
+  port: number;
+  handler: RequestListener;
+  /** HTTPS when present. */
+  tls?: TlsMaterial;
+  /** Called for requests Node rejects before they reach the handler (bad syntax, 431, ...). */
+  onClientError?: (info: { status: number; code: string; remote?: string }) => void;
+}
+
+/**
+ * Limits that keep slow or idle peers from holding the server: idle keep-alive sockets go
+ * after 5 s, a request must have sent its headers within 20 s (whole request 30 s: GET and
+ * HEAD have no body), and a socket with no traffic either way for 2 min is dropped (a stalled
+ * download). Idle sockets cost a little memory each and never block other requests.
+ */
+const TIMEOUTS = {
+  keepAliveTimeout: 5_000,
+  headersTimeout: 20_000,
+  requestTimeout: 30_000,
+  socketIdle: 120_000,
+  tlsHandshake: 20_000,
+};
+
+export class Listener {
+  readonly server: Server | HttpsServer;
+  private closing = false;
+
+  constructor(readonly spec: ListenerSpec) {
+    const handler: RequestListener = (req, res) => {
+      // Finish the in-flight response, then let the socket go (graceful shutdown).
+      if (this.closing) res.setHeader("Connection", "close");
+      spec.handler(req, res);
+    };
+    const options = {
+      keepAliveTimeout: TIMEOUTS.keepAliveTimeout,
+      headersTimeout: TIMEOUTS.headersTimeout,
+      requestTimeout: TIMEOUTS.requestTimeout,
+      connectionsCheckingInterval: 5_000,
+      noDelay: true,
+    };
+    this.server = spec.tls
+      ? createHttpsServer({ ...options, cert: spec.tls.cert, key: spec.tls.key, handshakeTimeout: TIMEOUTS.tlsHandshake }, handler)
+      : createHttpServer(options, handler);
+    this.server.setTimeout(TIMEOUTS.socketIdle);
+    this.server.on("clientError", (err: NodeJS.ErrnoException, socket: Duplex) => this.clientError(err, socket));
+    // Handshake failures (scanners, clients that distrust a self-signed cert) are noise.
+    this.server.on("tlsClientError", () => undefined);
+  }
+
+  /** Same answers as Node's default clientError handling, plus a report for the log. */
+  private clientError(err: NodeJS.ErrnoException, socket: Duplex): void {
+    const code = err.code ?? "";
+    if (code === "ECONNRESET" || !socket.writable) {
+      socket.destroy();
+      return;
+    }
+    const status =
+      code === "HPE_HEADER_OVERFLOW" ? 431 : code === "ERR_HTTP_REQUEST_TIMEOUT" ? 408 : code === "HPE_URI_TOO_LONG" ? 414 : 400;
+    const reason = { 400: "Bad Request", 408: "Request Timeout", 414: "URI Too Long", 431: "Request Header Fields Too Large" }[status];
+    socket.end(`HTTP/1.1 ${status} ${reason}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+    this.spec.onClientError?.({ status, code, remote: (socket as { remoteAddress?: string }).remoteAddress });
+  }
+
+  /** Starts listening; resolves with the bound port. */
+  listen(): Promise<number> {
+    const { address, port, name } = this.spec;
+    return new Promise((resolve, reject) => {
+      const onError = (err: NodeJS.ErrnoException) => {
+        const hint = err.code === "EACCES" ? " (ports below 1024 need root or CAP_NET_BIND_SERVICE)" : "";
+        reject(new SiError(`Cannot listen on ${address}:${port} (${name}): ${err.code ?? err.message}${hint}`, "Exception", { cause: err }));
+      };
+      this.server.once("error", onError);
+      this.server.listen(port, address, () => {
+        this.server.off("error", onError);
+        resolve(this.port);
+      });
+    });
+  }
+
+  get port(): number {
+    const a = this.server.address();
+    return typeof a === "object" && a !== null ? a.port : 0;
+  }
+
+  /** New certificate/key for new connections (e.g. after a renewal); HTTPS only. */
+  setTls(tls: TlsMaterial): void {
+    if ("setSecureContext" in this.server) this.server.setSecureContext({ cert: tls.cert, key: tls.key });
+  }
+
+  /**
+   * Stops accepting, lets in-flight responses finish (they get `Connection: close`), closes
+   * idle keep-alive sockets as they become idle, and after `timeoutMs` cuts what is left.
+   */
+  close(timeoutMs: number): Promise<void> {
+    this.closing = true;
+    return new Promise((resolve) => {
+      if (!this.server.listening) return resolve();
+      const sweep = setInterval(() => this.server.closeIdleConnections(), 100);
+      const force = setTimeout(() => this.server.closeAllConnections(), timeoutMs);
+      force.unref();
+      this.server.close(() => {
+        clearInterval(sweep);
+        clearTimeout(force);
+        resolve();
+      });
+      this.server.closeIdleConnections();
+    });
+  }
+}

@@ -1,0 +1,155 @@
+/**
+ * `startServer`: the published tree on HTTP and/or HTTPS (the same tree on both, because the
+ * client fetches metadata over https_base and files over http_base: client-protocol §1.1),
+ * plus any extra listeners a caller brings (the admin dashboard).
+ */
+import type { IncomingMessage, RequestListener, ServerResponse } from "node:http";
+import type { Config } from "../config/types.js";
+import { ConfigError } from "../errors.js";
+import { DeviceWatch } from "./device-watch.js";
+import { Listener, type ListenerSpec } from "./listener.js";
+import { accessEntry, jsonLineLogger, type ServerLogger } from "./log.js";
+import { StaticTree, type RequestRecord, type StaticTreeOptions } from "./static-files.js";
+import { readTlsMaterial } from "./tls.js";
+
+export interface StartOptions {
+  /** Bind address of the public listeners. Default 0.0.0.0. */
+  address?: string;
+  /**
+   * Port overrides: a number (0 = any free port), null = off, undefined = from the config
+   * (`public_http_port` / `public_https_port`, where "0" or absent = off).
+   */
+  httpPort?: number | null;
+  httpsPort?: number | null;
+  /** Default: JSON lines on stdout. */
+  logger?: ServerLogger;
+  /** Default true. Warnings are logged either way. */
+  accessLog?: boolean;
+  /** More listeners started and stopped with the public ones. */
+  extraListeners?: Omit<ListenerSpec, "onClientError">[];
+  /** How long close() waits for in-flight responses before cutting them. Default 10 s. */
+  shutdownTimeoutMs?: number;
+  staticOptions?: StaticTreeOptions;
+}
+
+export interface RunningServer {
+  httpPort?: number;
+  httpsPort?: number;
+  /** Bound port of every listener by name ("http", "https", extra names). */
+  ports: Record<string, number>;
+  /** One URL per listener, e.g. `https://0.0.0.0:8443/`. */
+  urls: Record<string, string>;
+  /** Re-reads tls_cert / tls_key for new HTTPS connections (certificate renewal). */
+  reloadTls(): Promise<void>;
+  /** Graceful stop of every listener; resolves when all sockets are closed. */
+  close(): Promise<void>;
+}
+
+/** Config port string → listen port; "0", "" or absent = off. */
+function configPort(value: string | undefined): number | null {
+  if (value === undefined || value.trim() === "") return null;
+  const n = Number(value);
+  return Number.isInteger(n) && n > 0 && n <= 65535 ? n : null;
+}
+
+/** The request handler of the public tree: files, access log, unknown-device warnings. */
+export function publicHandler(
+  listener: string,
+  tree: StaticTree,
+  watch: DeviceWatch,
+  logger: ServerLogger,
+  accessLog: boolean,
+): RequestListener {
+  return (req: IncomingMessage, res: ServerResponse) => {
+    const started = performance.now();
+    const rec: RequestRecord = { bytes: 0 };
+    res.once("close", () => {
+      if (accessLog) logger.log(accessEntry(listener, req, res, rec, started));
+      if (res.statusCode === 404 || rec.path === "/channels.json") {
+        void watch.observe({
+          method: req.method,
+          path: rec.path,
+          status: res.statusCode,
+          userAgent: req.headers["user-agent"],
+          remote: req.socket.remoteAddress,
+        });
+      }
+    });
+    void tree.handle(req, res, rec);
+  };
+}
+
+export async function startServer(config: Config, opts: StartOptions = {}): Promise<RunningServer> {
+  const address = opts.address ?? "0.0.0.0";
+  const logger = opts.logger ?? jsonLineLogger((lines) => process.stdout.write(lines + "\n"));
+  const accessLog = opts.accessLog ?? true;
+  const tree = new StaticTree(config.publish_path, opts.staticOptions);
+  const watch = new DeviceWatch(config.publish_path, logger);
+  const httpPort = opts.httpPort !== undefined ? opts.httpPort : configPort(config.public_http_port);
+  const httpsPort = opts.httpsPort !== undefined ? opts.httpsPort : configPort(config.public_https_port);
+  const tlsFiles = () => {
+    if (!config.tls_cert || !config.tls_key) throw new ConfigError(`Cannot serve HTTPS: tls_cert and tls_key must be set in ${config.path}`);
+    return readTlsMaterial(config.tls_cert, config.tls_key);
+  };
+
+  const onClientError = (name: string) => (info: { status: number; code: string; remote?: string }) =>
+    logger.log({ level: "info", event: "client-error", listener: name, status: info.status, code: info.code, remote: info.remote });
+  const specs: ListenerSpec[] = [];
+  if (httpPort !== null) {
+    specs.push({ name: "http", address, port: httpPort, handler: publicHandler("http", tree, watch, logger, accessLog), onClientError: onClientError("http") });
+  }
+  if (httpsPort !== null) {
+    specs.push({
+      name: "https",
+      address,
+      port: httpsPort,
+      tls: await tlsFiles(),
+      handler: publicHandler("https", tree, watch, logger, accessLog),
+      onClientError: onClientError("https"),
+    });
+  }
+  specs.push(...(opts.extraListeners ?? []));
+  if (specs.length === 0) {
+    throw new ConfigError(
+      `Cannot serve: public_http_port and public_https_port are both 0 or unset in ${config.path} (use --http-port / --https-port)`,
+    );
+  }
+
+  const listeners: Listener[] = [];
+  const shutdownMs = opts.shutdownTimeoutMs ?? 10_000;
+  const closeAll = async () => {
+    await Promise.all(listeners.map((l) => l.close(shutdownMs)));
+    logger.flush?.();
+  };
+  try {
+    for (const spec of specs) {
+      const l = new Listener(spec);
+      listeners.push(l);
+      await l.listen();
+    }
+  } catch (err) {
+    await closeAll();
+    throw err;
+  }
+
+  const ports: Record<string, number> = {};
+  const urls: Record<string, string> = {};
+  for (const l of listeners) {
+    ports[l.spec.name] = l.port;
+    const host = l.spec.address.includes(":") ? `[${l.spec.address}]` : l.spec.address;
+    urls[l.spec.name] = `${l.spec.tls ? "https" : "http"}://${host}:${l.port}/`;
+  }
+  return {
+    httpPort: ports.http,
+    httpsPort: ports.https,
+    ports,
+    urls,
+    async reloadTls() {
+      const https = listeners.filter((l) => l.spec.tls && l.spec.name === "https");
+      if (https.length === 0) return;
+      const tls = await tlsFiles();
+      for (const l of https) l.setTls(tls);
+    },
+    close: closeAll,
+  };
+}

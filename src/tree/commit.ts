@@ -1,0 +1,107 @@
+/**
+ * Signed documents on disk: read them, and replace them with a matching signature.
+ *
+ * Commit order (why it is this one). A device fetches `X` and `X.asc` and rejects the pair if
+ * they do not match (client-protocol §9: SignatureError, retried at its next check). Two
+ * files cannot be swapped in one atomic step, so the goal is the shortest possible window:
+ *
+ *  1. prepare: write the new document to a temporary sibling, fsync; sign those exact bytes
+ *     into a second temporary sibling, fsync. Slow work (signing, all documents of a
+ *     transaction, version tarballs) happens here, while readers still see the old pair.
+ *     Any failure here discards the temporaries and leaves the tree untouched.
+ *  2. install: rename the document over `X`, then immediately the signature over `X.asc`
+ *     (rename() replaces atomically, so a reader never sees a missing or partial file). The
+ *     mismatch window is the gap between two rename() calls, microseconds, instead of the
+ *     reference's delete+rename+delete+rename with signing in between (§2.4). The document
+ *     goes first because clients request the document before its signature: a fetch that
+ *     lands inside the gap then reads the new document with the old signature only if both
+ *     requests fall inside the gap.
+ *  3. fsync the directories, so the renames survive a crash.
+ *
+ * A transaction installs pool/version files first, then every index.json, then channels.json,
+ * so no committed document ever names a file that is not there yet.
+ */
+import { randomBytes } from "node:crypto";
+import { open, readFile, rename, unlink } from "node:fs/promises";
+import { basename, dirname, join } from "node:path";
+import { Readable } from "node:stream";
+import type { Signer } from "../pgp/signer.js";
+
+/** A document and its signature, written to temporaries and waiting to be installed. */
+export interface PreparedPair {
+  final: string;
+  tmp: string;
+  sigTmp: string;
+}
+
+/** A hidden sibling of `path` that no other writer picks. */
+export function tempSibling(path: string): string {
+  return join(dirname(path), `.${basename(path)}.new-${process.pid}-${randomBytes(4).toString("hex")}`);
+}
+
+/** Writes `data` to a new file and fsyncs it. */
+export async function writeSynced(path: string, data: string | Uint8Array, mode = 0o644): Promise<void> {
+  const fh = await open(path, "wx", mode);
+  try {
+    await fh.writeFile(data);
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
+/** Contents of a file, or null when it does not exist. */
+export async function readTextOrNull(path: string): Promise<string | null> {
+  try {
+    return await readFile(path, "utf8");
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return null;
+    throw err;
+  }
+}
+
+/** Step 1: temporaries for `path` and `path.asc` (image-signing, §1.4). */
+export async function prepareSigned(path: string, data: string | Uint8Array, signer: Signer): Promise<PreparedPair> {
+  const bytes = typeof data === "string" ? Buffer.from(data, "utf8") : data;
+  const pair: PreparedPair = { final: path, tmp: tempSibling(path), sigTmp: tempSibling(`${path}.asc`) };
+  try {
+    await writeSynced(pair.tmp, bytes);
+    const armored = await signer.signStream("image-signing", Readable.from([bytes]));
+    await writeSynced(pair.sigTmp, armored);
+  } catch (err) {
+    await discardPair(pair);
+    throw err;
+  }
+  return pair;
+}
+
+/** Step 2: document, then signature, back to back. */
+export async function installPair(pair: PreparedPair): Promise<void> {
+  await rename(pair.tmp, pair.final);
+  await rename(pair.sigTmp, `${pair.final}.asc`);
+}
+
+export async function discardPair(pair: PreparedPair): Promise<void> {
+  await unlink(pair.tmp).catch(() => {});
+  await unlink(pair.sigTmp).catch(() => {});
+}
+
+/** Step 3: make renames in `dir` durable. */
+export async function fsyncDir(dir: string): Promise<void> {
+  const fh = await open(dir, "r").catch(() => null);
+  if (!fh) return;
+  try {
+    await fh.sync();
+  } catch {
+    /* some filesystems refuse fsync on directories; the rename itself is still atomic */
+  } finally {
+    await fh.close();
+  }
+}
+
+/** Writes a signed document in one go (prepare + install + fsync): sidecars and the like. */
+export async function writeSignedFile(path: string, data: string | Uint8Array, signer: Signer): Promise<void> {
+  const pair = await prepareSigned(path, data, signer);
+  await installPair(pair);
+  await fsyncDir(dirname(path));
+}
