@@ -100,10 +100,9 @@ export function selectRange(
     return { start: Math.max(0, size - n), end: size - 1 };
   }
   const start = Number(m[1]);
-  const end = m[2] === "" ? size - 1 : Number(m[2]);
-  if (end < start) return undefined; // invalid spec: ignore the header (§14.1.1)
+  if (m[2] !== "" && Number(m[2]) < start) return undefined; // invalid spec: ignore the header (§14.1.1)
   if (start >= size) return "unsatisfiable";
-  return { start, end: Math.min(end, size - 1) };
+  return { start, end: m[2] === "" ? size - 1 : Math.min(Number(m[2]), size - 1) };
 }
 
 /** If-Range with an ETag needs a strong match; with a date, equality with Last-Modified. */

@@ -8,7 +8,7 @@
  * names a channel or device channels.json lacks, and (2) on every 404 below a
  * `/<channel>/<device>/` path (flashing tools hard-code that layout: §10.1).
  */
-import { readFile, stat } from "node:fs/promises";
+import { readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import type { LogEntry, ServerLogger } from "./log.js";
 
@@ -100,14 +100,18 @@ export class ChannelsCatalogue {
     private readonly logger: ServerLogger,
   ) {}
 
-  /** Never rejects: a missing or malformed file yields undefined (and one warning per version). */
-  async current(): Promise<ChannelDevices | undefined> {
+  /**
+   * Never throws: a missing or malformed file yields undefined (and one warning per version).
+   * Synchronous like the file handler (one stat on a local disk), which also keeps each
+   * warning next to its access line in the log.
+   */
+  current(): ChannelDevices | undefined {
     const file = join(this.publishPath, "channels.json");
     try {
-      const st = await stat(file);
+      const st = statSync(file);
       const key = `${st.ino}:${st.size}:${st.mtimeMs}`;
       if (key === this.key) return this.doc;
-      const text = await readFile(file, "utf8");
+      const text = readFileSync(file, "utf8");
       this.key = key;
       this.doc = channelDevices(text);
       if (!this.doc) this.logger.log({ level: "warn", event: "bad-channels-json", message: `Cannot parse ${file}: not a JSON object of channels` });
@@ -130,14 +134,14 @@ export class DeviceWatch {
     this.catalogue = new ChannelsCatalogue(publishPath, logger);
   }
 
-  /** Checks one finished request; never rejects. */
-  async observe(info: { method?: string; path?: string; status: number; userAgent?: string; remote?: string }): Promise<void> {
+  /** Checks one finished request; never throws. */
+  observe(info: { method?: string; path?: string; status: number; userAgent?: string; remote?: string }): void {
     const base: LogEntry = { level: "warn", path: info.path, user_agent: info.userAgent ?? null, remote: info.remote };
     if (info.path === "/channels.json" && info.method === "GET" && (info.status === 200 || info.status === 304)) {
       // HEAD is always followed by GET (client-protocol §2): checking GET alone warns once.
       const id = parseClientUserAgent(info.userAgent);
       if (!id) return;
-      const doc = await this.catalogue.current();
+      const doc = this.catalogue.current();
       const problem = doc && identityProblem(id, doc);
       if (!problem) return;
       this.logger.log({
@@ -149,7 +153,7 @@ export class DeviceWatch {
         message: `Device asks for ${problem === "unknown channel" ? `channel '${id.channel}', which channels.json lacks` : `device '${id.device}', which channel '${id.channel}' lacks`}: the client will silently report "Already up-to-date"`,
       });
     } else if (info.status === 404 && info.path !== undefined) {
-      const where = locateMissing(info.path, await this.catalogue.current());
+      const where = locateMissing(info.path, this.catalogue.current());
       if (!where) return;
       this.logger.log({
         ...base,

@@ -31,7 +31,7 @@ export function jsonLineLogger(write: (lines: string) => void): ServerLogger {
   };
   return {
     log(entry) {
-      pending.push(JSON.stringify({ time: new Date().toISOString(), ...entry }));
+      pending.push(JSON.stringify(entry.time === undefined ? { time: new Date().toISOString(), ...entry } : entry));
       if (!scheduled) {
         scheduled = true;
         setImmediate(flush);
@@ -42,7 +42,7 @@ export function jsonLineLogger(write: (lines: string) => void): ServerLogger {
 }
 
 /** Keeps absurd request targets (up to Node's header limit) from bloating every log line. */
-const MAX_LOGGED = 2048;
+const MAX_LOGGED = 1024;
 const clip = (s: string | undefined) => (s !== undefined && s.length > MAX_LOGGED ? s.slice(0, MAX_LOGGED) + "…" : s);
 
 /** The access-log entry of one finished (or aborted) response. */
@@ -54,6 +54,7 @@ export function accessEntry(
   startedMs: number,
 ): LogEntry {
   const entry: LogEntry = {
+    time: new Date().toISOString(),
     level: "info",
     event: "access",
     listener,

@@ -66,7 +66,7 @@ export function publicHandler(
     res.once("close", () => {
       if (accessLog) logger.log(accessEntry(listener, req, res, rec, started));
       if (res.statusCode === 404 || rec.path === "/channels.json") {
-        void watch.observe({
+        watch.observe({
           method: req.method,
           path: rec.path,
           status: res.statusCode,

@@ -1,82 +1,60 @@
 /**
  * The published tree over HTTP: GET and HEAD on regular files below `publish_path`, nothing
  * else. Written on node:fs rather than serve-static for exact control of what is refused and
- * of every header (client-protocol §2: HEAD before GET on every URL, any status >= 400 is
- * fatal, no compression), and for speed:
+ * of every header (client-protocol §2), and for speed:
  *
- * - metadata calls (realpath, stat, open) are synchronous, as nginx makes them: on a local
- *   disk they take microseconds, while a round trip through libuv's thread pool costs more
- *   than the call and capped us at a fraction of nginx's request rate;
- * - small files (all the JSON and .asc) are kept in memory with their response headers, and
- *   revalidated by one stat per request (inode, size, mtime, ctime), so a publish is seen at
- *   once;
- * - large files stream from one open fd whose fstat gave the headers, so headers and body
- *   always describe the same inode even while the tree is being replaced.
+ * - Metadata calls are synchronous, as nginx makes them: on a local disk a stat takes
+ *   microseconds, while a round trip through libuv's thread pool costs more than the call
+ *   and capped us at a fraction of nginx's request rate.
+ * - Every file is checked once with realpath (it must lie inside publish_path, with no
+ *   dot-name on the way) and remembered by its identity (device, inode, size, mtime, ctime)
+ *   with its response headers, and small files (the JSON and .asc) with their bytes. A
+ *   request then costs one stat: the same identity means the same, already checked inode,
+ *   whatever the path now points through; any change (a publish renames new files in)
+ *   means a new check and a new read, so updates are visible at once.
+ * - Large files stream from one open fd whose fstat must match the checked identity, so
+ *   headers and body describe the same inode even while the tree is being replaced.
  */
-import { createReadStream, fstatSync, openSync, closeSync, readFileSync, realpathSync, statSync, type Stats } from "node:fs";
-import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from "node:http";
+import { closeSync, fstatSync, openSync, readFileSync, realpathSync, statSync, type Stats } from "node:fs";
+import type { IncomingMessage, ServerResponse } from "node:http";
 import { join, sep } from "node:path";
-import { pipeline } from "node:stream";
+import { etagOf, lastModifiedOf } from "./conditional.js";
 import { cacheControlOf, contentTypeOf } from "./content-rules.js";
-import { etagOf, lastModifiedOf, preconditionStatus, selectRange, type ByteRange, type Validators } from "./conditional.js";
+import { respondPlain, respondWithFile, type RequestRecord, type ServedFile } from "./respond.js";
 import { canonicalPath, pathSegments } from "./url-path.js";
 
-/** What the handler tells the access log about one request. */
-export interface RequestRecord {
-  /** Canonical path (`/pool/x`), when the target was a servable path. */
-  path?: string;
-  /** Body bytes handed to the socket. */
-  bytes: number;
-}
+export type { RequestRecord } from "./respond.js";
 
 export interface StaticTreeOptions {
-  /** Files up to this size are cached in memory. Default 256 KiB. */
+  /** Files up to this size are kept in memory. Default 256 KiB. */
   smallFileLimit?: number;
-  /** Total bytes of the memory cache. Default 64 MiB. */
+  /** Total bytes of file content kept in memory. Default 64 MiB. */
   cacheBytes?: number;
+  /** Most files remembered (headers and identity). Default 20000. */
+  maxEntries?: number;
   /** Read size when streaming large files. Default 1 MiB (fewer, larger socket writes). */
   chunkSize?: number;
 }
 
-/** A file's identity and the headers every 200/206/304 of it carries. */
-interface FileInfo extends Validators {
-  path: string;
-  etag: string;
-  lastModified: string;
-  cacheControl: string;
-  contentType: string;
-}
-
-interface Cached extends FileInfo {
+interface Entry extends ServedFile {
+  dev: number;
   ino: number;
   ctimeMs: number;
-  data: Buffer;
 }
 
 /** fs errors that mean "no such servable file" rather than a server fault. */
 const NOT_FOUND_CODES = new Set(["ENOENT", "ENOTDIR", "ELOOP", "ENAMETOOLONG", "EACCES", "EPERM", "EISDIR", "EINVAL"]);
 
-const sameFile = (c: Cached, s: Stats) =>
-  c.ino === s.ino && c.size === s.size && c.mtimeMs === s.mtimeMs && c.ctimeMs === s.ctimeMs;
-
-function fileInfo(path: string, v: Validators): FileInfo {
-  return {
-    path,
-    size: v.size,
-    mtimeMs: v.mtimeMs,
-    etag: etagOf(v),
-    lastModified: lastModifiedOf(v),
-    cacheControl: cacheControlOf(path),
-    contentType: contentTypeOf(path),
-  };
-}
+const sameFile = (e: Entry, s: Stats) =>
+  e.ino === s.ino && e.dev === s.dev && e.size === s.size && e.mtimeMs === s.mtimeMs && e.ctimeMs === s.ctimeMs;
 
 export class StaticTree {
   private realRoot: string | undefined;
-  private readonly cache = new Map<string, Cached>();
+  private readonly entries = new Map<string, Entry>();
   private cachedBytes = 0;
   private readonly smallFileLimit: number;
   private readonly cacheBytes: number;
+  private readonly maxEntries: number;
   private readonly chunkSize: number;
 
   constructor(
@@ -85,6 +63,7 @@ export class StaticTree {
   ) {
     this.smallFileLimit = opts.smallFileLimit ?? 256 * 1024;
     this.cacheBytes = opts.cacheBytes ?? 64 * 1024 * 1024;
+    this.maxEntries = opts.maxEntries ?? 20_000;
     this.chunkSize = opts.chunkSize ?? 1024 * 1024;
   }
 
@@ -92,173 +71,111 @@ export class StaticTree {
   handle(req: IncomingMessage, res: ServerResponse, rec: RequestRecord): void {
     const method = req.method;
     if (method !== "GET" && method !== "HEAD") {
-      return plain(req, res, rec, 405, "Method Not Allowed", { Allow: "GET, HEAD" });
+      return respondPlain(req, res, rec, 405, "Method Not Allowed", { Allow: "GET, HEAD" });
     }
     const segments = pathSegments(req.url ?? "");
-    if (!segments) return plain(req, res, rec, 404, "Not Found");
-    const path = canonicalPath(segments);
-    rec.path = path;
+    if (!segments) return respondPlain(req, res, rec, 404, "Not Found");
+    rec.path = canonicalPath(segments);
+    const file = join(this.root, ...segments);
     let fd: number | undefined;
     try {
-      const real = this.resolve(segments);
-      const found = real === undefined ? undefined : statSync(real, { throwIfNoEntry: false });
-      if (real === undefined || !found?.isFile()) return plain(req, res, rec, 404, "Not Found");
-      if (found.size <= this.smallFileLimit) {
-        const hit = this.cache.get(real);
-        const file = hit && sameFile(hit, found) ? hit : this.load(real, path);
-        return this.respond(req, res, rec, file, file.data);
+      // A file replaced between stat and open is looked up again (twice at most).
+      for (let attempt = 0; attempt < 3; attempt++) {
+        const st = statSync(file, { throwIfNoEntry: false });
+        if (!st?.isFile()) return respondPlain(req, res, rec, 404, "Not Found");
+        const known = this.entries.get(file);
+        const entry = known && sameFile(known, st) ? known : this.check(file, rec.path, st);
+        if (!entry) return respondPlain(req, res, rec, 404, "Not Found");
+        if (entry.data || method === "HEAD") return respondWithFile(req, res, rec, entry, undefined, this.chunkSize);
+        fd = openSync(file, "r");
+        if (sameFile(entry, fstatSync(fd))) {
+          const open = fd;
+          fd = undefined;
+          return respondWithFile(req, res, rec, entry, open, this.chunkSize);
+        }
+        closeSync(fd);
+        fd = undefined;
       }
-      if (method === "HEAD") return this.respond(req, res, rec, fileInfo(path, found));
-      // Headers from the open fd: a rename over the path after stat() cannot desync them.
-      fd = openSync(real, "r");
-      const file = fileInfo(path, fstatSync(fd));
-      const open = fd;
-      fd = undefined;
-      this.respond(req, res, rec, file, undefined, open);
+      return respondPlain(req, res, rec, 503, "Service Unavailable", { "Retry-After": "1" });
     } catch (err) {
       if (fd !== undefined) closeSync(fd);
       const code = (err as NodeJS.ErrnoException).code ?? "";
-      if (NOT_FOUND_CODES.has(code)) return plain(req, res, rec, 404, "Not Found");
+      if (NOT_FOUND_CODES.has(code)) return respondPlain(req, res, rec, 404, "Not Found");
       if (code === "EMFILE" || code === "ENFILE") {
-        return plain(req, res, rec, 503, "Service Unavailable", { "Retry-After": "1" });
+        return respondPlain(req, res, rec, 503, "Service Unavailable", { "Retry-After": "1" });
       }
-      return plain(req, res, rec, 500, "Internal Server Error");
+      return respondPlain(req, res, rec, 500, "Internal Server Error");
     }
   }
 
   /**
-   * Real path of the file, or undefined when it lies outside the tree (a symlink escaping
-   * publish_path) or passes through a dot-name there (a temp file behind a symlink).
+   * First sight of this file (or of a new version): its real path must lie inside the tree
+   * (a symlink may not lead out of publish_path, nor to a dot-name such as a temp file in
+   * it). Small files are read here, through one fd, so the bytes match the identity.
    */
-  private resolve(segments: string[]): string | undefined {
-    const real = realpathSync.native(join(this.root, ...segments));
-    for (let attempt = 0; attempt < 2; attempt++) {
-      // publish_path itself may be a symlink that is re-pointed: re-resolve once on a miss.
-      if (this.realRoot === undefined || attempt === 1) this.realRoot = realpathSync.native(this.root);
-      const prefix = this.realRoot.endsWith(sep) ? this.realRoot : this.realRoot + sep;
-      if (real.startsWith(prefix)) {
-        const inside = real.slice(prefix.length).split(sep);
-        return inside.some((s) => s.startsWith(".")) ? undefined : real;
-      }
-    }
-    return undefined;
-  }
-
-  /** Reads a small file through one fd and caches it with its headers. */
-  private load(real: string, path: string): Cached {
+  private check(file: string, path: string, st: Stats): Entry | undefined {
+    const real = this.inside(realpathSync.native(file));
+    if (real === undefined) return undefined;
+    if (st.size > this.smallFileLimit) return this.remember(file, entryOf(path, st));
     const fd = openSync(real, "r");
     try {
-      const st = fstatSync(fd);
+      const fst = fstatSync(fd);
+      if (fst.size > this.smallFileLimit) return this.remember(file, entryOf(path, fst)); // grew meanwhile
       const data = readFileSync(fd);
-      // A file written in place (not by our atomic publisher) may change under us: serve
-      // what was read, with a length that matches it, and do not cache it.
-      const entry: Cached = { ...fileInfo(path, { size: data.length, mtimeMs: st.mtimeMs }), ino: st.ino, ctimeMs: st.ctimeMs, data };
-      if (data.length === st.size) this.remember(real, entry);
-      return entry;
+      const entry = entryOf(path, fst, data);
+      // Written in place while we read (not by our atomic publisher): serve what was read,
+      // with a length that matches it, but do not remember it.
+      return data.length === fst.size ? this.remember(file, entry) : { ...entry, size: data.length };
     } finally {
       closeSync(fd);
     }
   }
 
-  private remember(real: string, entry: Cached): void {
-    const old = this.cache.get(real);
-    if (old) {
-      this.cache.delete(real);
-      this.cachedBytes -= old.data.length;
-    }
-    if (entry.data.length > this.cacheBytes) return;
-    // Oldest first out: Map iteration follows insertion order.
-    for (const [key, c] of this.cache) {
-      if (this.cachedBytes + entry.data.length <= this.cacheBytes) break;
-      this.cache.delete(key);
-      this.cachedBytes -= c.data.length;
-    }
-    this.cache.set(real, entry);
-    this.cachedBytes += entry.data.length;
-  }
-
-  private respond(
-    req: IncomingMessage,
-    res: ServerResponse,
-    rec: RequestRecord,
-    file: FileInfo,
-    data?: Buffer,
-    fd?: number,
-  ): void {
-    const h = req.headers;
-    const base = ["Accept-Ranges", "bytes", "Cache-Control", file.cacheControl, "ETag", file.etag, "Last-Modified", file.lastModified];
-    let range: ByteRange | undefined;
-    // Devices send no conditional or Range headers (client-protocol §2): skip the work then.
-    if (h["if-match"] ?? h["if-none-match"] ?? h["if-modified-since"] ?? h["if-unmodified-since"] ?? h.range) {
-      const pre = preconditionStatus(
-        { ifMatch: h["if-match"], ifNoneMatch: h["if-none-match"], ifModifiedSince: h["if-modified-since"], ifUnmodifiedSince: h["if-unmodified-since"] },
-        file,
-      );
-      if (pre !== undefined && fd !== undefined) closeSync(fd);
-      if (pre === 304) return void res.writeHead(304, base).end();
-      if (pre === 412) return plain(req, res, rec, 412, "Precondition Failed", pairs(base));
-      // Range applies to HEAD too, so HEAD answers exactly what GET would (RFC 9110 §9.3.2).
-      const selected = selectRange(h.range, header(h["if-range"]), file);
-      if (selected === "unsatisfiable") {
-        if (fd !== undefined) closeSync(fd);
-        return plain(req, res, rec, 416, "Range Not Satisfiable", { ...pairs(base), "Content-Range": `bytes */${file.size}` });
+  /** `real` when it lies inside the tree's real root and passes through no dot-name. */
+  private inside(real: string): string | undefined {
+    for (let attempt = 0; attempt < 2; attempt++) {
+      // publish_path itself may be a symlink that is re-pointed: re-resolve once on a miss.
+      if (this.realRoot === undefined || attempt === 1) this.realRoot = realpathSync.native(this.root);
+      const prefix = this.realRoot.endsWith(sep) ? this.realRoot : this.realRoot + sep;
+      if (real.startsWith(prefix)) {
+        return real.slice(prefix.length).split(sep).some((s) => s.startsWith(".")) ? undefined : real;
       }
-      range = selected;
     }
-    const r: ByteRange = range ?? { start: 0, end: file.size - 1 };
-    const length = r.end - r.start + 1;
-    const headers = [...base, "Content-Type", file.contentType, "Content-Length", String(length), "X-Content-Type-Options", "nosniff"];
-    if (range) headers.push("Content-Range", `bytes ${r.start}-${r.end}/${file.size}`);
-    res.writeHead(range ? 206 : 200, headers);
-    if (req.method === "HEAD" || length === 0) {
-      if (fd !== undefined) closeSync(fd);
-      res.end();
-      return;
+    return undefined;
+  }
+
+  private remember(file: string, entry: Entry): Entry {
+    const old = this.entries.get(file);
+    if (old) this.forget(file, old);
+    const size = entry.data?.length ?? 0;
+    if (size > this.cacheBytes) return entry;
+    // Oldest first out: Map iteration follows insertion order.
+    for (const [key, e] of this.entries) {
+      if (this.cachedBytes + size <= this.cacheBytes && this.entries.size < this.maxEntries) break;
+      this.forget(key, e);
     }
-    if (data) {
-      rec.bytes += length;
-      res.end(length === data.length ? data : data.subarray(r.start, r.end + 1));
-      return;
-    }
-    const stream = createReadStream("", { fd, start: r.start, end: r.end, highWaterMark: this.chunkSize, autoClose: true });
-    stream.on("data", (chunk: string | Buffer) => {
-      rec.bytes += chunk.length;
-    });
-    // An aborted download destroys both ends; the fd closes with the stream.
-    pipeline(stream, res, () => undefined);
+    this.entries.set(file, entry);
+    this.cachedBytes += size;
+    return entry;
+  }
+
+  private forget(file: string, entry: Entry): void {
+    this.entries.delete(file);
+    this.cachedBytes -= entry.data?.length ?? 0;
   }
 }
 
-/** A header Node leaves as string | string[] (unknown names): the first value. */
-const header = (v: string | string[] | undefined) => (Array.isArray(v) ? v[0] : v);
-
-/** ["A", "1", "B", "2"] → { A: "1", B: "2" }. */
-function pairs(flat: string[]): OutgoingHttpHeaders {
-  const out: OutgoingHttpHeaders = {};
-  for (let i = 0; i < flat.length; i += 2) out[flat[i]!] = flat[i + 1];
-  return out;
-}
-
-/** A short text/plain answer (errors); HEAD gets the same headers without the body. */
-function plain(
-  req: IncomingMessage,
-  res: ServerResponse,
-  rec: RequestRecord,
-  status: number,
-  text: string,
-  extra: OutgoingHttpHeaders = {},
-): void {
-  const body = Buffer.from(`${status} ${text}\n`);
-  res.writeHead(status, {
-    ...extra,
-    "Content-Type": "text/plain; charset=utf-8",
-    "Content-Length": body.length,
-    "Cache-Control": "no-cache",
-    "X-Content-Type-Options": "nosniff",
-  });
-  if (req.method === "HEAD") res.end();
-  else {
-    rec.bytes += body.length;
-    res.end(body);
-  }
+function entryOf(path: string, st: Stats, data?: Buffer): Entry {
+  return {
+    dev: st.dev,
+    ino: st.ino,
+    ctimeMs: st.ctimeMs,
+    size: st.size,
+    mtimeMs: st.mtimeMs,
+    etag: etagOf(st),
+    lastModified: lastModifiedOf(st),
+    cacheControl: cacheControlOf(path),
+    contentType: contentTypeOf(path),
+    data,
+  };
 }

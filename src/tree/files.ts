@@ -12,13 +12,16 @@ import { readTextOrNull } from "./commit.js";
 import { deviceDirOf, isDir } from "./paths.js";
 
 export interface Existing {
+  /** Files outside gpg/ (candidates for orphans). */
   files: Set<string>;
+  /** Files directly in gpg/: never orphans, but they do exist (a device keyring may live there). */
+  gpgFiles: Set<string>;
   emptyDirs: Set<string>;
 }
 
 /** Every file under `root` (symlinks to files included) and every empty directory. */
 export async function listExisting(root: string): Promise<Existing> {
-  const out: Existing = { files: new Set(), emptyDirs: new Set() };
+  const out: Existing = { files: new Set(), gpgFiles: new Set(), emptyDirs: new Set() };
   const gpg = join(root, "gpg");
   const walk = async (dir: string): Promise<void> => {
     const files: string[] = [];
@@ -33,7 +36,8 @@ export async function listExisting(root: string): Promise<Existing> {
       else files.push(p);
     }
     // The published keyrings in gpg/ are not named by any document (§7.4).
-    if (dir !== gpg) {
+    if (dir === gpg) for (const f of files) out.gpgFiles.add(f);
+    else {
       for (const f of files) out.files.add(f);
       // The root itself is never "empty": removing it would remove publish_path.
       if (dir !== root && files.length === 0 && dirCount === 0) out.emptyDirs.add(dir);
@@ -67,7 +71,9 @@ export async function listReferenced(root: string, channels: ChannelsDoc): Promi
 }
 
 export async function listMissing(root: string, channels: ChannelsDoc): Promise<string[]> {
-  return missingFiles((await listExisting(root)).files, await listReferenced(root, channels));
+  const ex = await listExisting(root);
+  // The reference reported a device keyring kept in gpg/ as missing: it does exist.
+  return missingFiles(new Set([...ex.files, ...ex.gpgFiles]), await listReferenced(root, channels));
 }
 
 export async function listOrphaned(root: string, channels: ChannelsDoc): Promise<string[]> {

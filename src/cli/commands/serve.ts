@@ -12,15 +12,15 @@ import type { CliContext } from "../context.js";
 
 interface ServeOptions {
   address: string;
-  httpPort?: number | null;
-  httpsPort?: number | null;
+  httpPort?: number | "off";
+  httpsPort?: number | "off";
   accessLog: boolean;
 }
 
-/** `--http-port N`: 0 = any free port, `off` = no listener. */
+/** `--http-port N`: 0 = any free port, `off` = no listener (commander cannot store null). */
 function portOption(flag: string) {
-  return (value: string): number | null => {
-    if (value === "off" || value === "disabled") return null;
+  return (value: string): number | "off" => {
+    if (value === "off" || value === "disabled") return "off";
     if (!/^\d+$/.test(value) || Number(value) > 65535) throw new UsageError(`${flag}: expected a port number 0-65535 or 'off', got '${value}'`);
     return Number(value);
   };
@@ -39,8 +39,8 @@ export function register(program: Command, ctx: CliContext): void {
       const logger = jsonLineLogger((lines) => ctx.out(lines));
       const server = await startServer(config, {
         address: opts.address,
-        httpPort: opts.httpPort,
-        httpsPort: opts.httpsPort,
+        httpPort: opts.httpPort === "off" ? null : opts.httpPort,
+        httpsPort: opts.httpsPort === "off" ? null : opts.httpsPort,
         accessLog: opts.accessLog,
         logger,
       });

@@ -1,0 +1,162 @@
+/**
+ * One device directory's index.json (server-reference §7.3). Every method returns a Promise;
+ * mutations run as transactions on the shared queue, reads see every earlier queued call.
+ * snake_case twins (`create_image`, ...) are the reference names for the admin shell.
+ */
+import { join } from "node:path";
+import type { Config } from "../config/types.js";
+import type { Image, IndexDoc } from "../model/index-doc.js";
+import { cleanupPhased, parseIndex } from "../model/index-doc.js";
+import { findImage, getPhasedPercentage } from "../model/images.js";
+import { readTextOrNull } from "./commit.js";
+import { addSnakeAliases, Runner, type TreeOptions } from "./context.js";
+import {
+  opCreateImage,
+  opExpireImages,
+  opRemoveImage,
+  opSetDescription,
+  opSetPhasedPercentage,
+  type CreateImageArgs,
+} from "./image-ops.js";
+
+/** Keyword arguments of create_image (Python: base=, bootme=, minversion=, version_detail=). */
+export interface CreateImageOptions {
+  base?: number | null;
+  bootme?: boolean;
+  minversion?: number | null;
+  version_detail?: string | null;
+  versionDetail?: string | null;
+}
+
+export class Device {
+  readonly config: Config;
+  /** publish_path: file paths given to create_image are relative to it (§7.5). */
+  readonly pub_path: string;
+  /** The device directory. */
+  readonly path: string;
+  readonly indexpath: string;
+  private readonly runner: Runner;
+
+  /** A device directory; `opts.queue` is the Tree's when the Tree made it (get_device). */
+  constructor(config: Config, path: string, opts: TreeOptions = {}) {
+    this.config = config;
+    this.pub_path = config.publish_path;
+    this.path = path;
+    this.indexpath = join(path, "index.json");
+    this.runner = new Runner(Runner.context(config, config.publish_path, opts), opts);
+  }
+
+  private read<T>(op: string, args: unknown[], fn: (doc: IndexDoc) => T): Promise<T> {
+    return this.runner.run(op, args, async () => {
+      const text = await readTextOrNull(this.indexpath);
+      const doc = parseIndex(text ?? "", this.indexpath);
+      cleanupPhased(doc); // every load applies it (§2.3)
+      return fn(doc);
+    });
+  }
+
+  /** The images, oldest version first (after the phased clean-up). */
+  listImages(): Promise<Image[]> {
+    return this.read("list_images", [], (doc) => doc.images);
+  }
+
+  /**
+   * Adds an image whose files are `paths` (relative to publish_path or absolute inside it),
+   * each with its `.asc`; `order` follows the list. Either a 5th argument with the keyword
+   * options, or the reference's positional (base, bootme, minversion, version_detail).
+   * Versions and bases are integers 1..65535 (the client asserts 16 bits).
+   */
+  createImage(
+    type: string,
+    version: number,
+    description: string,
+    paths: string[],
+    baseOrOptions?: number | null | CreateImageOptions,
+    bootme?: boolean,
+    minversion?: number | null,
+    versionDetail?: string | null,
+  ): Promise<true> {
+    const o: CreateImageOptions =
+      typeof baseOrOptions === "object" && baseOrOptions !== null ? baseOrOptions : { base: baseOrOptions, bootme, minversion, versionDetail };
+    const args: CreateImageArgs = {
+      type,
+      version,
+      description,
+      paths,
+      base: o.base,
+      bootme: o.bootme,
+      minversion: o.minversion,
+      versionDetail: o.versionDetail ?? o.version_detail,
+    };
+    return this.runner.txn("create_image", [type, version, description, paths, o], async (t) => {
+      await opCreateImage(t, this.indexpath, this.pub_path, args);
+      return true as const;
+    });
+  }
+
+  /** The single image of that type, version (and base, for deltas); IndexError otherwise. */
+  getImage(type: string, version: number, base?: number | null): Promise<Image> {
+    return this.read("get_image", [type, version, base], (doc) => doc.images[findImage(doc, type, version, base, this.indexpath)]!);
+  }
+
+  /** Removes the image get_image would return. */
+  removeImage(type: string, version: number, base?: number | null): Promise<true> {
+    return this.runner.txn("remove_image", [type, version, base], async (t) => {
+      await opRemoveImage(t, this.indexpath, type, version, base);
+      return true as const;
+    });
+  }
+
+  /** Sets `description` and one `description_<lang>` per translation. */
+  setDescription(type: string, version: number, description: string, translations: Record<string, string> = {}, base?: number | null): Promise<true> {
+    return this.runner.txn("set_description", [type, version, description, translations, base], async (t) => {
+      await opSetDescription(t, this.indexpath, { type, version, description, translations, base });
+      return true as const;
+    });
+  }
+
+  /** Keeps the newest `maxImages` full images and the deltas between kept versions. */
+  expireImages(maxImages: number): Promise<true> {
+    return this.runner.txn("expire_images", [maxImages], async (t) => {
+      await opExpireImages(t, this.indexpath, maxImages);
+      return true as const;
+    });
+  }
+
+  /** The first image of that version's percentage, 100 when unset; IndexError if none. */
+  getPhasedPercentage(version: number): Promise<number> {
+    return this.read("get_phased_percentage", [version], (doc) => getPhasedPercentage(doc, version, this.indexpath));
+  }
+
+  /** Sets the percentage on every image of the latest version (100 removes it). */
+  setPhasedPercentage(version: number, percentage: number): Promise<true> {
+    return this.runner.txn("set_phased_percentage", [version, percentage], async (t) => {
+      await opSetPhasedPercentage(t, this.indexpath, version, percentage);
+      return true as const;
+    });
+  }
+}
+
+export const DEVICE_METHODS = [
+  "listImages",
+  "createImage",
+  "getImage",
+  "removeImage",
+  "setDescription",
+  "expireImages",
+  "getPhasedPercentage",
+  "setPhasedPercentage",
+] as const;
+
+/** The reference (snake_case) names, same functions. */
+export interface Device {
+  /** @see Device.listImages */ list_images: Device["listImages"];
+  /** @see Device.createImage */ create_image: Device["createImage"];
+  /** @see Device.getImage */ get_image: Device["getImage"];
+  /** @see Device.removeImage */ remove_image: Device["removeImage"];
+  /** @see Device.setDescription */ set_description: Device["setDescription"];
+  /** @see Device.expireImages */ expire_images: Device["expireImages"];
+  /** @see Device.getPhasedPercentage */ get_phased_percentage: Device["getPhasedPercentage"];
+  /** @see Device.setPhasedPercentage */ set_phased_percentage: Device["setPhasedPercentage"];
+}
+addSnakeAliases(Device.prototype, DEVICE_METHODS);
