@@ -4,9 +4,9 @@
  * exactly the headers GET would get, and no body. Nothing is ever compressed: the client
  * sends no Accept-Encoding and hashes the bytes it receives (client-protocol §2).
  */
-import { closeSync, createReadStream } from "node:fs";
+import { closeSync } from "node:fs";
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from "node:http";
-import { pipeline } from "node:stream";
+import { streamFileRange } from "./file-stream.js";
 import { preconditionStatus, selectRange, type ByteRange, type Validators } from "./conditional.js";
 
 /** What the handler tells the access log about one request. */
@@ -83,12 +83,7 @@ export function respondWithFile(
     res.end(length === file.data.length ? file.data : file.data.subarray(r.start, r.end + 1));
     return;
   }
-  const stream = createReadStream("", { fd, start: r.start, end: r.end, highWaterMark: chunkSize, autoClose: true });
-  stream.on("data", (chunk: string | Buffer) => {
-    rec.bytes += chunk.length;
-  });
-  // An aborted download destroys both ends; the fd closes with the stream.
-  pipeline(stream, res, () => undefined);
+  streamFileRange(fd!, r.start, r.end, res, chunkSize, (n) => (rec.bytes += n));
 }
 
 /** A short text/plain answer (errors); HEAD gets the same headers without the body. */

@@ -5,9 +5,9 @@
  * so in a comment and asserts our behaviour.
  */
 import { execFileSync } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
-import { beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { diffImages, entryChanged, makeDelta, scanImage } from "../../src/archive/diff/index.js";
 import { ArchiveError } from "../../src/errors.js";
 import { applyCheck, unpackImage, applyDeltaInPlace } from "../helpers/apply-delta.js";
@@ -49,6 +49,7 @@ beforeAll(() => {
   source = writeTarWithPython(join(dir, "source.tar"), SOURCE);
   target = writeTarWithPython(join(dir, "target.tar"), TARGET);
 });
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 function changeList(d: Awaited<ReturnType<typeof diffImages>>): string[] {
   const rows = [

@@ -3,9 +3,10 @@
  * or by our own writer, plus a Python-based lister to inspect results without our reader.
  */
 import { execFileSync, spawnSync } from "node:child_process";
-import { createWriteStream, mkdtempSync } from "node:fs";
+import { createWriteStream, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { onTestFinished } from "vitest";
 import { GnuTarWriter } from "../../src/archive/tar/write.js";
 import type { TarEntryType, TarHeader } from "../../src/archive/tar/types.js";
 
@@ -26,8 +27,15 @@ export interface FixtureEntry {
   typeflag?: string;
 }
 
+/** A fresh directory, removed when the current test ends (callers outside a test clean up). */
 export function tempDir(prefix = "si-tar-"): string {
-  return mkdtempSync(join(tmpdir(), prefix));
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  try {
+    onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
+  } catch {
+    // Not inside a test (beforeAll): the caller removes it.
+  }
+  return dir;
 }
 
 const PY_TYPES: Record<TarEntryType, string> = {

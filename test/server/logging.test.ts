@@ -4,7 +4,8 @@
  * client-protocol §3 step 5, §11.9).
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { rmSync, writeFileSync } from "node:fs";
+import { readdirSync, rmSync, writeFileSync } from "node:fs";
+import { request } from "node:http";
 import { join } from "node:path";
 import { jsonLineLogger, type LogEntry } from "../../src/server/log.js";
 import { startServer, type RunningServer } from "../../src/server/start.js";
@@ -62,6 +63,27 @@ describe("access log", () => {
     await fetchRaw(http, "HEAD", "/pool/ubports-0123abcd.tar.xz", { "User-Agent": "marker-3" });
     expect((await accessFor("marker-2")).bytes).toBe(site.files["/pool/ubports-0123abcd.tar.xz"]!.length);
     expect(await accessFor("marker-3")).toMatchObject({ method: "HEAD", status: 200, bytes: 0, range: null });
+  });
+
+  it("marks a download the client abandons as aborted and closes its file", async () => {
+    const size = 64 * 1024 * 1024;
+    writeFileSync(join(site.publish, "pool/huge.tar.xz"), Buffer.alloc(size, 7));
+    const fds = () => readdirSync("/proc/self/fd").length;
+    const before = fds();
+    await new Promise<void>((resolve, reject) => {
+      const req = request({ host: "127.0.0.1", port: http.port, path: "/pool/huge.tar.xz", agent: false, headers: { "User-Agent": "marker-abort" } }, (res) => {
+        res.once("data", () => {
+          req.destroy();
+          resolve();
+        });
+      });
+      req.on("error", (err: NodeJS.ErrnoException) => (err.code === "ECONNRESET" ? undefined : reject(err)));
+      req.end();
+    });
+    const e = await accessFor("marker-abort");
+    expect(e).toMatchObject({ status: 200, aborted: true });
+    expect(e.bytes as number).toBeLessThan(size);
+    await eventually(() => (fds() <= before ? true : undefined), "file descriptors back to the count before the download");
   });
 
   it("logs requests Node rejects before the handler", async () => {

@@ -171,7 +171,7 @@ describe("the operation queue", () => {
     const publishEvents = events.filter((e) => e.op === "publish_keyring").map((e) => `${e.phase}:${String(e.args[0])}`);
     expect(publishEvents).toEqual([...names.flatMap((n) => [`start:${n}`, `end:${n}`]), "start:missing", "error:missing"]);
     for (const n of names) {
-      expect(readFileSync(join(pub, "gpg", `${n}.tar.xz`))).toEqual(readFileSync(join(config.gpg_keyring_path, `${n}.tar.xz`)));
+      expect(readFileSync(join(pub, "gpg", `${n}.tar.xz`)).equals(readFileSync(join(config.gpg_keyring_path, `${n}.tar.xz`))), n).toBe(true);
     }
     verifyTree(pub);
   });

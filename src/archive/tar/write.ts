@@ -105,6 +105,7 @@ export class GnuTarWriter {
     if (!this.out.write(buf)) {
       await Promise.race([once(this.out, "drain"), once(this.out, "close")]);
       if (this.failed) throw this.failed;
+      if (this.out.destroyed) throw new ArchiveError("Cannot write tar archive: the output was closed");
     }
   }
 
