@@ -129,8 +129,13 @@ export function createChannelAlias(doc: ChannelsDoc, name: string, target: strin
 export function createChannelRedirect(doc: ChannelsDoc, name: string, target: string): void {
   assertChannelName(name, "create channel redirect");
   assertAbsent(doc, name);
-  const t = requireTarget(doc, target);
-  doc[name] = { ...structuredClone(t), redirect: target, hidden: true };
+  requireTarget(doc, target);
+  refreshRedirect(doc, name, target);
+}
+
+/** (Re)makes `name` a fresh copy of `target` (sync_redirects: picks up device changes). */
+export function refreshRedirect(doc: ChannelsDoc, name: string, target: string): void {
+  doc[name] = { ...structuredClone(requireTarget(doc, target)), redirect: target, hidden: true };
 }
 
 /** The checks of change_channel_alias, in the reference's order. */
@@ -256,6 +261,6 @@ export function renameChannel(doc: ChannelsDoc, oldName: string, newName: string
       }
     }
   }
-  for (const r of redirectsOf(doc, oldName)) doc[r] = { ...structuredClone(moved), redirect: newName, hidden: true };
+  for (const r of redirectsOf(doc, oldName)) refreshRedirect(doc, r, newName);
   return plan;
 }

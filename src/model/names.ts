@@ -47,14 +47,19 @@ export function assertChannelName(name: unknown, verb = "create channel"): asser
   }
 }
 
-/** A device name: one path segment (it is a directory inside its channel). */
-export function assertDeviceName(name: unknown, verb = "create device"): asserts name is string {
+/** A single path segment naming a `noun` (device, keyring): no `/`, not `.`/`..`. */
+export function assertSegmentName(name: unknown, noun: string, verb: string): asserts name is string {
   if (typeof name !== "string" || name === "") {
-    throw new TreeError(`Cannot ${verb} ${JSON.stringify(name)}: a device name must be a non-empty string`, "ValueError");
+    throw new TreeError(`Cannot ${verb} ${JSON.stringify(name)}: a ${noun} name must be a non-empty string`, "ValueError");
   }
-  if (name.includes("/")) throw new TreeError(`Cannot ${verb} '${name}': a device name cannot contain '/'`, "ValueError");
+  if (name.includes("/")) throw new TreeError(`Cannot ${verb} '${name}': a ${noun} name cannot contain '/'`, "ValueError");
   const why = segmentProblem(name);
   if (why) throw new TreeError(`Cannot ${verb} '${name}': ${why}`, "ValueError");
+}
+
+/** A device name: one path segment (it is a directory inside its channel). */
+export function assertDeviceName(name: unknown, verb = "create device"): asserts name is string {
+  assertSegmentName(name, "device", verb);
   if (BAG_METHODS.has(name)) {
     throw new TreeError(`Cannot ${verb} '${name}': the client cannot parse a device with this name (client-protocol §5)`, "ValueError");
   }

@@ -13,8 +13,12 @@ import { loadSigningKey, type SigningKey } from "./keys.js";
 import { DIGEST_INFO, HASH_SHA512, finishDigest, newHash, signatureData, signaturePacket } from "./packets.js";
 import type { KeyName, Signer, StreamSignature } from "./signer.js";
 
+/**
+ * ASCII armour with the CRC-24 line: without it GnuPG (2.2 here, 1.4 on devices) misreads
+ * the end line as data whenever the packet length is a multiple of 3, and the check fails.
+ */
 export function armorSignature(packet: Uint8Array): string {
-  return openpgp.armor(openpgp.enums.armor.signature, packet);
+  return openpgp.armor(openpgp.enums.armor.signature, packet, undefined, undefined, undefined, true);
 }
 
 /** Signature over everything fed to update(), made by `key`'s primary key. */

@@ -121,3 +121,39 @@ export class Listener {
     });
   }
 }
+
+/** Listeners started together and stopped together. */
+export interface ListenerGroup {
+  listeners: Listener[];
+  /** Bound port of every listener by name. */
+  ports: Record<string, number>;
+  /** One URL per listener, e.g. `https://0.0.0.0:8443/`. */
+  urls: Record<string, string>;
+  close(): Promise<void>;
+}
+
+/** Starts every spec in order; if one fails, closes those already started and rethrows. */
+export async function startListeners(specs: ListenerSpec[], shutdownMs: number): Promise<ListenerGroup> {
+  const listeners: Listener[] = [];
+  const close = async () => {
+    await Promise.all(listeners.map((l) => l.close(shutdownMs)));
+  };
+  try {
+    for (const spec of specs) {
+      const l = new Listener(spec);
+      listeners.push(l);
+      await l.listen();
+    }
+  } catch (err) {
+    await close();
+    throw err;
+  }
+  const ports: Record<string, number> = {};
+  const urls: Record<string, string> = {};
+  for (const l of listeners) {
+    ports[l.spec.name] = l.port;
+    const host = l.spec.address.includes(":") ? `[${l.spec.address}]` : l.spec.address;
+    urls[l.spec.name] = `${l.spec.tls ? "https" : "http"}://${host}:${l.port}/`;
+  }
+  return { listeners, ports, urls, close };
+}

@@ -15,6 +15,12 @@ export interface ServerLogger {
 }
 
 /**
+ * Writes up to this many bytes at once: pipe and socket writes up to PIPE_BUF are atomic, so
+ * lines from several worker processes sharing one stdout never interleave mid-line.
+ */
+const ATOMIC_WRITE = 4096;
+
+/**
  * Writes JSON lines through `write`, batched per event-loop turn: under load that is one
  * write for many requests instead of one syscall each. `write` gets whole lines joined by
  * "\n", without the final newline (the shape of CliContext.out).
@@ -27,7 +33,18 @@ export function jsonLineLogger(write: (lines: string) => void): ServerLogger {
     if (pending.length === 0) return;
     const lines = pending;
     pending = [];
-    write(lines.join("\n"));
+    let start = 0;
+    let size = 0;
+    for (let i = 0; i < lines.length; i++) {
+      const n = Buffer.byteLength(lines[i]!) + 1;
+      if (size + n > ATOMIC_WRITE && i > start) {
+        write(lines.slice(start, i).join("\n"));
+        start = i;
+        size = 0;
+      }
+      size += n;
+    }
+    write(lines.slice(start).join("\n"));
   };
   return {
     log(entry) {

@@ -7,7 +7,7 @@ import type { IncomingMessage, RequestListener, ServerResponse } from "node:http
 import type { Config } from "../config/types.js";
 import { ConfigError } from "../errors.js";
 import { DeviceWatch } from "./device-watch.js";
-import { Listener, type ListenerSpec } from "./listener.js";
+import { startListeners, type ListenerSpec } from "./listener.js";
 import { accessEntry, jsonLineLogger, type ServerLogger } from "./log.js";
 import { StaticTree, type RequestRecord, type StaticTreeOptions } from "./static-files.js";
 import { readTlsMaterial } from "./tls.js";
@@ -52,6 +52,14 @@ function configPort(value: string | undefined): number | null {
   return Number.isInteger(n) && n > 0 && n <= 65535 ? n : null;
 }
 
+/** Listen ports of the public listeners: options first, then the config; null = off. */
+export function publicPorts(config: Config, opts: Pick<StartOptions, "httpPort" | "httpsPort">): { http: number | null; https: number | null } {
+  return {
+    http: opts.httpPort !== undefined ? opts.httpPort : configPort(config.public_http_port),
+    https: opts.httpsPort !== undefined ? opts.httpsPort : configPort(config.public_https_port),
+  };
+}
+
 /** The request handler of the public tree: files, access log, unknown-device warnings. */
 export function publicHandler(
   listener: string,
@@ -85,8 +93,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
   const accessLog = opts.accessLog ?? true;
   const tree = new StaticTree(config.publish_path, opts.staticOptions);
   const watch = new DeviceWatch(config.publish_path, logger);
-  const httpPort = opts.httpPort !== undefined ? opts.httpPort : configPort(config.public_http_port);
-  const httpsPort = opts.httpsPort !== undefined ? opts.httpsPort : configPort(config.public_https_port);
+  const { http: httpPort, https: httpsPort } = publicPorts(config, opts);
   const tlsFiles = () => {
     if (!config.tls_cert || !config.tls_key) throw new ConfigError(`Cannot serve HTTPS: tls_cert and tls_key must be set in ${config.path}`);
     return readTlsMaterial(config.tls_cert, config.tls_key);
@@ -115,41 +122,22 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
     );
   }
 
-  const listeners: Listener[] = [];
-  const shutdownMs = opts.shutdownTimeoutMs ?? 10_000;
-  const closeAll = async () => {
-    await Promise.all(listeners.map((l) => l.close(shutdownMs)));
-    logger.flush?.();
-  };
-  try {
-    for (const spec of specs) {
-      const l = new Listener(spec);
-      listeners.push(l);
-      await l.listen();
-    }
-  } catch (err) {
-    await closeAll();
-    throw err;
-  }
-
-  const ports: Record<string, number> = {};
-  const urls: Record<string, string> = {};
-  for (const l of listeners) {
-    ports[l.spec.name] = l.port;
-    const host = l.spec.address.includes(":") ? `[${l.spec.address}]` : l.spec.address;
-    urls[l.spec.name] = `${l.spec.tls ? "https" : "http"}://${host}:${l.port}/`;
-  }
+  const group = await startListeners(specs, opts.shutdownTimeoutMs ?? 10_000);
+  const { ports, urls } = group;
   return {
     httpPort: ports.http,
     httpsPort: ports.https,
     ports,
     urls,
     async reloadTls() {
-      const https = listeners.filter((l) => l.spec.tls && l.spec.name === "https");
+      const https = group.listeners.filter((l) => l.spec.name === "https");
       if (https.length === 0) return;
       const tls = await tlsFiles();
       for (const l of https) l.setTls(tls);
     },
-    close: closeAll,
+    async close() {
+      await group.close();
+      logger.flush?.();
+    },
   };
 }

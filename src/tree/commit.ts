@@ -1,9 +1,11 @@
 /**
  * Signed documents on disk: read them, and replace them with a matching signature.
  *
- * Commit order (why it is this one). A device fetches `X` and `X.asc` and rejects the pair if
- * they do not match (client-protocol §9: SignatureError, retried at its next check). Two
- * files cannot be swapped in one atomic step, so the goal is the shortest possible window:
+ * Commit order (why it is this one). A device fetches `X` and then `X.asc` (HEAD both, then
+ * GET both: client-protocol §3) and rejects a pair that does not match: for channels.json it
+ * re-fetches the image-signing keyring and retries once, for an index.json the check fails
+ * until the next one (client-protocol §3 step 4, §9). Two files cannot be swapped in one
+ * atomic step, so the goal is the shortest possible window:
  *
  *  1. prepare: write the new document to a temporary sibling, fsync; sign those exact bytes
  *     into a second temporary sibling, fsync. Slow work (signing, all documents of a
@@ -13,9 +15,10 @@
  *     (rename() replaces atomically, so a reader never sees a missing or partial file). The
  *     mismatch window is the gap between two rename() calls, microseconds, instead of the
  *     reference's delete+rename+delete+rename with signing in between (§2.4). The document
- *     goes first because clients request the document before its signature: a fetch that
- *     lands inside the gap then reads the new document with the old signature only if both
- *     requests fall inside the gap.
+ *     goes first because clients request the document before its signature: a mismatch
+ *     then needs the document GET to land after the first rename and the signature GET
+ *     before the second (both inside the gap), or the two GETs to straddle both renames.
+ *     Signature-first would add every pair of GETs that merely straddles the first rename.
  *  3. fsync the directories, so the renames survive a crash.
  *
  * A transaction installs pool/version files first, then every index.json, then channels.json,

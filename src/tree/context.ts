@@ -7,7 +7,7 @@ import { defaultCodec, type XzCodec } from "../io/xz.js";
 import { systemClock, type Clock } from "../model/generated-at.js";
 import { LocalSigner } from "../pgp/local-signer.js";
 import type { Signer } from "../pgp/signer.js";
-import { OpQueue } from "./queue.js";
+import { sharedQueue, type OpQueue } from "./queue.js";
 import { runTxn, type TreeContext, type Txn } from "./txn.js";
 
 /** Reported around every queued operation, in queue order. */
@@ -24,7 +24,10 @@ export interface TreeOptions {
   /** Time for generated_at and version tarball mtimes (default: now). */
   clock?: Clock;
   codec?: XzCodec;
-  /** Shared with every Device the Tree hands out, so all their operations run one at a time. */
+  /**
+   * Default: one queue per published directory in this process, shared by every Tree and
+   * Device over it (and by every Device a Tree hands out), so operations run one at a time.
+   */
   queue?: OpQueue;
   onOperation?: (event: OperationEvent) => void;
 }
@@ -35,7 +38,7 @@ export class Runner {
     readonly ctx: TreeContext,
     readonly opts: TreeOptions,
   ) {
-    this.queue = opts.queue ?? new OpQueue();
+    this.queue = opts.queue ?? sharedQueue(ctx.root);
   }
 
   static context(config: Config, root: string, opts: TreeOptions): TreeContext {

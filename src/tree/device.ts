@@ -17,6 +17,7 @@ import {
   opSetDescription,
   opSetPhasedPercentage,
   type CreateImageArgs,
+  type KnownDigests,
 } from "./image-ops.js";
 
 /** Keyword arguments of create_image (Python: base=, bootme=, minversion=, version_detail=). */
@@ -27,6 +28,25 @@ export interface CreateImageOptions {
   version_detail?: string | null;
   versionDetail?: string | null;
 }
+
+/** One image for createImages: create_image's arguments as an object. */
+export interface ImageSpec extends CreateImageOptions {
+  type: string;
+  version: number;
+  description: string;
+  paths: string[];
+}
+
+const toArgs = (s: ImageSpec): CreateImageArgs => ({
+  type: s.type,
+  version: s.version,
+  description: s.description,
+  paths: s.paths,
+  base: s.base,
+  bootme: s.bootme,
+  minversion: s.minversion,
+  versionDetail: s.versionDetail ?? s.version_detail,
+});
 
 export class Device {
   readonly config: Config;
@@ -78,18 +98,21 @@ export class Device {
   ): Promise<true> {
     const o: CreateImageOptions =
       typeof baseOrOptions === "object" && baseOrOptions !== null ? baseOrOptions : { base: baseOrOptions, bootme, minversion, versionDetail };
-    const args: CreateImageArgs = {
-      type,
-      version,
-      description,
-      paths,
-      base: o.base,
-      bootme: o.bootme,
-      minversion: o.minversion,
-      versionDetail: o.versionDetail ?? o.version_detail,
-    };
+    const args = toArgs({ ...o, type, version, description, paths });
     return this.runner.txn("create_image", [type, version, description, paths, o], async (t) => {
       await opCreateImage(t, this.indexpath, this.pub_path, args);
+      return true as const;
+    });
+  }
+
+  /**
+   * Several images in one commit (an import's full image and its deltas appear together, or
+   * none does). `opts.checksums` holds SHA-256 and size by real path for files the caller
+   * just wrote, so gigabyte images are not read again.
+   */
+  createImages(images: ImageSpec[], opts: { checksums?: KnownDigests } = {}): Promise<true> {
+    return this.runner.txn("create_images", [images], async (t) => {
+      for (const spec of images) await opCreateImage(t, this.indexpath, this.pub_path, toArgs(spec), opts.checksums);
       return true as const;
     });
   }
@@ -140,6 +163,7 @@ export class Device {
 export const DEVICE_METHODS = [
   "listImages",
   "createImage",
+  "createImages",
   "getImage",
   "removeImage",
   "setDescription",
@@ -152,6 +176,7 @@ export const DEVICE_METHODS = [
 export interface Device {
   /** @see Device.listImages */ list_images: Device["listImages"];
   /** @see Device.createImage */ create_image: Device["createImage"];
+  /** @see Device.createImages */ create_images: Device["createImages"];
   /** @see Device.getImage */ get_image: Device["getImage"];
   /** @see Device.removeImage */ remove_image: Device["removeImage"];
   /** @see Device.setDescription */ set_description: Device["setDescription"];

@@ -38,11 +38,14 @@ export async function hashFile(path: string): Promise<{ sha256: string; size: nu
   return { sha256, size: bytes };
 }
 
+/** SHA-256 and size by real path, for files the caller just wrote (so they are not re-read). */
+export type KnownDigests = ReadonlyMap<string, { sha256: string; size: number }>;
+
 /**
  * File entries for `paths` (relative to, or absolute inside, `pubPath`), in order (§7.3).
  * Every file and its `.asc` must exist: an index never names a missing file.
  */
-export async function fileEntries(paths: string[], pubPath: string): Promise<FileEntry[]> {
+export async function fileEntries(paths: string[], pubPath: string, known?: KnownDigests): Promise<FileEntry[]> {
   const out: FileEntry[] = [];
   for (const [order, p] of paths.entries()) {
     const { abspath, url } = expandPath(p, pubPath);
@@ -50,18 +53,18 @@ export async function fileEntries(paths: string[], pubPath: string): Promise<Fil
     if (!exists(`${abspath}.asc`)) throw new TreeError(`The GPG file signature doesn't exists: ${abspath}.asc`, "Exception");
     const bad = urlPathProblem(url);
     if (bad) throw new TreeError(`Cannot add ${abspath} to an image: its URL path ${url} is unusable, ${bad}`, "ValueError");
-    const { sha256, size } = await hashFile(abspath);
+    const { sha256, size } = known?.get(abspath) ?? (await hashFile(abspath));
     out.push({ checksum: sha256, order, path: url, signature: `${url}.asc`, size });
   }
   return out;
 }
 
-export async function opCreateImage(t: Txn, indexPath: string, pubPath: string, a: CreateImageArgs): Promise<void> {
+export async function opCreateImage(t: Txn, indexPath: string, pubPath: string, a: CreateImageArgs, known?: KnownDigests): Promise<void> {
   const what = `${a.type} image ${String(a.version)}`;
   if (!Array.isArray(a.paths) || a.paths.length === 0) {
     throw new TreeError(`No file passed for this image. (${what} in ${indexPath})`, "Exception");
   }
-  const files = await fileEntries(a.paths, pubPath);
+  const files = await fileEntries(a.paths, pubPath, known);
   const img: NewImage = { ...a, files };
   checkNewImage(img);
   const doc = await t.index(indexPath, { write: true });

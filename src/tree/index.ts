@@ -3,7 +3,8 @@
  * the generators.
  */
 export { Tree, openTree, TREE_METHODS } from "./tree.js";
-export { Device, DEVICE_METHODS, type CreateImageOptions } from "./device.js";
+export { Device, DEVICE_METHODS, type CreateImageOptions, type ImageSpec } from "./device.js";
+export type { KnownDigests } from "./image-ops.js";
 export type { OperationEvent, TreeOptions } from "./context.js";
 export { OpQueue } from "./queue.js";
 export { GENERATE_INDEX_MAGIC } from "./ops.js";

@@ -128,8 +128,8 @@ export async function opSyncRedirects(t: Txn, channel: string): Promise<void> {
   if (redirects.length === 0) return;
   await t.channels(true);
   for (const r of redirects) {
-    ch.removeChannel(doc, r);
-    ch.createChannelRedirect(doc, r, channel);
+    ch.removeChannel(doc, r); // also drops per-device redirects to r, as the reference does
+    ch.refreshRedirect(doc, r, channel);
   }
 }
 

@@ -4,20 +4,20 @@
  * mutations are transactions (see txn.ts) that write nothing when they fail.
  * snake_case twins (`create_channel`, ...) are the reference names for the admin shell.
  */
-import { copyFile, mkdir, rename, unlink } from "node:fs/promises";
 import { join } from "node:path";
 import type { Config } from "../config/types.js";
 import { TreeError } from "../errors.js";
 import * as ch from "../model/channels.js";
-import { assertDeviceName } from "../model/names.js";
 import type { Signer } from "../pgp/signer.js";
-import { fsyncDir, readTextOrNull, tempSibling } from "./commit.js";
+import { readTextOrNull } from "./commit.js";
 import { addSnakeAliases, Runner, type TreeOptions } from "./context.js";
 import { Device } from "./device.js";
 import { listMissing, listOrphaned, removeOrphans } from "./files.js";
+import { publishKeyringFiles } from "./keyrings.js";
 import * as ops from "./ops.js";
 import { opSyncAlias } from "./ops-alias.js";
-import { deviceDirOf, exists, expandPath, isDir, type ExpandedPath } from "./paths.js";
+import { deviceDirOf, expandPath, isDir, type ExpandedPath } from "./paths.js";
+import type { Txn } from "./txn.js";
 
 export class Tree {
   readonly config: Config;
@@ -46,7 +46,7 @@ export class Tree {
     return this.runner.run(op, args, async () => fn(await this.channels()));
   }
 
-  private change(op: string, args: unknown[], fn: (t: import("./txn.js").Txn) => Promise<void>): Promise<true> {
+  private change(op: string, args: unknown[], fn: (t: Txn) => Promise<void>): Promise<true> {
     return this.runner.txn(op, args, async (t) => {
       await fn(t);
       return true as const;
@@ -134,27 +134,7 @@ export class Tree {
    */
   publishKeyring(name: string): Promise<true> {
     return this.runner.run("publish_keyring", [name], async () => {
-      assertDeviceName(name, "publish keyring");
-      const src = join(this.config.gpg_keyring_path, name);
-      if (!exists(`${src}.tar.xz`)) throw new TreeError(`Missing keyring: ${src}.tar.xz`, "Exception");
-      if (!exists(`${src}.tar.xz.asc`)) throw new TreeError(`Missing keyring signature: ${src}.tar.xz.asc`, "Exception");
-      const gpg = join(this.path, "gpg");
-      await mkdir(gpg).catch((err: NodeJS.ErrnoException) => {
-        if (err.code !== "EEXIST") throw err;
-      });
-      const copies: Array<[string, string]> = [];
-      try {
-        for (const ext of [".tar.xz", ".tar.xz.asc"]) {
-          const tmp = tempSibling(join(gpg, name + ext));
-          copies.push([tmp, join(gpg, name + ext)]);
-          await copyFile(`${src}${ext}`, tmp);
-        }
-      } catch (err) {
-        for (const [tmp] of copies) await unlink(tmp).catch(() => {});
-        throw err;
-      }
-      for (const [tmp, dest] of copies) await rename(tmp, dest);
-      await fsyncDir(gpg);
+      await publishKeyringFiles(this.path, this.config.gpg_keyring_path, name);
       return true as const;
     });
   }

@@ -93,6 +93,18 @@ describe("access log", () => {
     expect(e).toMatchObject({ status: 431, code: "HPE_HEADER_OVERFLOW", listener: "http" });
   });
 
+  it("jsonLineLogger splits large batches into whole-line writes of at most 4096 bytes", async () => {
+    const chunks: string[] = [];
+    const log = jsonLineLogger((lines) => chunks.push(lines));
+    for (let i = 0; i < 200; i++) log.log({ level: "info", event: "x", i, pad: "p".repeat(100) });
+    log.log({ level: "info", event: "long", pad: "q".repeat(5000) });
+    log.flush!();
+    expect(chunks.length).toBeGreaterThan(5);
+    const all = chunks.flatMap((c) => c.split("\n").map((l) => JSON.parse(l) as LogEntry));
+    expect(all.map((e) => e.i ?? e.event)).toEqual([...Array.from({ length: 200 }, (_, i) => i), "long"]);
+    for (const c of chunks.slice(0, -1)) expect(Buffer.byteLength(c) + 1).toBeLessThanOrEqual(4096);
+  });
+
   it("jsonLineLogger writes valid JSON lines, batched", async () => {
     const chunks: string[] = [];
     const log = jsonLineLogger((lines) => chunks.push(lines));

@@ -72,7 +72,7 @@ const portOf = (url: unknown) => Number(new URL(String(url)).port);
 
 describe("si serve", () => {
   it("prints its URLs, serves HTTP and HTTPS, and exits 0 on SIGTERM after finishing a download", async () => {
-    const s = spawnServe("--address", "127.0.0.1", "--http-port", "0", "--https-port", "0");
+    const s = spawnServe("--address", "127.0.0.1", "--http-port", "0", "--https-port", "0", "--workers", "1");
     try {
       const httpLine = await s.waitFor((l) => l.event === "listening" && l.listener === "http");
       const httpsLine = await s.waitFor((l) => l.event === "listening" && l.listener === "https");
@@ -111,7 +111,7 @@ describe("si serve", () => {
   });
 
   it("exits 0 on SIGINT with no traffic, and refuses connections once stopping", async () => {
-    const s = spawnServe("--address", "127.0.0.1", "--http-port", "0", "--https-port", "off", "--no-access-log");
+    const s = spawnServe("--address", "127.0.0.1", "--http-port", "0", "--https-port", "off", "--no-access-log", "--workers", "1");
     try {
       const line = await s.waitFor((l) => l.event === "listening");
       expect(s.lines.filter((l) => l.event === "listening")).toHaveLength(1);
@@ -123,6 +123,37 @@ describe("si serve", () => {
     } finally {
       s.child.kill("SIGKILL");
     }
+  });
+
+  it("with --workers 2: serves from two processes, replaces a dead worker, stops them all on SIGTERM", async () => {
+    const s = spawnServe("--address", "127.0.0.1", "--http-port", "0", "--https-port", "0", "--workers", "2");
+    try {
+      const line = await s.waitFor((l) => l.event === "listening" && l.listener === "https");
+      await s.waitFor((l) => l.event === "listening" && l.listener === "http");
+      const ca = readFileSync(site.config.tls_cert!);
+      const workers = () => readFileSync(`/proc/${s.child.pid}/task/${s.child.pid}/children`, "utf8").trim().split(/\s+/).filter(Boolean).map(Number);
+      expect(workers()).toHaveLength(2);
+      const victim = workers()[0]!;
+      process.kill(victim, "SIGKILL");
+      await s.waitFor((l) => l.event === "worker-exit" && l.worker === victim);
+      // The replacement announces nothing; requests keep working throughout.
+      for (let i = 0; i < 10; i++) expect((await fetchRaw({ port: portOf(line.url), ca }, "GET", "/channels.json")).status).toBe(200);
+      const pids = new Set(workers());
+      expect(pids.size).toBe(2);
+      expect(pids.has(victim)).toBe(false);
+      s.child.kill("SIGTERM");
+      expect(await s.exit).toBe(0);
+      for (const pid of pids) expect(() => process.kill(pid, 0)).toThrow();
+      expect(s.lines.filter((l) => l.event === "access" && l.path === "/channels.json").length).toBeGreaterThanOrEqual(10);
+    } finally {
+      s.child.kill("SIGKILL");
+    }
+  });
+
+  it("with workers, a start-up error is reported once and the exit status is 1", () => {
+    const r = runSi(["--config", join(site.base, "etc/config"), "serve", "--workers", "2", "--https-port", "0", "--http-port", "1"]);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/Cannot (listen on 0\.0\.0\.0:1 \(http\)|start serve worker)/);
   });
 
   it("refuses to start with both ports off, and rejects a bad port", () => {

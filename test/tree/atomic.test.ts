@@ -97,6 +97,7 @@ describe("a refused operation changes nothing", () => {
     // create_device commits the new index.json, then channels.json.
     expect((await rejection(tree.create_device("other", "newdev"))).message).toBe("Cannot sign: the key is gone");
     expect(fingerprint(fx.pub)).toEqual(before);
+    verifyTree(fx.pub);
   });
 });
 
@@ -137,6 +138,7 @@ describe("generated_at and rewrites", () => {
     delete doc.images[1]["phased-percentage"];
     writeFileSync(index, JSON.stringify(doc));
     expect((await dev.list_images())[0]!["phased-percentage"]).toBeUndefined();
+    expect(readFileSync(index, "utf8")).toBe(JSON.stringify(doc)); // reads never write
     await dev.set_phased_percentage(2, 100);
     expect(readFileSync(index, "utf8")).not.toContain("phased-percentage");
     expect(readFileSync(index, "utf8")).toContain('"generated_at": "Wed Jun 03 00:00:00 UTC 2026"');
@@ -174,6 +176,17 @@ describe("the operation queue", () => {
       expect(readFileSync(join(pub, "gpg", `${n}.tar.xz`)).equals(readFileSync(join(config.gpg_keyring_path, `${n}.tar.xz`))), n).toBe(true);
     }
     verifyTree(pub);
+  });
+});
+
+describe("two Trees over one directory", () => {
+  it("share the queue, so concurrent changes from both are all kept", async () => {
+    const fx = await treeFixture();
+    const other = openTree(fx.config, fx.signer);
+    const names = ["a", "b", "c", "d", "e", "f"];
+    await Promise.all(names.map((n, i) => (i % 2 ? other : fx.tree).create_channel(n)));
+    expect(Object.keys(await fx.tree.list_channels()).sort()).toEqual(names);
+    verifyTree(fx.pub);
   });
 });
 

@@ -6,7 +6,7 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { Device } from "../../src/tree/index.js";
-import { rejection, signedFile, treeFixture, verifyTree } from "./fixture.js";
+import { rejection, signedFile, treeFixture, verifySignature, verifyTree } from "./fixture.js";
 
 const EMPTY_SHA = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 
@@ -53,9 +53,12 @@ describe("Device images (test_index)", () => {
     expect(err.kind).toBe("TypeError");
     expect(err.message).toMatch(/^translations must be a dict\. /);
 
+    verifySignature(device.indexpath);
+
     await device.remove_image("delta", 1234, 1233);
     await device.remove_image("full", 1234);
     expect(await device.list_images()).toEqual([]);
+    verifySignature(device.indexpath);
     err = await fail(device.remove_image("invalid", 1234));
     expect([err.kind, err.message]).toEqual(["ValueError", `Invalid image type: invalid (${device.indexpath})`]);
     expect((await fail(device.remove_image("delta", 1234))).kind).toBe("ValueError");
@@ -209,5 +212,44 @@ describe("phased percentage (test_phased_percentage)", () => {
     ]);
     expect(await e(dev.get_phased_percentage(4242))).toEqual(["IndexError", `Invalid version number: 4242 (${dev.indexpath})`]);
     verifyTree(tree.path);
+  });
+});
+
+describe("createImages (one commit for an import's full image and its deltas)", () => {
+  it("adds all images together or none, using known checksums instead of re-reading files", async () => {
+    const fx = await treeFixture();
+    const { tree, signer, pub } = fx;
+    await tree.create_channel("c");
+    await tree.create_device("c", "d");
+    const dev = await tree.get_device("c", "d");
+    const full = await signedFile(signer, join(pub, "pool/ubports-2.tar.xz"), "two");
+    const delta = await signedFile(signer, join(pub, "pool/ubports-2.delta-ubports-1.tar.xz"), "d");
+    const { fingerprint } = await import("./fixture.js");
+    const before = fingerprint(pub);
+    const err = await rejection(
+      dev.createImages([
+        { type: "full", version: 2, description: "v2", paths: [full] },
+        { type: "delta", version: 2, description: "v2", paths: [delta] }, // no base
+      ]),
+    );
+    expect(err.message).toBe("Missing base version for delta image. (delta image 2 (base undefined))");
+    expect(fingerprint(pub)).toEqual(before);
+
+    const known = new Map([[full, { sha256: "ab".repeat(32), size: 3 }]]);
+    await dev.create_images(
+      [
+        { type: "full", version: 2, description: "v2", paths: [full], versionDetail: "v=2" },
+        { type: "delta", version: 2, description: "v2", paths: [delta], base: 1, version_detail: "v=2" },
+      ],
+      { checksums: known },
+    );
+    const images = await dev.list_images();
+    expect(images.map((i) => [i.type, i.version, i.base, i.version_detail])).toEqual([
+      ["full", 2, undefined, "v=2"],
+      ["delta", 2, 1, "v=2"],
+    ]);
+    expect(images[0]!.files[0]!.checksum).toBe("ab".repeat(32));
+    expect(images[1]!.files[0]!.checksum).toBe("18ac3e7343f016890c510e93f935261169d9e3f565436429830faf0934f4f8e4");
+    verifyTree(pub);
   });
 });

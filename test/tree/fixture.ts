@@ -95,10 +95,16 @@ export function verifyTree(root: string): number {
     const inGpg = dirname(p) === join(root, "gpg");
     const key: KeyName = (inGpg && KEYRING_SIGNERS[basename(data)]) || "image-signing";
     const r = home(key).verify(p, data);
-    expect(r.ok, `gpg --verify ${relative(root, p)} with ${key}:\n${r.output}`).toBe(true);
+    expect(r.ok, `gpg --verify ${relative(root, p)} with ${key}:\n${r.output}\n${readFileSync(p, "utf8")}`).toBe(true);
     n++;
   }
   return n;
+}
+
+/** One detached signature `<file>.asc`, checked with gpg against image-signing only. */
+export function verifySignature(file: string): void {
+  const r = home("image-signing").verify(`${file}.asc`, file);
+  expect(r.ok, `gpg --verify ${file}.asc:\n${r.output}`).toBe(true);
 }
 
 /** The error a promise rejects with (fails the test if it resolves). */

@@ -3,11 +3,17 @@
  * until SIGTERM/SIGINT, then stops gracefully (in-flight downloads finish, exit 0).
  * SIGHUP re-reads the TLS certificate and key (after a renewal) without dropping anyone.
  * Logs are JSON lines on stdout, starting with one `listening` line per listener.
+ *
+ * With `--workers N` (default: one per CPU) the public listeners run in N worker processes
+ * and this process supervises them (src/server/workers.ts); with 1 everything runs here.
  */
 import type { Command } from "commander";
-import { UsageError, errorMessage } from "../../errors.js";
-import { jsonLineLogger } from "../../server/log.js";
-import { startServer } from "../../server/start.js";
+import { ConfigError, UsageError, errorMessage } from "../../errors.js";
+import { jsonLineLogger, type ServerLogger } from "../../server/log.js";
+import { publicPorts, startServer, type StartOptions } from "../../server/start.js";
+import { readTlsMaterial } from "../../server/tls.js";
+import { isWorker, runAsWorker, superviseWorkers, workerCount } from "../../server/workers.js";
+import type { Config } from "../../config/types.js";
 import type { CliContext } from "../context.js";
 
 interface ServeOptions {
@@ -15,7 +21,11 @@ interface ServeOptions {
   httpPort?: number | "off";
   httpsPort?: number | "off";
   accessLog: boolean;
+  workers: string;
 }
+
+/** How long in-flight responses may take to finish after SIGTERM. */
+const SHUTDOWN_MS = 10_000;
 
 /** `--http-port N`: 0 = any free port, `off` = no listener (commander cannot store null). */
 function portOption(flag: string) {
@@ -33,51 +43,98 @@ export function register(program: Command, ctx: CliContext): void {
     .option("--address <addr>", "address to bind", "0.0.0.0")
     .option("--http-port <port>", "HTTP port instead of public_http_port (0 = any free port, 'off')", portOption("--http-port"))
     .option("--https-port <port>", "HTTPS port instead of public_https_port (0 = any free port, 'off')", portOption("--https-port"))
+    .option("--workers <n>", "serving processes: a number, or 'auto' for one per CPU", "auto")
     .option("--no-access-log", "log warnings only, not every request")
     .action(async (opts: ServeOptions) => {
       const config = await ctx.config();
       const logger = jsonLineLogger((lines) => ctx.out(lines));
-      const server = await startServer(config, {
+      const startOpts: StartOptions = {
         address: opts.address,
         httpPort: opts.httpPort === "off" ? null : opts.httpPort,
         httpsPort: opts.httpsPort === "off" ? null : opts.httpsPort,
         accessLog: opts.accessLog,
         logger,
-      });
-      for (const [name, url] of Object.entries(server.urls)) {
-        logger.log({ level: "info", event: "listening", listener: name, url, message: `Serving ${config.publish_path} on ${url}` });
+        shutdownTimeoutMs: SHUTDOWN_MS,
+      };
+      if (isWorker()) return serveWorker(config, startOpts, logger);
+      const workers = workerCount(opts.workers);
+      if (workers === 1) {
+        const server = await startServer(config, startOpts);
+        announce(config, server.urls, logger);
+        await untilSignal(logger, () => server.close().then(() => true), () => reload(server.reloadTls(), logger));
+        return;
       }
-      logger.flush?.();
-      await waitForStop(server, logger);
+      await checkStartable(config, startOpts);
+      const supervisor = await superviseWorkers(workers, logger);
+      announce(config, supervisor.urls, logger);
+      const clean = await Promise.race([
+        untilSignal(logger, () => supervisor.stop(SHUTDOWN_MS), () => supervisor.reloadTls()),
+        supervisor.failed.then(() => supervisor.stop(SHUTDOWN_MS)).then(() => false),
+      ]);
+      if (!clean) process.exitCode = 1;
     });
 }
 
-/** Resolves after the first SIGTERM/SIGINT has closed everything; a second one cuts short. */
-function waitForStop(
-  server: { close(): Promise<void>; reloadTls(): Promise<void> },
-  logger: ReturnType<typeof jsonLineLogger>,
-): Promise<void> {
+async function serveWorker(config: Config, opts: StartOptions, logger: ServerLogger): Promise<void> {
+  let server;
+  try {
+    server = await startServer(config, opts);
+  } catch (err) {
+    process.disconnect?.(); // let the error reach the CLI's handler and the process end
+    throw err;
+  }
+  await runAsWorker(server, logger);
+}
+
+/** Fails in the primary, with the single-process messages, what every worker would fail on. */
+async function checkStartable(config: Config, opts: StartOptions): Promise<void> {
+  const ports = publicPorts(config, opts);
+  if (ports.http === null && ports.https === null) {
+    throw new ConfigError(
+      `Cannot serve: public_http_port and public_https_port are both 0 or unset in ${config.path} (use --http-port / --https-port)`,
+    );
+  }
+  if (ports.https !== null) {
+    if (!config.tls_cert || !config.tls_key) throw new ConfigError(`Cannot serve HTTPS: tls_cert and tls_key must be set in ${config.path}`);
+    await readTlsMaterial(config.tls_cert, config.tls_key);
+  }
+}
+
+function announce(config: Config, urls: Record<string, string>, logger: ServerLogger): void {
+  for (const [name, url] of Object.entries(urls)) {
+    logger.log({ level: "info", event: "listening", listener: name, url, message: `Serving ${config.publish_path} on ${url}` });
+  }
+  logger.flush?.();
+}
+
+function reload(done: Promise<void>, logger: ServerLogger): void {
+  done.then(
+    () => logger.log({ level: "info", event: "tls-reloaded", message: "Reloaded TLS certificate and key" }),
+    (err: unknown) => logger.log({ level: "error", event: "tls-reload-failed", message: errorMessage(err) }),
+  );
+}
+
+/**
+ * Waits for SIGTERM/SIGINT, then runs `stop` and resolves with its result; SIGHUP runs
+ * `onHup`. A second SIGTERM/SIGINT while stopping exits at once with status 1.
+ */
+function untilSignal(logger: ServerLogger, stop: () => Promise<boolean>, onHup: () => void): Promise<boolean> {
   return new Promise((resolve) => {
-    const onHup = () => {
-      server.reloadTls().then(
-        () => logger.log({ level: "info", event: "tls-reloaded", message: "Reloaded TLS certificate and key" }),
-        (err: unknown) => logger.log({ level: "error", event: "tls-reload-failed", message: errorMessage(err) }),
-      );
-    };
     const onStop = (signal: NodeJS.Signals) => {
       process.off("SIGTERM", onStop);
       process.off("SIGINT", onStop);
       process.off("SIGHUP", onHup);
       logger.log({ level: "info", event: "stopping", signal, message: `${signal}: finishing in-flight responses` });
+      logger.flush?.();
       const again = () => process.exit(1);
       process.once("SIGTERM", again);
       process.once("SIGINT", again);
-      void server.close().then(() => {
+      void stop().then((clean) => {
         process.off("SIGTERM", again);
         process.off("SIGINT", again);
         logger.log({ level: "info", event: "stopped", message: "Server stopped" });
         logger.flush?.();
-        resolve();
+        resolve(clean);
       });
     };
     process.on("SIGTERM", onStop);

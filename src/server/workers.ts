@@ -1,0 +1,155 @@
+/**
+ * Serving from several processes (`si serve --workers N`), as nginx runs one worker per core.
+ *
+ * One Node process tops out at one core, which on small JSON files is about a third of what
+ * nginx does with its workers; N worker processes share the listening sockets through
+ * node:cluster (the primary accepts and hands connections out round-robin). The primary
+ * serves nothing itself: it starts the workers, prints the URLs, restarts a worker that
+ * dies, and on SIGTERM/SIGINT asks every worker to finish its in-flight responses and exit.
+ * It is also where single-instance duties (a scheduler, an admin listener) belong.
+ */
+import cluster, { type Worker } from "node:cluster";
+import { availableParallelism } from "node:os";
+import { SiError, UsageError } from "../errors.js";
+import type { ServerLogger } from "./log.js";
+
+/** Messages between primary and workers (IPC), tagged so nothing else is mistaken for them. */
+type ToWorker = { si: "stop" } | { si: "reload-tls" };
+type FromWorker = { si: "ready"; urls: Record<string, string> } | { si: "tls-reloaded"; error?: string };
+
+/** `--workers auto|N` → process count (auto: one per available CPU). */
+export function workerCount(value: string): number {
+  if (value === "auto") return availableParallelism();
+  if (!/^\d+$/.test(value) || Number(value) < 1 || Number(value) > 256) {
+    throw new UsageError(`--workers: expected 'auto' or a number 1-256, got '${value}'`);
+  }
+  return Number(value);
+}
+
+export const isWorker = (): boolean => cluster.isWorker;
+
+export interface Supervisor {
+  /** URLs of the public listeners, as the first worker reported them. */
+  urls: Record<string, string>;
+  /** Asks every worker to re-read the TLS files. */
+  reloadTls(): void;
+  /** Graceful stop; resolves true when every worker exited with status 0. */
+  stop(timeoutMs: number): Promise<boolean>;
+  /** Resolves (false) if the workers keep crashing and the supervisor gave up. */
+  failed: Promise<false>;
+}
+
+const CRASH_WINDOW_MS = 60_000;
+const CRASH_LIMIT = 5;
+
+/** Forks `count` workers running the same `si serve` command line and waits until all listen. */
+export async function superviseWorkers(count: number, logger: ServerLogger): Promise<Supervisor> {
+  let stopping = false;
+  let giveUp: (v: false) => void = () => undefined;
+  const failed = new Promise<false>((resolve) => (giveUp = resolve));
+  const crashes: number[] = [];
+  const live = new Set<Worker>();
+  let urls: Record<string, string> = {};
+
+  const fork = () =>
+    new Promise<void>((resolve, reject) => {
+      const worker = cluster.fork();
+      live.add(worker);
+      let ready = false;
+      worker.on("message", (m: FromWorker) => {
+        if (m?.si === "ready") {
+          ready = true;
+          if (Object.keys(urls).length === 0) urls = m.urls;
+          resolve();
+        } else if (m?.si === "tls-reloaded" && m.error) {
+          logger.log({ level: "error", event: "tls-reload-failed", worker: worker.process.pid, message: m.error });
+        }
+      });
+      worker.on("exit", (code, signal) => {
+        live.delete(worker);
+        if (!ready) return reject(new SiError(`Cannot start serve worker ${worker.process.pid}: it exited with ${signal ?? `status ${code}`}`));
+        if (stopping) return;
+        logger.log({ level: "error", event: "worker-exit", worker: worker.process.pid, code, signal, message: "Serve worker died; starting another" });
+        const now = Date.now();
+        crashes.push(now);
+        while (crashes.length > 0 && crashes[0]! < now - CRASH_WINDOW_MS) crashes.shift();
+        if (crashes.length >= CRASH_LIMIT) {
+          logger.log({ level: "error", event: "workers-crashing", message: `${CRASH_LIMIT} worker deaths within a minute: giving up` });
+          return giveUp(false);
+        }
+        fork().catch((err: unknown) => {
+          logger.log({ level: "error", event: "worker-start-failed", message: String(err) });
+          giveUp(false);
+        });
+      });
+    });
+
+  const send = (m: ToWorker) => {
+    for (const w of live) {
+      try {
+        if (w.isConnected()) w.send(m);
+      } catch {
+        /* exiting already */
+      }
+    }
+  };
+
+  const stop = async (timeoutMs: number): Promise<boolean> => {
+    stopping = true;
+    const exits = [...live].map((w) => new Promise<boolean>((resolve) => {
+      if (w.isDead()) return resolve(w.process.exitCode === 0);
+      w.once("exit", (code) => resolve(code === 0));
+    }));
+    send({ si: "stop" });
+    // Workers cut their own connections after timeoutMs; this only catches a hung worker.
+    const kill = setTimeout(() => {
+      for (const w of live) w.process.kill("SIGKILL");
+    }, timeoutMs + 5_000);
+    const results = await Promise.all(exits);
+    clearTimeout(kill);
+    return results.every(Boolean);
+  };
+
+  try {
+    await Promise.all(Array.from({ length: count }, fork));
+  } catch (err) {
+    await stop(1_000);
+    throw err;
+  }
+  return { urls, reloadTls: () => send({ si: "reload-tls" }), stop, failed };
+}
+
+/**
+ * Worker side: reports readiness, then stops on the primary's request or on a signal (the
+ * whole process group gets SIGINT on Ctrl-C, and systemd signals every process of the unit).
+ */
+export function runAsWorker(server: { urls: Record<string, string>; close(): Promise<void>; reloadTls(): Promise<void> }, logger: ServerLogger): Promise<void> {
+  return new Promise((resolve) => {
+    let stopping = false;
+    const stop = () => {
+      if (stopping) return;
+      stopping = true;
+      void server.close().then(() => {
+        logger.flush?.();
+        process.disconnect?.();
+        resolve();
+      });
+    };
+    process.on("message", (m: ToWorker) => {
+      if (m?.si === "stop") stop();
+      else if (m?.si === "reload-tls") {
+        server.reloadTls().then(
+          () => process.send?.({ si: "tls-reloaded" } satisfies FromWorker),
+          (err: unknown) => process.send?.({ si: "tls-reloaded", error: String(err) } satisfies FromWorker),
+        );
+      }
+    });
+    process.on("SIGTERM", stop);
+    process.on("SIGINT", stop);
+    // The primary re-reads certificates for everyone; a SIGHUP to the group must not kill us.
+    process.on("SIGHUP", () => undefined);
+    // Without a primary there is nobody to hand connections to us: stop.
+    process.on("disconnect", stop);
+    process.send?.({ si: "ready", urls: server.urls } satisfies FromWorker);
+  });
+}
