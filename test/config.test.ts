@@ -356,6 +356,7 @@ describe("[global] defaults and paths (§4.3)", () => {
       image_signing_expiry_days: 730,
       device_signing_expiry_days: 31,
       xz_level: 9,
+      http_retries: 2,
       mirrors: {},
       channels: new Map(),
     });

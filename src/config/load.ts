@@ -145,6 +145,8 @@ class Reader {
       image_signing_expiry_days: this.int(G, "image_signing_expiry_days", 730, 1, 100 * 365),
       device_signing_expiry_days: this.int(G, "device_signing_expiry_days", 31, 1, 100 * 365),
       xz_level: this.int(G, "xz_level", 9, 0, 9),
+      http_timeout: this.opt(G, "http_timeout") ? this.int(G, "http_timeout", 0, 1, 3600) : undefined,
+      http_retries: this.int(G, "http_retries", 2, 0, 10),
       mirrors: this.mirrors(base),
       channels: this.channels(),
     };

@@ -54,6 +54,11 @@ export interface Config {
   device_signing_expiry_days: number;
   /** xz settings for everything the server compresses. */
   xz_level: number;
+  /** Seconds a generator's HTTP request may stay silent (connect, headers, between body
+   *  chunks); absent = the reference's timeouts (5 s, 20 s for http-cdimage). */
+  http_timeout?: number;
+  /** Extra attempts after a network error, timeout or 5xx (404 and HTML pages are final). */
+  http_retries: number;
   mirrors: Record<string, MirrorConfig>;
   /** Channels in config order (Map keeps insertion order). */
   channels: Map<string, ChannelConfig>;

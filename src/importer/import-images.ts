@@ -49,7 +49,11 @@ export async function importImages(config: Config, opts: ImportOptions): Promise
     const gctx: GeneratorContext = makeGeneratorContext(config, {
       signer: opts.signer,
       clock: opts.clock,
-      fetchOptions: opts.fetchOptions,
+      fetchOptions: {
+        retries: config.http_retries,
+        ...(config.http_timeout ? { connectTimeoutMs: config.http_timeout * 1000, readTimeoutMs: config.http_timeout * 1000 } : {}),
+        ...opts.fetchOptions,
+      },
       log: (line) => log.debug(line.replace(/^[A-Z]: /, "")),
     });
     const tree = new Tree(config, { signer: gctx.signer, clock: gctx.clock });

@@ -2,7 +2,7 @@
  * A throwaway server instance for tests: base dir with etc/config, the cached test keys
  * copied into secret/gpg/keys, and helpers to run the real CLI against it.
  */
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { cpSync, mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -19,6 +19,8 @@ export interface Instance {
   state: string;
   /** Runs `si --config <config> ...args`; never throws. */
   si(...args: string[]): { status: number; stdout: string; stderr: string };
+  /** Like si(), without blocking the event loop (for tests that serve HTTP themselves). */
+  siAsync(...args: string[]): Promise<{ status: number; stdout: string; stderr: string }>;
 }
 
 export function makeInstance(opts: { extraConfig?: string; withKeys?: boolean } = {}): Instance {
@@ -41,6 +43,7 @@ export function makeInstance(opts: { extraConfig?: string; withKeys?: boolean } 
     publish: join(base, "www"),
     state: join(base, "state"),
     si: (...args) => runSi(["--config", config, ...args]),
+    siAsync: (...args) => runSiAsync(["--config", config, ...args]),
   };
 }
 
@@ -52,4 +55,19 @@ export function runSi(args: string[], opts: { cwd?: string; env?: NodeJS.Process
     input: opts.input,
   });
   return { status: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
+}
+
+export function runSiAsync(args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}) {
+  return new Promise<{ status: number; stdout: string; stderr: string }>((resolve) => {
+    const child = spawn(process.execPath, [join(REPO, "bin/si.js"), ...args], {
+      cwd: opts.cwd ?? REPO,
+      env: { ...process.env, ...opts.env },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.setEncoding("utf8").on("data", (d: string) => (stdout += d));
+    child.stderr.setEncoding("utf8").on("data", (d: string) => (stderr += d));
+    child.on("close", (code) => resolve({ status: code ?? -1, stdout, stderr }));
+  });
 }
