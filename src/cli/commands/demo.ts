@@ -1,0 +1,82 @@
+import type { Command } from "commander";
+import { fileURLToPath } from "node:url";
+import { resolve, relative } from "node:path";
+import type { CliContext } from "../context.js";
+import { UsageError } from "../../errors.js";
+import { createLogger } from "../../io/log.js";
+import { DEMO_CHANNEL, DEMO_DEVICE, prepareDemo } from "../../demo/setup.js";
+import { startServer } from "../../server/start.js";
+
+const REPO_ROOT = fileURLToPath(new URL("../../../../", import.meta.url));
+
+function port(flag: string) {
+  return (v: string): number => {
+    if (!/^\d+$/.test(v) || Number(v) > 65535) throw new UsageError(`${flag}: expected a port number, got '${v}'`);
+    return Number(v);
+  };
+}
+
+export function register(program: Command, ctx: CliContext): void {
+  program
+    .command("demo")
+    .description("run the embedded demo (what `npm start` does): make keys, keyrings, a certificate and a demo channel on first run, then serve")
+    .option("--root <dir>", "instance directory (default: this checkout)", REPO_ROOT)
+    .option("--address <addr>", "address to bind", "127.0.0.1")
+    .option("--http-port <port>", "HTTP port", port("--http-port"), 8080)
+    .option("--https-port <port>", "HTTPS port", port("--https-port"), 8443)
+    .option("--no-serve", "prepare the instance and exit")
+    .action(async (opts: { root: string; address: string; httpPort: number; httpsPort: number; serve: boolean }) => {
+      const root = resolve(opts.root);
+      const log = createLogger({ json: false, write: ctx.out });
+      const config = await prepareDemo({ root, httpPort: opts.httpPort, httpsPort: opts.httpsPort, log });
+      if (!opts.serve) return;
+      const server = await startServer(config, {
+        address: opts.address,
+        httpPort: opts.httpPort,
+        httpsPort: opts.httpsPort,
+        logger: { log: (e) => ctx.out(JSON.stringify({ time: new Date().toISOString(), ...e })) },
+      });
+      const host = opts.address === "0.0.0.0" ? "127.0.0.1" : opts.address;
+      const rel = (p: string) => {
+        const r = relative(process.cwd(), p);
+        return r === "" ? "." : r.startsWith("..") ? p : r;
+      };
+      const baked = config.public_http_port !== String(opts.httpPort) || config.public_https_port !== String(opts.httpsPort);
+      ctx.out(
+        [
+          "",
+          "Demo OTA server ready.",
+          `  http:  http://${host}:${server.httpPort}/channels.json`,
+          `  https: https://${host}:${server.httpsPort}/channels.json  (self-signed: ${rel(config.tls_cert!)})`,
+          `  channel '${DEMO_CHANNEL}', device '${DEMO_DEVICE}': builds 1 and 2, with a delta 2<-1`,
+          `  device trust root: ${rel(`${config.gpg_keyring_path}/archive-master.tar.xz`)}`,
+          `     (on the device: /usr/share/system-image/archive-master.tar.xz)`,
+          "",
+          "Point a device (system-image client) at it with /etc/system-image/config.d/01_channel.ini:",
+          "  [service]",
+          `  base: ${host}`,
+          `  http_port: ${config.public_http_port}`,
+          `  https_port: ${config.public_https_port}`,
+          `  channel: ${DEMO_CHANNEL}`,
+          `  device: ${DEMO_DEVICE}`,
+          "  build_number: 0",
+          "then run `system-image-cli --dry-run` (build 0 gets the full image 2; -b 1 the delta).",
+          ...(baked
+            ? [`Note: the images were built for ports ${config.public_http_port}/${config.public_https_port} (their channel.ini says so).`]
+            : []),
+          `Admin commands on this instance: npx si --config ${rel(config.path)} <command>  (e.g. history, verify-tree)`,
+          "Ctrl-C stops the server.",
+          "",
+        ].join("\n"),
+      );
+      await new Promise<void>((resolveStop) => {
+        const stop = () => {
+          process.off("SIGINT", stop);
+          process.off("SIGTERM", stop);
+          void server.close().then(resolveStop);
+        };
+        process.on("SIGINT", stop);
+        process.on("SIGTERM", stop);
+      });
+    });
+}

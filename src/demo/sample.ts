@@ -1,0 +1,76 @@
+/**
+ * The demo's sample inputs, built at run time with our own GNU tar writer: a rootfs-like
+ * image in two versions (so devices on build 0 and build 1 both have an upgrade) and a
+ * device tarball, shaped like what a build farm hands to the `http` generator.
+ */
+import { createWriteStream } from "node:fs";
+import { pipeline } from "node:stream/promises";
+import { GnuTarWriter } from "../archive/tar/index.js";
+import type { TarHeader } from "../archive/tar/types.js";
+import { defaultCodec } from "../io/xz.js";
+
+type Member = Omit<TarHeader, "uid" | "gid" | "uname" | "gname" | "mtime" | "size" | "mode"> & { mode?: number; content?: string };
+
+function rootfs(version: 1 | 2): Member[] {
+  const m: Member[] = [
+    { name: "system", type: "directory", mode: 0o755 },
+    { name: "system/etc", type: "directory", mode: 0o755 },
+    { name: "system/etc/os-release", type: "file", content: `NAME="Demo OS"\nVERSION_ID="${version}"\nPRETTY_NAME="Demo OS ${version}"\n` },
+    { name: "system/etc/hostname", type: "file", content: "demo\n" },
+    { name: "system/usr", type: "directory", mode: 0o755 },
+    { name: "system/usr/bin", type: "directory", mode: 0o755 },
+    { name: "system/usr/bin/hello", type: "file", mode: 0o755, content: `#!/bin/sh\necho "Hello from Demo OS ${version}"\n` },
+    { name: "system/usr/bin/hi", type: "link", linkname: "system/usr/bin/hello" },
+    { name: "system/usr/lib", type: "directory", mode: 0o755 },
+    { name: "system/usr/share/doc/demo", type: "directory", mode: 0o755 },
+    { name: "system/usr/share/doc/demo/README", type: "symlink", linkname: `../../../lib/demo/README.v${version}` },
+  ];
+  m.push({ name: "system/usr/lib/demo", type: "directory", mode: 0o755 });
+  m.push({ name: `system/usr/lib/demo/README.v${version}`, type: "file", content: `Demo OS release ${version}\n` });
+  for (let i = 0; i < 60; i++) {
+    if (version === 2 && i % 10 === 3) continue; // removed in v2
+    const changed = version === 2 && i % 7 === 0;
+    m.push({ name: `system/usr/lib/demo/lib${i}.so`, type: "file", content: `library ${i}${changed ? " (v2)" : ""}\n`.repeat(20 + i) });
+  }
+  if (version === 2) m.push({ name: "system/usr/lib/demo/new-in-v2.so", type: "file", content: "added in version 2\n" });
+  return m;
+}
+
+function device(): Member[] {
+  return [
+    { name: "partitions", type: "directory", mode: 0o755 },
+    { name: "partitions/boot.img", type: "file", content: "DEMO-BOOT-IMAGE\n".repeat(256) },
+    { name: "system", type: "directory", mode: 0o755 },
+    { name: "system/lib", type: "directory", mode: 0o755 },
+    { name: "system/lib/modules", type: "directory", mode: 0o755 },
+    { name: "system/lib/modules/demo.ko", type: "file", content: "demo kernel module\n" },
+  ];
+}
+
+async function writeTarXz(path: string, members: Member[], mtime: number): Promise<void> {
+  const xz = defaultCodec().compress({ level: 6 });
+  const done = pipeline(xz, createWriteStream(path));
+  const tar = new GnuTarWriter(xz);
+  for (const m of members) {
+    const content = m.content === undefined ? undefined : Buffer.from(m.content);
+    const { content: _c, ...rest } = m;
+    await tar.add(
+      { ...rest, mode: m.mode ?? 0o644, uid: 0, gid: 0, uname: "root", gname: "root", mtime, size: content?.length ?? 0 },
+      content,
+    );
+  }
+  await tar.finish();
+  await done;
+}
+
+/** Writes rootfs-v1.tar.xz, rootfs-v2.tar.xz and device.tar.xz into `dir`. */
+export async function writeSampleInputs(dir: string): Promise<{ rootfs: [string, string]; device: string }> {
+  const base = Date.UTC(2026, 0, 1) / 1000;
+  const r1 = `${dir}/rootfs-v1.tar.xz`;
+  const r2 = `${dir}/rootfs-v2.tar.xz`;
+  const dev = `${dir}/device.tar.xz`;
+  await writeTarXz(r1, rootfs(1), base);
+  await writeTarXz(r2, rootfs(2), base + 86400);
+  await writeTarXz(dev, device(), base);
+  return { rootfs: [r1, r2], device: dev };
+}
