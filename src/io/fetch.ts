@@ -24,6 +24,8 @@ export interface FetchOptions {
   maxRedirects?: number;
   /** Refuse bodies larger than this (bytes). */
   maxBytes?: number;
+  /** Called as download bytes arrive (for progress bars); total from Content-Length. */
+  onProgress?: (url: string, bytes: number, total?: number) => void;
 }
 
 export interface Downloaded {
@@ -38,7 +40,7 @@ export interface Fetcher {
   download(url: string, dest: string, opts?: FetchOptions & { expectArchive?: boolean }): Promise<Downloaded>;
 }
 
-const DEFAULTS: Required<FetchOptions> = {
+const DEFAULTS: Required<Omit<FetchOptions, "onProgress">> & Pick<FetchOptions, "onProgress"> = {
   connectTimeoutMs: 10_000,
   readTimeoutMs: 30_000,
   retries: 2,
@@ -51,7 +53,9 @@ const DEFAULTS: Required<FetchOptions> = {
 class Retryable extends Error {}
 
 const agents = new Map<string, Dispatcher>();
-function dispatcher(o: Required<FetchOptions>): Dispatcher {
+type Resolved = typeof DEFAULTS;
+
+function dispatcher(o: Resolved): Dispatcher {
   const key = `${o.connectTimeoutMs}/${o.readTimeoutMs}/${o.maxRedirects}`;
   let d = agents.get(key);
   if (!d) {
@@ -86,7 +90,7 @@ export function looksLikeArchive(head: Buffer): boolean {
   return head.length >= 262 && head.subarray(257, 262).toString("latin1") === "ustar";
 }
 
-async function attempt(url: string, o: Required<FetchOptions>, sink: (body: AsyncIterable<Buffer>, headers: Record<string, unknown>) => Promise<void>): Promise<void> {
+async function attempt(url: string, o: Resolved, sink: (body: AsyncIterable<Buffer>, headers: Record<string, unknown>) => Promise<void>): Promise<void> {
   let res: Dispatcher.ResponseData;
   try {
     res = await request(url, { dispatcher: dispatcher(o), headers: { "user-agent": USER_AGENT } });
@@ -130,7 +134,7 @@ async function attempt(url: string, o: Required<FetchOptions>, sink: (body: Asyn
   }
 }
 
-async function withRetries(url: string, opts: FetchOptions | undefined, run: (o: Required<FetchOptions>) => Promise<void>): Promise<void> {
+async function withRetries(url: string, opts: FetchOptions | undefined, run: (o: Resolved) => Promise<void>): Promise<void> {
   const o = { ...DEFAULTS, ...opts };
   let last = "";
   for (let i = 0; i <= o.retries; i++) {
@@ -178,6 +182,7 @@ export const httpFetcher: Fetcher = {
             }
             hash.update(chunk);
             size += chunk.length;
+            o.onProgress?.(url, size, Number(headers["content-length"]) || undefined);
             cb(null, chunk);
           },
           flush(cb) {

@@ -2,6 +2,8 @@ import type { Command } from "commander";
 import type { CliContext } from "../context.js";
 import { createLogger, levelFromVerbosity } from "../../io/log.js";
 import { importImages } from "../../importer/import-images.js";
+import { terminalProgress } from "../../io/progress.js";
+import { basename } from "node:path";
 
 export function register(program: Command, ctx: CliContext): void {
   program
@@ -12,8 +14,23 @@ export function register(program: Command, ctx: CliContext): void {
     .option("--json-log", "log JSON lines even on a terminal")
     .action(async (opts: { verbose: number; dryRun?: boolean; jsonLog?: boolean }) => {
       const conf = await ctx.config();
-      const log = createLogger({ level: levelFromVerbosity(opts.verbose), json: opts.jsonLog ? true : undefined, write: ctx.out });
-      const r = await importImages(conf, { log, dryRun: opts.dryRun });
+      // On a terminal: human log lines and a live progress bar for downloads; otherwise
+      // (cron, systemd, pipes) one JSON log line per step.
+      const progress = terminalProgress();
+      const log = createLogger({
+        level: levelFromVerbosity(opts.verbose),
+        json: opts.jsonLog ? true : undefined,
+        write: (line) => {
+          progress.clear();
+          ctx.out(line);
+        },
+      });
+      const r = await importImages(conf, {
+        log,
+        dryRun: opts.dryRun,
+        fetchOptions: { onProgress: (url, bytes, total) => progress.update(basename(new URL(url).pathname), bytes, total) },
+      });
+      progress.clear();
       if (opts.dryRun) {
         if (r.plans.length === 0) ctx.out("Nothing to import: no automatic channel has devices.");
         for (const p of r.plans) {
