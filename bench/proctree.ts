@@ -13,6 +13,8 @@ export interface Cost {
   cpuS: number;
   peakRssMB: number;
   exitCode: number;
+  /** What the command printed, with `stdout: "capture"`. */
+  stdout?: string;
 }
 
 function children(): Map<number, number[]> {
@@ -49,13 +51,15 @@ function treeRssKB(root: number): number {
   return total;
 }
 
-export async function measure(cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv; stdout?: "inherit" | "ignore" } = {}): Promise<Cost> {
+export async function measure(cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv; stdout?: "inherit" | "ignore" | "capture" } = {}): Promise<Cost> {
   const timeFile = join(mkdtempSync(join(tmpdir(), "si-bench-")), "time");
   const start = process.hrtime.bigint();
   const child = spawn("/usr/bin/time", ["-o", timeFile, "-f", "%U %S", cmd, ...args], {
-    stdio: ["ignore", opts.stdout ?? "ignore", "inherit"],
+    stdio: ["ignore", opts.stdout === "capture" ? "pipe" : (opts.stdout ?? "ignore"), "inherit"],
     env: { ...process.env, ...opts.env },
   });
+  let out = "";
+  child.stdout?.setEncoding("utf8").on("data", (d: string) => (out += d));
   let peak = 0;
   const timer = setInterval(() => {
     peak = Math.max(peak, treeRssKB(child.pid!));
@@ -64,7 +68,7 @@ export async function measure(cmd: string, args: string[], opts: { env?: NodeJS.
   clearInterval(timer);
   const wallS = Number(process.hrtime.bigint() - start) / 1e9;
   const [u, s] = readFileSync(timeFile, "utf8").trim().split("\n").pop()!.split(" ").map(Number);
-  return { wallS, cpuS: u + s, peakRssMB: peak / 1024, exitCode };
+  return { wallS, cpuS: u + s, peakRssMB: peak / 1024, exitCode, ...(opts.stdout === "capture" ? { stdout: out } : {}) };
 }
 
 export function table(rows: Record<string, string | number>[]): string {

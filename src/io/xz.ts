@@ -16,6 +16,8 @@ export interface XzOptions {
   level?: number;
   /** Worker threads; 0 = one per core. */
   threads?: number;
+  /** Expected uncompressed size, when known before writing (a delta's plan). */
+  sizeHint?: number;
 }
 
 export interface XzCodec {
@@ -54,10 +56,15 @@ function processDuplex(cmd: string, args: string[], what: string): Duplex {
   return duplex;
 }
 
+/** The `xz` command line of a compression (also what `npm run bench` reports and replays). */
+export function compressArgs({ level = 9, threads = 0 }: XzOptions = {}): string[] {
+  return ["-z", "-c", `-${level}`, `-T${threads}`, "--memlimit-compress=70%"];
+}
+
 export const spawnXzCodec: XzCodec = {
   name: "xz",
-  compress({ level = 9, threads = 0 } = {}) {
-    return processDuplex("xz", ["-z", "-c", `-${level}`, `-T${threads}`, "--memlimit-compress=70%"], "compress xz");
+  compress(opts = {}) {
+    return processDuplex("xz", compressArgs(opts), "compress xz");
   },
   decompress() {
     return processDuplex("xz", ["-d", "-c", "-T0", "--memlimit-decompress=70%"], "decompress xz");

@@ -10,12 +10,23 @@
  */
 import cluster, { type Worker } from "node:cluster";
 import { availableParallelism } from "node:os";
+import { fileURLToPath } from "node:url";
 import { SiError, UsageError } from "../errors.js";
 import type { ServerLogger } from "./log.js";
+import type { StartOptions } from "./start.js";
+
+/** What a worker needs to start the same server (passed as JSON in SI_SERVE_WORKER). */
+export interface WorkerSpec {
+  configPath: string;
+  options: Pick<StartOptions, "address" | "httpPort" | "httpsPort" | "accessLog" | "shutdownTimeoutMs">;
+}
 
 /** Messages between primary and workers (IPC), tagged so nothing else is mistaken for them. */
 type ToWorker = { si: "stop" } | { si: "reload-tls" };
-type FromWorker = { si: "ready"; urls: Record<string, string> } | { si: "tls-reloaded"; error?: string };
+type FromWorker =
+  | { si: "ready"; urls: Record<string, string> }
+  | { si: "failed"; message: string }
+  | { si: "tls-reloaded"; error?: string };
 
 /** `--workers auto|N` → process count (auto: one per available CPU). */
 export function workerCount(value: string): number {
@@ -25,8 +36,6 @@ export function workerCount(value: string): number {
   }
   return Number(value);
 }
-
-export const isWorker = (): boolean => cluster.isWorker;
 
 export interface Supervisor {
   /** URLs of the public listeners, as the first worker reported them. */
@@ -42,8 +51,10 @@ export interface Supervisor {
 const CRASH_WINDOW_MS = 60_000;
 const CRASH_LIMIT = 5;
 
-/** Forks `count` workers running the same `si serve` command line and waits until all listen. */
-export async function superviseWorkers(count: number, logger: ServerLogger): Promise<Supervisor> {
+/** Forks `count` workers (worker-main.js) and waits until all of them listen. */
+export async function superviseWorkers(count: number, spec: WorkerSpec, logger: ServerLogger): Promise<Supervisor> {
+  cluster.setupPrimary({ exec: fileURLToPath(new URL("./worker-main.js", import.meta.url)), args: [] });
+  const env = { SI_SERVE_WORKER: JSON.stringify(spec) };
   let stopping = false;
   let giveUp: (v: false) => void = () => undefined;
   const failed = new Promise<false>((resolve) => (giveUp = resolve));
@@ -51,23 +62,32 @@ export async function superviseWorkers(count: number, logger: ServerLogger): Pro
   const live = new Set<Worker>();
   let urls: Record<string, string> = {};
 
-  const fork = () =>
+  const fork = (replacement = false) =>
     new Promise<void>((resolve, reject) => {
-      const worker = cluster.fork();
+      const worker = cluster.fork(env);
       live.add(worker);
       let ready = false;
+      let failure: string | undefined;
       worker.on("message", (m: FromWorker) => {
+        if (m?.si === "failed") failure = m.message;
         if (m?.si === "ready") {
           ready = true;
           if (Object.keys(urls).length === 0) urls = m.urls;
+          // A stop sent before the worker listened for messages was lost: repeat it.
+          if (stopping) worker.send({ si: "stop" } satisfies ToWorker);
+          else if (replacement) logger.log({ level: "info", event: "worker-ready", worker: worker.process.pid, message: "Replacement worker serving" });
           resolve();
-        } else if (m?.si === "tls-reloaded" && m.error) {
-          logger.log({ level: "error", event: "tls-reload-failed", worker: worker.process.pid, message: m.error });
+        } else if (m?.si === "tls-reloaded") {
+          const pid = worker.process.pid;
+          if (m.error) logger.log({ level: "error", event: "tls-reload-failed", worker: pid, message: m.error });
+          else logger.log({ level: "info", event: "tls-reloaded", worker: pid, message: "Reloaded TLS certificate and key" });
         }
       });
       worker.on("exit", (code, signal) => {
         live.delete(worker);
-        if (!ready) return reject(new SiError(`Cannot start serve worker ${worker.process.pid}: it exited with ${signal ?? `status ${code}`}`));
+        if (!ready) {
+          return reject(new SiError(failure ?? `Cannot start serve worker ${worker.process.pid}: it exited with ${signal ?? `status ${code}`}`));
+        }
         if (stopping) return;
         logger.log({ level: "error", event: "worker-exit", worker: worker.process.pid, code, signal, message: "Serve worker died; starting another" });
         const now = Date.now();
@@ -77,7 +97,7 @@ export async function superviseWorkers(count: number, logger: ServerLogger): Pro
           logger.log({ level: "error", event: "workers-crashing", message: `${CRASH_LIMIT} worker deaths within a minute: giving up` });
           return giveUp(false);
         }
-        fork().catch((err: unknown) => {
+        fork(true).catch((err: unknown) => {
           logger.log({ level: "error", event: "worker-start-failed", message: String(err) });
           giveUp(false);
         });
@@ -111,12 +131,22 @@ export async function superviseWorkers(count: number, logger: ServerLogger): Pro
   };
 
   try {
-    await Promise.all(Array.from({ length: count }, fork));
+    await Promise.all(Array.from({ length: count }, () => fork()));
   } catch (err) {
     await stop(1_000);
     throw err;
   }
   return { urls, reloadTls: () => send({ si: "reload-tls" }), stop, failed };
+}
+
+/**
+ * Worker side of a failed start: the primary reports the message once (not every worker);
+ * this process ends with status 1.
+ */
+export function reportWorkerFailure(message: string): void {
+  process.send?.({ si: "failed", message } satisfies FromWorker);
+  process.exitCode = 1;
+  cluster.worker?.disconnect();
 }
 
 /**
@@ -131,7 +161,9 @@ export function runAsWorker(server: { urls: Record<string, string>; close(): Pro
       stopping = true;
       void server.close().then(() => {
         logger.flush?.();
-        process.disconnect?.();
+        // cluster's own disconnect marks the exit as intended (a bare process.disconnect()
+        // makes node:cluster exit(0) at once); the process then ends when idle.
+        cluster.worker?.disconnect();
         resolve();
       });
     };

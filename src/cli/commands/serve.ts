@@ -12,7 +12,7 @@ import { ConfigError, UsageError, errorMessage } from "../../errors.js";
 import { jsonLineLogger, type ServerLogger } from "../../server/log.js";
 import { publicPorts, startServer, type StartOptions } from "../../server/start.js";
 import { readTlsMaterial } from "../../server/tls.js";
-import { isWorker, runAsWorker, superviseWorkers, workerCount } from "../../server/workers.js";
+import { superviseWorkers, workerCount, type WorkerSpec } from "../../server/workers.js";
 import type { Config } from "../../config/types.js";
 import type { CliContext } from "../context.js";
 
@@ -48,15 +48,14 @@ export function register(program: Command, ctx: CliContext): void {
     .action(async (opts: ServeOptions) => {
       const config = await ctx.config();
       const logger = jsonLineLogger((lines) => ctx.out(lines));
-      const startOpts: StartOptions = {
+      const options: WorkerSpec["options"] = {
         address: opts.address,
         httpPort: opts.httpPort === "off" ? null : opts.httpPort,
         httpsPort: opts.httpsPort === "off" ? null : opts.httpsPort,
         accessLog: opts.accessLog,
-        logger,
         shutdownTimeoutMs: SHUTDOWN_MS,
       };
-      if (isWorker()) return serveWorker(config, startOpts, logger);
+      const startOpts: StartOptions = { ...options, logger };
       const workers = workerCount(opts.workers);
       if (workers === 1) {
         const server = await startServer(config, startOpts);
@@ -65,7 +64,7 @@ export function register(program: Command, ctx: CliContext): void {
         return;
       }
       await checkStartable(config, startOpts);
-      const supervisor = await superviseWorkers(workers, logger);
+      const supervisor = await superviseWorkers(workers, { configPath: config.path, options }, logger);
       announce(config, supervisor.urls, logger);
       const clean = await Promise.race([
         untilSignal(logger, () => supervisor.stop(SHUTDOWN_MS), () => supervisor.reloadTls()),
@@ -73,17 +72,6 @@ export function register(program: Command, ctx: CliContext): void {
       ]);
       if (!clean) process.exitCode = 1;
     });
-}
-
-async function serveWorker(config: Config, opts: StartOptions, logger: ServerLogger): Promise<void> {
-  let server;
-  try {
-    server = await startServer(config, opts);
-  } catch (err) {
-    process.disconnect?.(); // let the error reach the CLI's handler and the process end
-    throw err;
-  }
-  await runAsWorker(server, logger);
 }
 
 /** Fails in the primary, with the single-process messages, what every worker would fail on. */

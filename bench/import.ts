@@ -1,0 +1,148 @@
+/**
+ * `npm run bench [-- --input DIR] [--scale N] [--debootstrap] [--xz-level N] [--clean]`
+ * (issue 8): the cost of `si import-images` on realistic rootfs tarballs against the limit
+ * set by xz, in one table.
+ *
+ * Inputs: two `.tar.xz` rootfs versions — by default made from this machine's /usr
+ * (bench/rootfs.ts, ~310 MB × scale uncompressed), with --debootstrap a Debian minbase root
+ * and a copy with more packages, with --input the two `*.tar.xz` of DIR in name order.
+ * Generated inputs are kept in bench-work/ for the next run (--clean removes them).
+ *
+ * Steps, each measured as a whole process tree (bench/proctree.ts): import v1 (full), import
+ * v2 (full + delta), import with nothing new, the delta alone (makeDelta in a child), and the
+ * LIMIT: `xz -dc` of both inputs in parallel, then `xz -T0 -<level>` of exactly the delta's
+ * uncompressed bytes (also with the import's own xz settings, for comparison).
+ */
+import { execFileSync } from "node:child_process";
+import { readFileSync, readdirSync, rmSync, statSync } from "node:fs";
+import { loadavg } from "node:os";
+import { join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { compressArgs } from "../src/io/xz.js";
+import { makeDebootstrapPair } from "./debootstrap.js";
+import { SI, buildFarm, makeBenchInstance } from "./instance.js";
+import { measure, table, type Cost } from "./proctree.js";
+import { makeRootfsPair } from "./rootfs.js";
+
+const argv = process.argv.slice(2);
+const opt = (name: string, dflt: string) => {
+  const i = argv.indexOf(name);
+  return i >= 0 && argv[i + 1] !== undefined ? argv[i + 1]! : dflt;
+};
+const flag = (name: string) => argv.includes(name);
+const log = (s: string) => process.stderr.write(`bench: ${s}\n`);
+
+const work = resolve("bench-work");
+const scale = Number(opt("--scale", "1"));
+const level = Number(opt("--xz-level", "9"));
+const input = opt("--input", "");
+
+function uncompressed(xzFile: string): number {
+  const totals = execFileSync("xz", ["--robot", "-l", xzFile], { encoding: "utf8" }).split("\n").find((l) => l.startsWith("totals"))!;
+  return Number(totals.split("\t")[4]);
+}
+
+let v1: string;
+let v2: string;
+let what: string;
+const generated: string[] = [];
+if (input) {
+  const xz = readdirSync(input).filter((f) => f.endsWith(".tar.xz")).sort();
+  if (xz.length !== 2) throw new Error(`--input ${input}: expected exactly two *.tar.xz files, found ${xz.length}`);
+  [v1, v2] = xz.map((f) => join(input, f)) as [string, string];
+  what = `${v1} -> ${v2}`;
+} else if (flag("--debootstrap")) {
+  const dir = join(work, "debootstrap");
+  ({ v1, v2, summary: what } = makeDebootstrapPair(dir, log));
+  generated.push(dir);
+} else {
+  const dir = join(work, `usr-scale${scale}`);
+  ({ v1, v2, summary: what } = makeRootfsPair(dir, scale, log));
+  generated.push(dir);
+}
+const mb = (n: number) => n / 1e6;
+const v1MB = mb(uncompressed(v1));
+const v2MB = mb(uncompressed(v2));
+const load0 = loadavg()[0]!;
+
+const routes = new Map<string, { file?: string; body?: string }>([
+  ["/rootfs.tar.xz", { file: v1 }],
+  ["/rootfs.version", { body: "1\n" }],
+]);
+const farm = await buildFarm(routes);
+const inst = await makeBenchInstance(work, farm.url, level);
+const check = (step: string, c: Cost) => {
+  if (c.exitCode !== 0) throw new Error(`${step} failed with exit code ${c.exitCode}`);
+  return c;
+};
+const importRun = async (step: string) => check(step, await measure(process.execPath, [SI, "--config", inst.config, "import-images"]));
+
+try {
+  log(`import v1 (${v1MB.toFixed(0)} MB)`);
+  const i1 = await importRun("import v1");
+  routes.set("/rootfs.tar.xz", { file: v2 });
+  routes.set("/rootfs.version", { body: "2\n" });
+  log(`import v2 (${v2MB.toFixed(0)} MB, full + delta)`);
+  const i2 = await importRun("import v2");
+  log("import with nothing new");
+  const i3 = await importRun("import, nothing new");
+
+  const index = JSON.parse(readFileSync(join(inst.publish, "devel/mako/index.json"), "utf8")) as { images: { type: string; files: { path: string }[] }[] };
+  const deltaUrl = index.images.find((i) => i.type === "delta")!.files.find((f) => f.path.includes(".delta-"))!.path;
+  const deltaXz = join(inst.publish, deltaUrl);
+  const deltaTar = join(work, "delta.tar");
+  execFileSync("sh", ["-c", `xz -dc '${deltaXz}' > '${deltaTar}'`]);
+  const dBytes = statSync(deltaTar).size;
+  const dMB = mb(dBytes);
+  const dXzMB = mb(statSync(deltaXz).size);
+
+  log("delta generation alone");
+  const alone = join(work, "delta-alone.tar.xz");
+  const dg = check("delta alone", await measure(process.execPath, [fileURLToPath(new URL("./delta-run.js", import.meta.url)), v1, v2, alone, String(level)]));
+  rmSync(alone, { force: true });
+
+  log("limit: decompress both inputs in parallel");
+  const ld = check("xz -dc", await measure("sh", ["-c", `xz -dc '${v1}' >/dev/null & xz -dc '${v2}' >/dev/null & wait`]));
+  log(`limit: xz -T0 -${level} of the delta's ${dMB.toFixed(1)} MB`);
+  const plainArgs = ["-z", "-c", `-T0`, `-${level}`, deltaTar];
+  const lc = check("xz -T0", await measure("xz", plainArgs));
+  const ownArgs = [...compressArgs({ level, sizeHint: dBytes }), deltaTar];
+  const lo = check("xz (import settings)", await measure("xz", ownArgs));
+  const plainOut = mb(Number(execFileSync("sh", ["-c", `xz ${plainArgs.join(" ")} | wc -c`], { encoding: "utf8" })));
+  rmSync(deltaTar, { force: true });
+
+  const limit = ld.wallS + lc.wallS;
+  const limitOwn = ld.wallS + lo.wallS;
+  const both = v1MB + v2MB;
+  const row = (step: string, c: { wallS: number; cpuS: number; peakRssMB: number }, mbs: number | string, ratio: number | string) => ({
+    step,
+    "wall s": c.wallS,
+    "CPU s": c.cpuS,
+    "CPU/wall": c.cpuS / c.wallS,
+    "peak RSS MB": c.peakRssMB,
+    "MB/s": typeof mbs === "number" ? mbs / c.wallS : mbs,
+    ratio,
+  });
+  const sum = (a: Cost, b: Cost) => ({ wallS: a.wallS + b.wallS, cpuS: a.cpuS + b.cpuS, peakRssMB: Math.max(a.peakRssMB, b.peakRssMB) });
+  console.log(`input: ${what}`);
+  console.log(`v1 ${v1MB.toFixed(0)} MB (${mb(statSync(v1).size).toFixed(0)} MB xz), v2 ${v2MB.toFixed(0)} MB (${mb(statSync(v2).size).toFixed(0)} MB xz); delta ${dMB.toFixed(1)} MB -> ${dXzMB.toFixed(2)} MB (plain xz -${level}: ${plainOut.toFixed(2)} MB)`);
+  console.log(`xz level ${level}; import's delta compression: xz ${compressArgs({ level, sizeHint: dBytes }).join(" ")}; ${execFileSync("nproc").toString().trim()} cores; load average ${load0.toFixed(2)} before, ${loadavg()[0]!.toFixed(2)} after`);
+  console.log("MB/s: uncompressed MB read (both inputs) or compressed (delta) per wall second; ratio = wall / limit wall");
+  console.log(
+    table([
+      row("import v1 (full)", i1, v1MB, "-"),
+      row("import v2 (full + delta)", i2, both, i2.wallS / limit),
+      row("import, nothing new", i3, "-", "-"),
+      row("delta generation alone", dg, both, dg.wallS / limit),
+      row("limit: xz -dc v1 & v2", ld, both, "-"),
+      row(`limit: xz -T0 -${level} delta`, lc, dMB, "-"),
+      row("LIMIT (sum)", sum(ld, lc), both, 1),
+      row("xz, import's settings", lo, dMB, "-"),
+      row("limit w/ import's xz", sum(ld, lo), both, `${(i2.wallS / limitOwn).toFixed(2)} (v2), ${(dg.wallS / limitOwn).toFixed(2)} (delta)`),
+    ]),
+  );
+} finally {
+  await farm.close();
+  if (!flag("--keep")) rmSync(inst.base, { recursive: true, force: true });
+  if (flag("--clean")) for (const d of generated) rmSync(d, { recursive: true, force: true });
+}

@@ -1,0 +1,147 @@
+/**
+ * One shell session: `pub` (the Tree, on a LockingQueue) and `conf`, with every operation
+ * tracked, so that the shell can wait for operations nobody awaited, and report the failures
+ * nobody handled as one line each (`pub.create_channel('x'): Channel already exists: x`)
+ * instead of an unhandled-rejection crash.
+ *
+ * Tracking works through a Proxy: each call returns a fresh promise chained on the Tree's,
+ * which fails with a ShellOpError naming the call.
+ * (The Tree's own promise is always "handled" by its queue, so Node would never report it.)
+ * A fresh promise that rejects with no handler is reported by Node's unhandledRejection
+ * event, and withdrawn by rejectionHandled if the code handles it later.
+ */
+import { relative } from "node:path";
+import { inspect } from "node:util";
+import type { Config } from "../config/types.js";
+import type { Signer } from "../pgp/signer.js";
+import { Device, openTree, type Tree } from "../tree/index.js";
+import { LockingQueue } from "./locking-queue.js";
+
+export interface Failure {
+  label: string;
+  error: unknown;
+}
+
+export interface SessionOptions {
+  lockWaitMs: number;
+  signer?: Signer;
+  /** Called when an operation nobody handles fails (interactive: print it at once). */
+  onUnhandled?: (f: Failure) => void;
+}
+
+const isThenable = (v: unknown): v is PromiseLike<unknown> =>
+  (typeof v === "object" || typeof v === "function") && v !== null && typeof (v as { then?: unknown }).then === "function";
+
+/**
+ * A failed operation, as the shell shows it: one line, `KeyError: pub.create_channel('x'):
+ * Channel already exists: x` (the tree's error kind, the call, the message), no stack.
+ * The original error is the `cause`.
+ */
+export class ShellOpError extends Error {
+  constructor(label: string, cause: unknown) {
+    super(`${label}: ${messageOf(cause)}`, { cause });
+    const kind = (cause as { kind?: unknown } | null)?.kind;
+    this.name = typeof kind === "string" && kind !== "Exception" ? kind : "Error";
+    this.stack = `${this.name}: ${this.message}`;
+  }
+}
+
+const argText = (a: unknown) => inspect(a, { depth: 2, breakLength: Infinity, compact: true });
+
+export class ShellSession {
+  readonly queue: LockingQueue;
+  readonly tree: Tree;
+  readonly pub: Tree;
+  readonly conf: Config;
+  /** Rejected promises nobody handled (yet), with what they were. */
+  readonly unhandled = new Map<Promise<unknown>, Failure>();
+  private readonly onRejection = (reason: unknown, promise: Promise<unknown>) => {
+    const f = { label: reason instanceof ShellOpError ? "" : "not awaited", error: reason };
+    this.unhandled.set(promise, f);
+    this.opts.onUnhandled?.(f);
+  };
+  private readonly onHandled = (promise: Promise<unknown>) => {
+    this.unhandled.delete(promise);
+  };
+
+  constructor(
+    config: Config,
+    private readonly opts: SessionOptions,
+  ) {
+    this.conf = config;
+    this.queue = new LockingQueue(config.state_path, opts.lockWaitMs);
+    this.tree = openTree(config, opts.signer, { queue: this.queue });
+    this.pub = this.track(this.tree, "pub");
+    process.on("unhandledRejection", this.onRejection);
+    process.on("rejectionHandled", this.onHandled);
+  }
+
+  /** A view of `obj` whose method calls are tracked (Devices handed out are tracked too). */
+  track<T extends object>(obj: T, name: string): T {
+    const cache = new Map<PropertyKey, unknown>();
+    return new Proxy(obj, {
+      get: (target, prop, receiver) => {
+        const value: unknown = Reflect.get(target, prop, receiver);
+        if (typeof value !== "function" || prop === "constructor") return value;
+        let wrapped = cache.get(prop);
+        if (!wrapped) {
+          const fn = value as (...a: unknown[]) => unknown;
+          wrapped = (...args: unknown[]) => {
+            const label = `${name}.${String(prop)}(${args.map(argText).join(", ")})`;
+            const result = fn.apply(target, args);
+            if (!isThenable(result)) return result;
+            return Promise.resolve(result).then(
+              (v) => (v instanceof Device ? this.track(v, this.deviceName(v)) : v),
+              (err: unknown) => {
+                throw new ShellOpError(label, err);
+              },
+            );
+          };
+          cache.set(prop, wrapped);
+        }
+        return wrapped;
+      },
+    });
+  }
+
+  private deviceName(d: Device): string {
+    return `device(${relative(this.conf.publish_path, d.path)})`;
+  }
+
+  /**
+   * Waits until every operation started so far, and every operation those start in turn
+   * (`pub.get_device(...).then((d) => d.create_image(...))`), has finished.
+   */
+  async settle(): Promise<void> {
+    for (;;) {
+      await this.queue.idle();
+      // Let continuations of the last operation queue their follow-ups.
+      await new Promise((r) => setImmediate(r));
+      if (this.queue.pending === 0) return;
+    }
+  }
+
+  /** Failures nobody handled, oldest first, and forgets them. */
+  takeUnhandled(): Failure[] {
+    const out = [...this.unhandled.values()];
+    this.unhandled.clear();
+    return out;
+  }
+
+  close(): void {
+    process.off("unhandledRejection", this.onRejection);
+    process.off("rejectionHandled", this.onHandled);
+    this.queue.close();
+  }
+}
+
+/** An error's message, also for errors made in the script's own realm (not `instanceof Error` here). */
+export function messageOf(err: unknown): string {
+  const m = (err as { message?: unknown } | null)?.message;
+  return (typeof m === "string" ? m : String(err)).split("\n")[0]!;
+}
+
+/** `label: message`, one line. */
+export function failureLine(f: Failure): string {
+  return f.label ? `${f.label}: ${messageOf(f.error)}` : messageOf(f.error);
+}
