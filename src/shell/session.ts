@@ -35,16 +35,30 @@ const isThenable = (v: unknown): v is PromiseLike<unknown> =>
 /**
  * A failed operation, as the shell shows it: one line, `KeyError: pub.create_channel('x'):
  * Channel already exists: x` (the tree's error kind, the call, the message), no stack.
- * The original error is the `cause`.
+ * The original error is `original` (not `cause`, which the REPL would print in full).
  */
 export class ShellOpError extends Error {
-  constructor(label: string, cause: unknown) {
-    super(`${label}: ${messageOf(cause)}`, { cause });
-    const kind = (cause as { kind?: unknown } | null)?.kind;
-    this.name = typeof kind === "string" && kind !== "Exception" ? kind : "Error";
+  declare readonly original: unknown;
+  constructor(label: string, original: unknown) {
+    super(`${label}: ${messageOf(original)}`);
+    Object.defineProperty(this, "original", { value: original, enumerable: false });
+    this.name = new.target.name;
     this.stack = `${this.name}: ${this.message}`;
   }
+
+  /** The error for a failed call, its class named after the tree's error kind (inspect shows that name). */
+  static of(label: string, original: unknown): ShellOpError {
+    const kind = (original as { kind?: unknown } | null)?.kind;
+    const name = typeof kind === "string" && /^[A-Z][A-Za-z]*Error$/.test(kind) ? kind : "Error";
+    let cls = KINDS.get(name);
+    if (!cls) {
+      cls = { [name]: class extends ShellOpError {} }[name]!;
+      KINDS.set(name, cls);
+    }
+    return new cls(label, original);
+  }
 }
+const KINDS = new Map<string, typeof ShellOpError>();
 
 const argText = (a: unknown) => inspect(a, { depth: 2, breakLength: Infinity, compact: true });
 
@@ -93,7 +107,7 @@ export class ShellSession {
             return Promise.resolve(result).then(
               (v) => (v instanceof Device ? this.track(v, this.deviceName(v)) : v),
               (err: unknown) => {
-                throw new ShellOpError(label, err);
+                throw ShellOpError.of(label, err);
               },
             );
           };

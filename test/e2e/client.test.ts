@@ -173,6 +173,11 @@ describe("a device upgrading from a tree built by import-images (fulls of realis
       expect(err).toBeInstanceOf(ClientError);
       expect((err as ClientError).kind).toBe("SignatureError");
       expect((err as ClientError).message).toMatch(/channels\.json/);
+      // On the first bad signature the client fetches image-signing once more, then gives up.
+      const gets = (err as ClientError).trace!.filter((r) => r.method === "GET").map((r) => new URL(r.url).pathname);
+      expect(gets.filter((p) => p === "/gpg/image-signing.tar.xz")).toHaveLength(2);
+      expect(gets.filter((p) => p === "/channels.json")).toHaveLength(2);
+      expect(gets.at(-1)).toBe("/channels.json.asc");
     } finally {
       await other.server.close();
     }

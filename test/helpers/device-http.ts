@@ -23,6 +23,8 @@ export type ClientErrorKind =
 
 /** A failure of the modelled client (or recovery), named like the Python exception. */
 export class ClientError extends Error {
+  /** Requests made before the failure (set by runDeviceClient). */
+  trace?: Trace[];
   constructor(
     readonly kind: ClientErrorKind,
     message: string,
