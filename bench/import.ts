@@ -1,12 +1,13 @@
 /**
- * `npm run bench [-- --input DIR] [--scale N] [--debootstrap] [--xz-level N] [--clean]`
+ * `npm run bench [-- --input DIR] [--scale N] [--debootstrap] [--xz-level N] [--clean] [--keep]`
  * (issue 8): the cost of `si import-images` on realistic rootfs tarballs against the limit
  * set by xz, in one table.
  *
  * Inputs: two `.tar.xz` rootfs versions — by default made from this machine's /usr
  * (bench/rootfs.ts, ~310 MB × scale uncompressed), with --debootstrap a Debian minbase root
  * and a copy with more packages, with --input the two `*.tar.xz` of DIR in name order.
- * Generated inputs are kept in bench-work/ for the next run (--clean removes them).
+ * Generated inputs are kept in bench-work/ for the next run (--clean removes them; --keep
+ * also keeps the instance and the delta's tar).
  *
  * Steps, each measured as a whole process tree (bench/proctree.ts): import v1 (full), import
  * v2 (full + delta), import with nothing new, the delta alone (makeDelta in a child), and the
@@ -104,12 +105,13 @@ try {
   log("limit: decompress both inputs in parallel");
   const ld = check("xz -dc", await measure("sh", ["-c", `xz -dc '${v1}' >/dev/null & xz -dc '${v2}' >/dev/null & wait`]));
   log(`limit: xz -T0 -${level} of the delta's ${dMB.toFixed(1)} MB`);
-  const plainArgs = ["-z", "-c", `-T0`, `-${level}`, deltaTar];
-  const lc = check("xz -T0", await measure("xz", plainArgs));
-  const ownArgs = [...compressArgs({ level, sizeHint: dBytes }), deltaTar];
-  const lo = check("xz (import settings)", await measure("xz", ownArgs));
-  const plainOut = mb(Number(execFileSync("sh", ["-c", `xz ${plainArgs.join(" ")} | wc -c`], { encoding: "utf8" })));
-  rmSync(deltaTar, { force: true });
+  const xzOut = join(work, "delta.limit.xz");
+  const xzTo = (args: string[]) => ["-c", `xz ${args.join(" ")} '${deltaTar}' > '${xzOut}'`];
+  const lc = check("xz -T0", await measure("sh", xzTo(["-z", "-c", "-T0", `-${level}`])));
+  const plainOut = mb(statSync(xzOut).size);
+  const lo = check("xz (import settings)", await measure("sh", xzTo(compressArgs({ level, sizeHint: dBytes }))));
+  rmSync(xzOut, { force: true });
+  if (!flag("--keep")) rmSync(deltaTar, { force: true });
 
   const limit = ld.wallS + lc.wallS;
   const limitOwn = ld.wallS + lo.wallS;

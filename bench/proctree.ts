@@ -1,7 +1,8 @@
 /**
  * Runs a command and measures what it costs as a whole process tree: wall time, CPU
  * (user+sys of the command and every child it waited for, from /usr/bin/time) and peak RSS
- * summed over the live tree (sampled from /proc every 20 ms), so `xz` children count too.
+ * summed over the live tree (sampled from /proc every 50 ms: the walk over /proc costs CPU the
+ * measured command would otherwise have on a 2-core machine), so `xz` children count too.
  */
 import { spawn } from "node:child_process";
 import { readFileSync, readdirSync, mkdtempSync } from "node:fs";
@@ -63,7 +64,7 @@ export async function measure(cmd: string, args: string[], opts: { env?: NodeJS.
   let peak = 0;
   const timer = setInterval(() => {
     peak = Math.max(peak, treeRssKB(child.pid!));
-  }, 20);
+  }, 50);
   const exitCode: number = await new Promise((res) => child.on("close", (c) => res(c ?? -1)));
   clearInterval(timer);
   const wallS = Number(process.hrtime.bigint() - start) / 1e9;

@@ -156,7 +156,15 @@ export function makeRootfsPair(dir: string, scale: number, log: (s: string) => v
       if (keep) same++;
     }
   }
-  const added = spare.slice(0, Math.ceil(chosen.length / 100));
+  // 1 % more files, sized like the rest (spare's head is all large files: budgets fill unevenly).
+  const added: Found["files"] = [];
+  let addedBytes = 0;
+  for (const f of spare.sort((a, b) => h(a.path, "add") - h(b.path, "add"))) {
+    if (added.length >= Math.ceil(chosen.length / 100)) break;
+    if (addedBytes + f.st.size > (small + large) / 100) continue;
+    added.push(f);
+    addedBytes += f.st.size;
+  }
   for (const f of added) copyInto(s2, f.path, f.st);
   let retargeted = 0;
   for (const s of links) {

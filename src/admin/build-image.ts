@@ -13,6 +13,7 @@
  * keyring files, as the reference did; for any other base it makes real deltas, where the
  * reference shipped the same two files and left devices with content they never received.
  */
+import { statSync } from "node:fs";
 import { rm } from "node:fs/promises";
 import { join } from "node:path";
 import type { Config } from "../config/types.js";
@@ -20,7 +21,7 @@ import { SiError } from "../errors.js";
 import { generateDelta, generateFile, type GeneratorContext } from "../generators/index.js";
 import { deltaSource } from "../importer/plan.js";
 import type { Logger } from "../io/log.js";
-import type { Image } from "../model/index-doc.js";
+import type { FileEntry, Image } from "../model/index-doc.js";
 import { basenameOf, filePrefix, sidecarPath, versionTarballName } from "../model/naming.js";
 import { expandPath, pyRealpath, type ImageSpec } from "../tree/index.js";
 import type { TreeOptions } from "../tree/context.js";
@@ -42,6 +43,8 @@ export interface BuildRequest {
   bases: readonly Image[];
   phased: number;
   fullcount: number;
+  /** The index entries the files come from: their checksums are reused (see seedChecksums). */
+  sourceEntries?: readonly FileEntry[];
 }
 
 export interface BuiltImage {
@@ -72,6 +75,22 @@ async function dropStaleVersionFile(config: Config, req: BuildRequest, log: Logg
   for (const p of [path, `${path}.asc`, side, `${side}.asc`]) await rm(p, { force: true });
 }
 
+/**
+ * Pool files never change once published (§8.3), so the checksums the source index already
+ * holds are reused instead of reading gigabytes again; a size that differs on disk means the
+ * entry cannot be trusted, and that file is hashed.
+ */
+function seedChecksums(gctx: GeneratorContext, entries: readonly FileEntry[]): void {
+  for (const e of entries) {
+    const path = pyRealpath(`${gctx.config.publish_path}/${e.path}`);
+    try {
+      if (statSync(path).size === e.size && /^[0-9a-f]{64}$/.test(e.checksum)) gctx.checksums.set(path, { sha256: e.checksum, size: e.size });
+    } catch {
+      // missing: create_image reports it
+    }
+  }
+}
+
 async function deltaFiles(gctx: GeneratorContext, full: string[], base: Image, log: Logger): Promise<string[]> {
   const pub = gctx.config.publish_path;
   const baseUrls = new Set(base.files.map((f) => f.path));
@@ -98,6 +117,7 @@ export async function buildAndPublish(config: Config, gctx: GeneratorContext, tr
     throw new SiError(`Cannot create ${req.channel}/${req.device} version ${req.version}: the source image has no files besides its version tarball`);
   }
   await dropStaleVersionFile(config, req, log);
+  seedChecksums(gctx, req.sourceEntries ?? []);
   const env = {
     channel_name: req.channel,
     device_name: req.device,

@@ -20,7 +20,7 @@ export interface CommonOptions {
 export function commonOptions(cmd: Command, opts: { lock?: boolean; json?: boolean } = {}): Command {
   cmd.option("-v, --verbose", "more progress output on stderr (repeatable: -v info, -vv debug)", countOption, 0);
   if (opts.lock !== false) {
-    cmd.option("--lock-timeout <seconds>", "wait this long for the global lock (held by imports) before giving up", parseLockTimeout, DEFAULT_LOCK_WAIT_MS);
+    cmd.option("--lock-timeout <seconds>", `wait this long for the global lock (held by imports) before giving up (default: ${DEFAULT_LOCK_WAIT_MS / 1000})`, parseLockTimeout);
   }
   if (opts.json !== false) cmd.option("--json", "print the result as JSON");
   return cmd;

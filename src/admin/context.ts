@@ -11,7 +11,7 @@ import { LocalSigner } from "../pgp/local-signer.js";
 import type { Signer } from "../pgp/signer.js";
 import { openTree, type Tree } from "../tree/index.js";
 import type { TreeOptions } from "../tree/context.js";
-import { DEFAULT_LOCK_WAIT_MS } from "./lock.js";
+import { DEFAULT_LOCK_WAIT_MS, type LockOptions } from "./lock.js";
 
 export interface AdminContext {
   config: Config;
@@ -47,6 +47,11 @@ export function resolve(ctx: AdminContext): Resolved {
     tree: openTree(ctx.config, signer, { clock: ctx.clock }),
     runMirror: ctx.runMirror,
   };
+}
+
+/** Lock options for `what`: wait as configured, say so on the log when the wait begins. */
+export function lockOptions(r: Resolved, what: string): LockOptions {
+  return { waitMs: r.lockWaitMs, what, onWait: (m) => r.log.warn(m) };
 }
 
 /** A generator context whose progress lines go to the admin logger at debug level. */

@@ -14,7 +14,7 @@ import { basenameOf } from "../model/naming.js";
 import { setTagOnVersionDetail, splitVersionDetail } from "../model/version-detail.js";
 import { UsageError } from "../errors.js";
 import { buildAndPublish, describeBuilt, type BuiltImage } from "./build-image.js";
-import { generatorContext, resolve, type AdminContext } from "./context.js";
+import { generatorContext, lockOptions, resolve, type AdminContext } from "./context.js";
 import { finish } from "./finish.js";
 import { refuseAlias, refuseCommaTag, refuseDeviceRedirect, refuseRedirect, requireChannel, requireDeviceIn } from "./guards.js";
 import { withLock } from "./lock.js";
@@ -61,7 +61,7 @@ export async function copyImage(actx: AdminContext, req: CopyImageRequest, now: 
   const { config, tree, log } = r;
   const { source, destination: dest, device } = req;
   const phased = req.phased ?? 100;
-  return withLock(config.state_path, { waitMs: r.lockWaitMs, what: "copy image" }, async () => {
+  return withLock(config.state_path, lockOptions(r, "copy image"), async () => {
     const doc = await tree.listChannels();
     requireChannel(doc, source, "Invalid source channel");
     requireChannel(doc, dest, "Invalid destination channel");
@@ -102,7 +102,9 @@ export async function copyImage(actx: AdminContext, req: CopyImageRequest, now: 
 
     const bases = await getRequiredDeltas(config, tree, dest, device, { channels: doc, warn: (m) => log.warn(m) });
     const files: string[] = [];
-    const oldDetail = await extractFilesAndVersion(config, srcImage.files, srcVersion, files, (p) => log.debug(`source file ${p}`));
+    const fromSidecar = await extractFilesAndVersion(config, srcImage.files, srcVersion, files, (p) => log.debug(`source file ${p}`));
+    // An image made by hand may have no version tarball sidecar: its index entry still knows.
+    const oldDetail = fromSidecar || (srcImage.version_detail ?? "");
     log.info(`copying ${source}/${device} version ${srcVersion} (${oldDetail || "no version_detail"}) to ${dest} version ${newVersion}`);
     const detail = splitVersionDetail(oldDetail).filter((i) => !i.startsWith("version="));
     if (req.tag !== undefined) setTagOnVersionDetail(detail, req.tag);
@@ -121,6 +123,7 @@ export async function copyImage(actx: AdminContext, req: CopyImageRequest, now: 
         versionDetail: detail,
         bases,
         phased,
+        sourceEntries: srcImage.files,
         fullcount: channelConfigOf(config, dest).fullcount,
       },
       log,

@@ -21,21 +21,32 @@ export interface LockOptions {
   waitMs: number;
   /** What the caller wanted to do, for the timeout message ("copy image"). */
   what: string;
+  /** Told once when the lock is busy and the wait begins. */
+  onWait?: (message: string) => void;
+}
+
+function fmtSeconds(ms: number): string {
+  const secs = ms / 1000;
+  return Number.isInteger(secs) ? String(secs) : secs.toFixed(1);
 }
 
 /** Takes the global lock, polling until `waitMs` has passed. */
 export async function acquireLock(statePath: string, opts: LockOptions): Promise<GlobalLock> {
   const deadline = Date.now() + opts.waitMs;
+  let told = false;
   for (;;) {
     try {
       return acquireGlobalLock(statePath, { waitMs: 0 });
     } catch (err) {
       if (!(err instanceof LockBusyError)) throw err;
       if (opts.waitMs <= 0) throw err;
+      if (!told) {
+        told = true;
+        opts.onWait?.(`waiting up to ${fmtSeconds(opts.waitMs)} s for the global lock ${lockPath(statePath)} (an import or another admin command holds it)`);
+      }
       if (Date.now() >= deadline) {
-        const secs = opts.waitMs / 1000;
         throw new SiError(
-          `Cannot ${opts.what}: the global lock ${lockPath(statePath)} stayed busy for ${Number.isInteger(secs) ? secs : secs.toFixed(1)} s ` +
+          `Cannot ${opts.what}: the global lock ${lockPath(statePath)} stayed busy for ${fmtSeconds(opts.waitMs)} s ` +
             "(an import or another admin command is running; try again later, or raise --lock-timeout)",
         );
       }

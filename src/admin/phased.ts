@@ -12,7 +12,7 @@ import { SiError, UsageError } from "../errors.js";
 import { Runner } from "../tree/context.js";
 import { opSetPhasedPercentage } from "../tree/image-ops.js";
 import { opSyncAliases } from "../tree/ops.js";
-import { resolve, type AdminContext } from "./context.js";
+import { lockOptions, resolve, type AdminContext } from "./context.js";
 import { triggerMirrors } from "./finish.js";
 import { refuseAlias, refuseDeviceRedirect, refuseRedirect, requireChannel, requireDeviceIn } from "./guards.js";
 import { withLock } from "./lock.js";
@@ -32,7 +32,7 @@ export async function setPhased(actx: AdminContext, req: PhasedRequest): Promise
   const r = resolve(actx);
   const { config, tree, log } = r;
   const { channel, device, version, percentage } = req;
-  return withLock(config.state_path, { waitMs: r.lockWaitMs, what: "set the phased percentage" }, async () => {
+  return withLock(config.state_path, lockOptions(r, "set the phased percentage"), async () => {
     const doc = await tree.listChannels();
     requireChannel(doc, channel, "Invalid channel");
     requireDeviceIn(doc, channel, device, "Invalid device for source channel");

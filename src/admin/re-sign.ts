@@ -9,7 +9,7 @@
  * the reference never did.
  */
 import { join } from "node:path";
-import { resolve, type AdminContext } from "./context.js";
+import { lockOptions, resolve, type AdminContext } from "./context.js";
 import { withLock } from "./lock.js";
 import { deviceDirOf, exists } from "../tree/paths.js";
 import { sidecarPath } from "../model/naming.js";
@@ -70,7 +70,7 @@ export async function reSignIndexes(actx: AdminContext, opts: { all?: boolean } 
   };
   // On the tree's queue, so no change queued in this process interleaves.
   const runner = new Runner(Runner.context(config, pub, r.treeOpts), r.treeOpts);
-  await withLock(config.state_path, { waitMs: r.lockWaitMs, what: "re-sign the indexes" }, () =>
+  await withLock(config.state_path, lockOptions(r, "re-sign the indexes"), () =>
     runner.run("re_sign_indexes", [], async () => {
       const channelsPath = join(pub, "channels.json");
       const channels = parseChannels((await readTextOrNull(channelsPath)) ?? "", channelsPath);

@@ -11,7 +11,7 @@ import { getPhasedPercentage } from "../model/images.js";
 import { setTagOnVersionDetail, splitVersionDetail } from "../model/version-detail.js";
 import { UsageError } from "../errors.js";
 import { buildAndPublish, describeBuilt, type BuiltImage } from "./build-image.js";
-import { generatorContext, resolve, type AdminContext } from "./context.js";
+import { generatorContext, lockOptions, resolve, type AdminContext } from "./context.js";
 import { finish } from "./finish.js";
 import { refuseAlias, refuseCommaTag, refuseDeviceRedirect, refuseRedirect, requireChannel, requireDeviceIn } from "./guards.js";
 import { withLock } from "./lock.js";
@@ -35,7 +35,7 @@ export async function tagImage(actx: AdminContext, req: TagImageRequest): Promis
   const r = resolve(actx);
   const { config, tree, log } = r;
   const { channel, device, version, tag } = req;
-  return withLock(config.state_path, { waitMs: r.lockWaitMs, what: "tag image" }, async () => {
+  return withLock(config.state_path, lockOptions(r, "tag image"), async () => {
     const doc = await tree.listChannels();
     requireChannel(doc, channel, "Invalid channel");
     requireDeviceIn(doc, channel, device, "Invalid device for channel");
@@ -57,7 +57,9 @@ export async function tagImage(actx: AdminContext, req: TagImageRequest): Promis
     const phased = getPhasedPercentage({ global: {}, images }, version, dev.indexpath);
     const bases = await getRequiredDeltas(config, tree, channel, device, { channels: doc, warn: (m) => log.warn(m) });
     const files: string[] = [];
-    const oldDetail = await extractFilesAndVersion(config, image.files, version, files, (p) => log.debug(`image file ${p}`));
+    const fromSidecar = await extractFilesAndVersion(config, image.files, version, files, (p) => log.debug(`image file ${p}`));
+    // An image made by hand may have no version tarball sidecar: its index entry still knows.
+    const oldDetail = fromSidecar || (image.version_detail ?? "");
     const detail = splitVersionDetail(oldDetail).filter((i) => !i.startsWith("version="));
     setTagOnVersionDetail(detail, tag);
     log.info(`tagging ${channel}/${device} version ${version} as ${tag ? `'${tag}'` : "untagged"}: version ${newVersion}`);
@@ -76,6 +78,7 @@ export async function tagImage(actx: AdminContext, req: TagImageRequest): Promis
         versionDetail: detail,
         bases,
         phased,
+        sourceEntries: image.files,
         fullcount: channelConfigOf(config, channel).fullcount,
       },
       log,

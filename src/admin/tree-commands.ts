@@ -12,7 +12,7 @@ import { Runner } from "../tree/context.js";
 import { opCreateImage, opRemoveImage, opSetDescription } from "../tree/image-ops.js";
 import { opSyncAliases } from "../tree/ops.js";
 import type { Txn } from "../tree/txn.js";
-import { resolve, type AdminContext, type Resolved } from "./context.js";
+import { lockOptions, resolve, type AdminContext, type Resolved } from "./context.js";
 import { triggerMirrors } from "./finish.js";
 import { withLock } from "./lock.js";
 
@@ -25,7 +25,7 @@ export interface CommandResult<T = unknown> {
 /** Lock → change → mirrors. */
 async function mutate<T>(actx: AdminContext, what: string, fn: (r: Resolved) => Promise<CommandResult<T>>): Promise<CommandResult<T>> {
   const r = resolve(actx);
-  const out = await withLock(r.config.state_path, { waitMs: r.lockWaitMs, what }, () => fn(r));
+  const out = await withLock(r.config.state_path, lockOptions(r, what), () => fn(r));
   await triggerMirrors(r.config, { log: r.log, runMirror: r.runMirror });
   return out;
 }
@@ -46,8 +46,16 @@ export const hideChannel = (a: AdminContext, name: string) =>
 export const showChannel = (a: AdminContext, name: string) =>
   mutate(a, `show channel ${name}`, async ({ tree }) => (await tree.showChannel(name), done(`channel ${name} is shown`, { channel: name, hidden: false })));
 
+/** Aliases of the old name keep following it (§7.1): said, so the operator can re-target them. */
 export const renameChannel = (a: AdminContext, from: string, to: string) =>
-  mutate(a, `rename channel ${from}`, async ({ tree }) => (await tree.renameChannel(from, to), done(`renamed channel ${from} to ${to}`, { from, to })));
+  mutate(a, `rename channel ${from}`, async ({ tree }) => {
+    await tree.renameChannel(from, to);
+    const doc = await tree.listChannels();
+    const stale = Object.keys(doc).filter((c) => aliasTarget(doc, c) === from);
+    const res = done(`renamed channel ${from} to ${to}`, { from, to, stale_aliases: stale });
+    for (const c of stale) res.lines.push(`W: alias ${c} still follows ${from}; re-target it with: si channel alias ${c} ${to}`);
+    return res;
+  });
 
 /** Creates alias `name` → `target`, or points an existing alias at `target`. */
 export const aliasChannel = (a: AdminContext, name: string, target: string) =>

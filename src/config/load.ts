@@ -144,6 +144,7 @@ class Reader {
       admin_address: this.str(G, "admin_address") || "127.0.0.1",
       image_signing_expiry_days: this.int(G, "image_signing_expiry_days", 730, 1, 100 * 365),
       device_signing_expiry_days: this.int(G, "device_signing_expiry_days", 31, 1, 100 * 365),
+      keyring_auto_renew_days: this.opt(G, "keyring_auto_renew_days") ? this.int(G, "keyring_auto_renew_days", 0, 1, 100 * 365) : undefined,
       xz_level: this.int(G, "xz_level", 9, 0, 9),
       http_timeout: this.opt(G, "http_timeout") ? this.int(G, "http_timeout", 0, 1, 3600) : undefined,
       http_retries: this.int(G, "http_retries", 2, 0, 10),

@@ -52,6 +52,9 @@ export interface Config {
   /** keyring.json expiry periods (reference defaults: 730 and 31 days). */
   image_signing_expiry_days: number;
   device_signing_expiry_days: number;
+  /** Rebuild and publish the image-signing keyring when it expires within this many days
+   *  (the scheduler calls renewExpiringKeyrings, src/keys/renew.ts); absent = off. */
+  keyring_auto_renew_days?: number;
   /** xz settings for everything the server compresses. */
   xz_level: number;
   /** Seconds a generator's HTTP request may stay silent (connect, headers, between body

@@ -3,13 +3,35 @@
  * image in two versions (so devices on build 0 and build 1 both have an upgrade) and a
  * device tarball, shaped like what a build farm hands to the `http` generator.
  */
+import { createHash } from "node:crypto";
 import { createWriteStream } from "node:fs";
 import { pipeline } from "node:stream/promises";
 import { GnuTarWriter } from "../archive/tar/index.js";
 import type { TarHeader } from "../archive/tar/types.js";
 import { defaultCodec } from "../io/xz.js";
 
-type Member = Omit<TarHeader, "uid" | "gid" | "uname" | "gname" | "mtime" | "size" | "mode"> & { mode?: number; content?: string };
+type Member = Omit<TarHeader, "uid" | "gid" | "uname" | "gname" | "mtime" | "size" | "mode"> & {
+  mode?: number;
+  content?: string;
+  /** Content is binary held as latin1 text. */
+  latin1?: boolean;
+};
+
+/**
+ * Incompressible filler, the same bytes every run. The client ranks upgrade paths by size in
+ * whole MiB (client-protocol §6.2): with tiny images, "full 1 + delta 2" ties with "full 2"
+ * and wins, and the recovery then skips the delta's removals (§8.3). Real images are large;
+ * 1.5 MiB kept in both versions makes the demo behave like them.
+ */
+function filler(seed: string, bytes: number): string {
+  const out: string[] = [];
+  let block = createHash("sha512").update(seed).digest();
+  for (let n = 0; n < bytes; n += 64) {
+    out.push(block.toString("latin1"));
+    block = createHash("sha512").update(block).digest();
+  }
+  return out.join("").slice(0, bytes);
+}
 
 function rootfs(version: 1 | 2): Member[] {
   const m: Member[] = [
@@ -33,6 +55,7 @@ function rootfs(version: 1 | 2): Member[] {
     m.push({ name: `system/usr/lib/demo/lib${i}.so`, type: "file", content: `library ${i}${changed ? " (v2)" : ""}\n`.repeat(20 + i) });
   }
   if (version === 2) m.push({ name: "system/usr/lib/demo/new-in-v2.so", type: "file", content: "added in version 2\n" });
+  m.push({ name: "system/usr/share/demo-firmware.bin", type: "file", content: filler("demo firmware", 1536 * 1024), latin1: true });
   return m;
 }
 
@@ -52,8 +75,8 @@ async function writeTarXz(path: string, members: Member[], mtime: number): Promi
   const done = pipeline(xz, createWriteStream(path));
   const tar = new GnuTarWriter(xz);
   for (const m of members) {
-    const content = m.content === undefined ? undefined : Buffer.from(m.content);
-    const { content: _c, ...rest } = m;
+    const content = m.content === undefined ? undefined : Buffer.from(m.content, m.latin1 ? "latin1" : "utf8");
+    const { content: _c, latin1: _l, ...rest } = m;
     await tar.add(
       { ...rest, mode: m.mode ?? 0o644, uid: 0, gid: 0, uname: "root", gname: "root", mtime, size: content?.length ?? 0 },
       content,

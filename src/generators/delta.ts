@@ -4,7 +4,7 @@
  * are never diffed: the full target is shipped instead (§5.6).
  */
 import { basename } from "node:path";
-import { diffImages, writeDeltaTar } from "../archive/diff/index.js";
+import { deltaTarSize, diffImages, writeDeltaTar } from "../archive/diff/index.js";
 import { GeneratorError, SiError, errorMessage } from "../errors.js";
 import { deltaName, stripTarXz } from "../model/naming.js";
 import { exists, poolPath, publishPoolFile, readSidecar, xzProducer } from "./pool.js";
@@ -24,7 +24,7 @@ export async function generateDelta(ctx: GeneratorContext, sourcePath: string, t
     const diff = await diffImages(sourcePath, targetPath);
     const sidecar = { generator: "delta", source: (await readSidecar(sourcePath)) ?? {}, target: (await readSidecar(targetPath)) ?? {} };
     await publishPoolFile(
-      xzProducer(ctx, (xz) => writeDeltaTar(targetPath, diff, xz, ctx.clock())),
+      xzProducer(ctx, (xz) => writeDeltaTar(targetPath, diff, xz, ctx.clock()), { sizeHint: deltaTarSize(diff) }),
       path,
       ctx,
       { sidecar },

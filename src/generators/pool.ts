@@ -173,11 +173,12 @@ export async function publishPoolFile(source: PoolSource, dest: string, ctx: Gen
 
 /**
  * A producer for publishPoolFile: `fill` writes uncompressed bytes to an xz compressor (and
- * ends it); the compressed stream goes to the pool file.
+ * ends it); the compressed stream goes to the pool file. `sizeHint`: the uncompressed size
+ * when known in advance (xz.ts picks block and dictionary sizes from it).
  */
-export function xzProducer(ctx: GeneratorContext, fill: (xz: Writable) => Promise<unknown>): (out: Writable) => Promise<void> {
+export function xzProducer(ctx: GeneratorContext, fill: (xz: Writable) => Promise<unknown>, opts: { sizeHint?: number } = {}): (out: Writable) => Promise<void> {
   return async (out) => {
-    const xz = ctx.codec.compress({ level: ctx.config.xz_level });
+    const xz = ctx.codec.compress({ level: ctx.config.xz_level, ...opts });
     const piping = pipeline(xz, out);
     try {
       await fill(xz);

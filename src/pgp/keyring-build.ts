@@ -1,5 +1,5 @@
 /** Applies the keyring plan: writes `<gpg_keyring_path>/<name>.tar.xz` and its signature. */
-import { mkdir, rename, stat, unlink } from "node:fs/promises";
+import { mkdir, readFile, rename, stat, unlink } from "node:fs/promises";
 import { join } from "node:path";
 import { KeyError_ } from "../errors.js";
 import { keyExists, loadPublicKeyFile } from "./keys.js";
@@ -25,6 +25,22 @@ export interface KeyringBuilt {
   path: string;
   expiry?: number;
   signer: KeyName;
+}
+
+/**
+ * Public keys a keyring holds beyond its plan members: `<gpg_key_path>/<name>/keyring-extra.gpg`
+ * (binary). For image-signing it is the previous key after `si rotate-key`, for the blacklist
+ * the blacklisted keys (`si blacklist-key`); a rebuild must never drop them (src/keys/).
+ */
+export const KEYRING_EXTRA = "keyring-extra.gpg";
+
+async function extraKeys(keyPath: string, name: string): Promise<Buffer[]> {
+  try {
+    return [await readFile(join(keyPath, name, KEYRING_EXTRA))];
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return [];
+    throw err;
+  }
 }
 
 async function exists(p: string): Promise<boolean> {
@@ -62,7 +78,10 @@ export async function buildKeyrings(opts: KeyringBuildOptions): Promise<{ built:
   }
   await mkdir(opts.keyringPath, { recursive: true, mode: 0o700 });
   for (const spec of ready) {
-    const gpg = Buffer.concat(await Promise.all(spec.members.map((m) => loadPublicKeyFile(opts.keyPath, m))));
+    const gpg = Buffer.concat([
+      ...(await Promise.all(spec.members.map((m) => loadPublicKeyFile(opts.keyPath, m)))),
+      ...(await extraKeys(opts.keyPath, spec.name)),
+    ]);
     const expiry = expiryFrom(now, spec.expiryDays);
     const dest = join(opts.keyringPath, `${spec.name}.tar.xz`);
     const tmp = join(opts.keyringPath, `.${spec.name}.new.tar.xz`);

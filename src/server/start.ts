@@ -4,6 +4,7 @@
  * plus any extra listeners a caller brings (the admin dashboard).
  */
 import type { IncomingMessage, RequestListener, ServerResponse } from "node:http";
+import { RequestCounts } from "../admin-server/request-counts.js";
 import type { Config } from "../config/types.js";
 import { ConfigError } from "../errors.js";
 import { DeviceWatch } from "./device-watch.js";
@@ -41,6 +42,8 @@ export interface RunningServer {
   urls: Record<string, string>;
   /** Re-reads tls_cert / tls_key for new HTTPS connections (certificate renewal). */
   reloadTls(): Promise<void>;
+  /** Responses of the public listeners by status and path class (for the admin /metrics). */
+  requests: RequestCounts;
   /** Graceful stop of every listener; resolves when all sockets are closed. */
   close(): Promise<void>;
 }
@@ -60,18 +63,20 @@ export function publicPorts(config: Config, opts: Pick<StartOptions, "httpPort" 
   };
 }
 
-/** The request handler of the public tree: files, access log, unknown-device warnings. */
+/** The request handler of the public tree: files, access log, unknown-device warnings, counts. */
 export function publicHandler(
   listener: string,
   tree: StaticTree,
   watch: DeviceWatch,
   logger: ServerLogger,
   accessLog: boolean,
+  counts?: RequestCounts,
 ): RequestListener {
   return (req: IncomingMessage, res: ServerResponse) => {
     const started = performance.now();
     const rec: RequestRecord = { bytes: 0 };
     res.once("close", () => {
+      counts?.record(rec.path, res.statusCode);
       if (accessLog) logger.log(accessEntry(listener, req, res, rec, started));
       if (res.statusCode === 404 || rec.path === "/channels.json") {
         watch.observe({
@@ -93,17 +98,20 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
   const accessLog = opts.accessLog ?? true;
   const tree = new StaticTree(config.publish_path, opts.staticOptions);
   const watch = new DeviceWatch(config.publish_path, logger);
+  const requests = new RequestCounts();
   const { http: httpPort, https: httpsPort } = publicPorts(config, opts);
   const tlsFiles = () => {
     if (!config.tls_cert || !config.tls_key) throw new ConfigError(`Cannot serve HTTPS: tls_cert and tls_key must be set in ${config.path}`);
     return readTlsMaterial(config.tls_cert, config.tls_key);
   };
 
-  const onClientError = (name: string) => (info: { status: number; code: string; remote?: string }) =>
+  const onClientError = (name: string) => (info: { status: number; code: string; remote?: string }) => {
+    requests.record(undefined, info.status);
     logger.log({ level: "info", event: "client-error", listener: name, status: info.status, code: info.code, remote: info.remote });
+  };
   const specs: ListenerSpec[] = [];
   if (httpPort !== null) {
-    specs.push({ name: "http", address, port: httpPort, handler: publicHandler("http", tree, watch, logger, accessLog), onClientError: onClientError("http") });
+    specs.push({ name: "http", address, port: httpPort, handler: publicHandler("http", tree, watch, logger, accessLog, requests), onClientError: onClientError("http") });
   }
   if (httpsPort !== null) {
     specs.push({
@@ -111,7 +119,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
       address,
       port: httpsPort,
       tls: await tlsFiles(),
-      handler: publicHandler("https", tree, watch, logger, accessLog),
+      handler: publicHandler("https", tree, watch, logger, accessLog, requests),
       onClientError: onClientError("https"),
     });
   }
@@ -129,6 +137,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
     httpsPort: ports.https,
     ports,
     urls,
+    requests,
     async reloadTls() {
       const https = group.listeners.filter((l) => l.spec.name === "https");
       if (https.length === 0) return;

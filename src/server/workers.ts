@@ -11,6 +11,7 @@
 import cluster, { type Worker } from "node:cluster";
 import { availableParallelism } from "node:os";
 import { fileURLToPath } from "node:url";
+import { addCounts, type CountsSnapshot, type RequestCounts } from "../admin-server/request-counts.js";
 import { SiError, UsageError } from "../errors.js";
 import type { ServerLogger } from "./log.js";
 import type { StartOptions } from "./start.js";
@@ -22,11 +23,15 @@ export interface WorkerSpec {
 }
 
 /** Messages between primary and workers (IPC), tagged so nothing else is mistaken for them. */
-type ToWorker = { si: "stop" } | { si: "reload-tls" };
+type ToWorker = { si: "stop" } | { si: "reload-tls" } | { si: "counts" };
 type FromWorker =
   | { si: "ready"; urls: Record<string, string> }
   | { si: "failed"; message: string }
-  | { si: "tls-reloaded"; error?: string };
+  | { si: "tls-reloaded"; error?: string }
+  | { si: "counts"; counts: CountsSnapshot };
+
+/** A worker sends its request counts this often when they changed (and when asked, and on exit). */
+const COUNTS_PUSH_MS = 5_000;
 
 /** `--workers auto|N` → process count (auto: one per available CPU). */
 export function workerCount(value: string): number {
@@ -42,6 +47,11 @@ export interface Supervisor {
   urls: Record<string, string>;
   /** Asks every worker to re-read the TLS files. */
   reloadTls(): void;
+  /**
+   * Request counts of all workers, dead ones included (for /metrics): asks each live worker
+   * for a fresh snapshot and waits up to `timeoutMs` for the answers (else uses the last one).
+   */
+  requestCounts(timeoutMs?: number): Promise<CountsSnapshot>;
   /** Graceful stop; resolves true when every worker exited with status 0. */
   stop(timeoutMs: number): Promise<boolean>;
   /** Resolves (false) if the workers keep crashing and the supervisor gave up. */
@@ -61,6 +71,10 @@ export async function superviseWorkers(count: number, spec: WorkerSpec, logger: 
   const crashes: number[] = [];
   const live = new Set<Worker>();
   let urls: Record<string, string> = {};
+  // Latest counts per worker; those of exited workers are folded into `retired`.
+  const counts = new Map<Worker, CountsSnapshot>();
+  const countWaiters = new Map<Worker, () => void>();
+  let retired: CountsSnapshot = {};
 
   const fork = (replacement = false) =>
     new Promise<void>((resolve, reject) => {
@@ -77,6 +91,9 @@ export async function superviseWorkers(count: number, spec: WorkerSpec, logger: 
           if (stopping) worker.send({ si: "stop" } satisfies ToWorker);
           else if (replacement) logger.log({ level: "info", event: "worker-ready", worker: worker.process.pid, message: "Replacement worker serving" });
           resolve();
+        } else if (m?.si === "counts") {
+          counts.set(worker, m.counts);
+          countWaiters.get(worker)?.();
         } else if (m?.si === "tls-reloaded") {
           const pid = worker.process.pid;
           if (m.error) logger.log({ level: "error", event: "tls-reload-failed", worker: pid, message: m.error });
@@ -85,6 +102,9 @@ export async function superviseWorkers(count: number, spec: WorkerSpec, logger: 
       });
       worker.on("exit", (code, signal) => {
         live.delete(worker);
+        retired = addCounts(retired, counts.get(worker) ?? {});
+        counts.delete(worker);
+        countWaiters.get(worker)?.();
         if (!ready) {
           return reject(new SiError(failure ?? `Cannot start serve worker ${worker.process.pid}: it exited with ${signal ?? `status ${code}`}`));
         }
@@ -136,7 +156,31 @@ export async function superviseWorkers(count: number, spec: WorkerSpec, logger: 
     await stop(1_000);
     throw err;
   }
-  return { urls, reloadTls: () => send({ si: "reload-tls" }), stop, failed };
+  const requestCounts = async (timeoutMs = 1_000): Promise<CountsSnapshot> => {
+    const asked = [...live].filter((w) => w.isConnected());
+    await Promise.all(
+      asked.map(
+        (w) =>
+          new Promise<void>((resolve) => {
+            const timer = setTimeout(done, timeoutMs);
+            function done() {
+              clearTimeout(timer);
+              countWaiters.delete(w);
+              resolve();
+            }
+            countWaiters.set(w, done);
+            try {
+              w.send({ si: "counts" } satisfies ToWorker);
+            } catch {
+              done();
+            }
+          }),
+      ),
+    );
+    return addCounts(retired, ...counts.values());
+  };
+
+  return { urls, reloadTls: () => send({ si: "reload-tls" }), requestCounts, stop, failed };
 }
 
 /**
@@ -153,13 +197,32 @@ export function reportWorkerFailure(message: string): void {
  * Worker side: reports readiness, then stops on the primary's request or on a signal (the
  * whole process group gets SIGINT on Ctrl-C, and systemd signals every process of the unit).
  */
-export function runAsWorker(server: { urls: Record<string, string>; close(): Promise<void>; reloadTls(): Promise<void> }, logger: ServerLogger): Promise<void> {
+export function runAsWorker(
+  server: { urls: Record<string, string>; close(): Promise<void>; reloadTls(): Promise<void>; requests?: RequestCounts },
+  logger: ServerLogger,
+): Promise<void> {
   return new Promise((resolve) => {
     let stopping = false;
+    let sent = -1;
+    const sendCounts = (force: boolean) => {
+      const r = server.requests;
+      if (!r || !process.connected || (!force && r.version === sent)) return;
+      sent = r.version;
+      try {
+        process.send?.({ si: "counts", counts: r.snapshot() } satisfies FromWorker);
+      } catch {
+        /* the primary is gone */
+      }
+    };
+    // Pushed now and then so the counts of a worker that dies are not all lost.
+    const push = setInterval(() => sendCounts(false), COUNTS_PUSH_MS);
+    push.unref();
     const stop = () => {
       if (stopping) return;
       stopping = true;
+      clearInterval(push);
       void server.close().then(() => {
+        sendCounts(false);
         logger.flush?.();
         // cluster's own disconnect marks the exit as intended (a bare process.disconnect()
         // makes node:cluster exit(0) at once); the process then ends when idle.
@@ -169,6 +232,7 @@ export function runAsWorker(server: { urls: Record<string, string>; close(): Pro
     };
     process.on("message", (m: ToWorker) => {
       if (m?.si === "stop") stop();
+      else if (m?.si === "counts") sendCounts(true);
       else if (m?.si === "reload-tls") {
         server.reloadTls().then(
           () => process.send?.({ si: "tls-reloaded" } satisfies FromWorker),

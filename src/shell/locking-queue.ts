@@ -19,6 +19,7 @@ export class LockingQueue extends OpQueue {
   constructor(
     private readonly statePath: string,
     private readonly waitMs: number,
+    private readonly onWait?: (message: string) => void,
   ) {
     super();
   }
@@ -30,12 +31,29 @@ export class LockingQueue extends OpQueue {
         if (!this.lock) {
           if (this.failure) throw this.failure;
           try {
-            this.lock = await acquireLock(this.statePath, { waitMs: this.waitMs, what: "run the shell's tree operations" });
+            this.lock = await acquireLock(this.statePath, { waitMs: this.waitMs, what: "run the shell's tree operations", onWait: this.onWait });
           } catch (err) {
             this.failure = err;
             throw err;
           }
         }
+        return await fn();
+      } finally {
+        if (--this.active === 0) this.settle();
+      }
+    });
+  }
+
+  /**
+   * Queues `fn` in turn with the tree operations, without the lock: for admin commands,
+   * which take the global lock themselves (holding it here would make them wait for us).
+   */
+  runUnlocked<T>(fn: () => Promise<T>): Promise<T> {
+    this.active++;
+    return super.run(async () => {
+      try {
+        this.lock?.release();
+        this.lock = undefined;
         return await fn();
       } finally {
         if (--this.active === 0) this.settle();

@@ -48,6 +48,14 @@ export const DEVICE_OPS: readonly OpHelp[] = [
   { call: "set_phased_percentage(version, percentage)", help: "phase the latest version (100 removes it)" },
 ];
 
+export const ADMIN_OPS: readonly OpHelp[] = [
+  { call: "copy_image(source, destination, device, {version?, offset?, keepVersion?, phased?, tag?, push?})", help: "si copy-image" },
+  { call: "tag_image(channel, device, version, tag)", help: "si tag-image: N+1 with a new tag" },
+  { call: "set_phased_percentage(channel, device, version, percentage)", help: "si set-phased-percentage (alias copies follow)" },
+  { call: "cleanup_tree()", help: "si cleanup-tree: expire, re-sync aliases, delete orphans" },
+  { call: "re_sign_indexes({all?})", help: "si re-sign-indexes, after rotating the image-signing key" },
+];
+
 function table(prefix: string, ops: readonly OpHelp[]): string[] {
   const width = Math.min(60, Math.max(...ops.map((o) => prefix.length + o.call.length)));
   return ops.map((o) => {
@@ -64,6 +72,9 @@ export function opsHelp(): string {
     "",
     "Device operations (const d = await pub.get_device(\"devel\", \"mako\"); d.*):",
     ...table("d.", DEVICE_OPS),
+    "",
+    "Admin commands (admin.*; they take the global lock themselves):",
+    ...table("admin.", ADMIN_OPS),
     "",
     "conf is the configuration (conf.publish_path, conf.channels, ...). camelCase names work too.",
   ].join("\n");

@@ -17,6 +17,7 @@ export const BANNER = [
   "Welcome to the system-image shell.",
   "The configuration is available as: conf",
   "The system-image tree is available as: pub",
+  "The admin commands (copy_image, tag_image, ...) are available as: admin",
   "Type .ops for the operations, .help for the shell commands, .exit (or Ctrl-D) to leave.",
 ].join("\n");
 
@@ -66,11 +67,11 @@ export async function runRepl(session: ShellSession, opts: ReplOptions = {}): Pr
   });
   server.context.pub = session.pub;
   server.context.conf = session.conf;
+  server.context.admin = session.admin;
   awaitResults(server);
 
-  const builtinHelp = server.commands.help;
   server.defineCommand("ops", {
-    help: "List the tree and device operations",
+    help: "List the tree, device and admin operations",
     action() {
       this.clearBufferedCommand();
       this.output.write(opsHelp() + "\n");
@@ -79,8 +80,11 @@ export async function runRepl(session: ShellSession, opts: ReplOptions = {}): Pr
   });
   server.defineCommand("help", {
     help: "Print the shell commands and the operations",
-    action(arg: string) {
-      builtinHelp?.action.call(this, arg);
+    action() {
+      this.clearBufferedCommand();
+      const names = Object.keys(this.commands).sort();
+      const width = Math.max(...names.map((n) => n.length)) + 1;
+      for (const n of names) this.output.write(`.${n.padEnd(width)}  ${this.commands[n]?.help ?? ""}\n`);
       this.output.write("\n" + opsHelp() + "\n");
       this.displayPrompt();
     },

@@ -1,6 +1,6 @@
 /**
  * Non-interactive shell runs (`si shell -e CODE`, or code piped on stdin): the code runs as
- * one program, like `node -e` or `node < file`, with `pub` and `conf` in scope and top-level
+ * one program, like `node -e` or `node < file`, with `pub`, `conf` and `admin` in scope and top-level
  * `await` allowed. The value of the program (its last expression, awaited if it is a
  * promise) is printed unless undefined; `pub.list_channels()` alone prints the channels.
  * (With top-level await, the value is printed when the code is a single expression.)
@@ -26,7 +26,7 @@ function sandbox(session: ShellSession): vm.Context {
     "console", "process", "Buffer", "URL", "URLSearchParams", "TextEncoder", "TextDecoder", "fetch", "structuredClone",
     "setTimeout", "clearTimeout", "setInterval", "clearInterval", "setImmediate", "clearImmediate", "queueMicrotask",
   ];
-  const ctx: Record<string, unknown> = { pub: session.pub, conf: session.conf };
+  const ctx: Record<string, unknown> = { pub: session.pub, conf: session.conf, admin: session.admin };
   for (const n of names) ctx[n] = g[n];
   return vm.createContext(ctx, { name: "si shell" });
 }

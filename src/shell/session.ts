@@ -15,6 +15,8 @@ import { inspect } from "node:util";
 import type { Config } from "../config/types.js";
 import type { Signer } from "../pgp/signer.js";
 import { Device, openTree, type Tree } from "../tree/index.js";
+import type { Logger } from "../io/log.js";
+import { shellAdmin, type ShellAdmin } from "./admin.js";
 import { LockingQueue } from "./locking-queue.js";
 
 export interface Failure {
@@ -24,7 +26,11 @@ export interface Failure {
 
 export interface SessionOptions {
   lockWaitMs: number;
+  /** Progress of the admin commands (`admin.copy_image`, ...). */
+  log?: Logger;
   signer?: Signer;
+  /** Told when an operation has to wait for the global lock. */
+  onLockWait?: (message: string) => void;
   /** Called when an operation nobody handles fails (interactive: print it at once). */
   onUnhandled?: (f: Failure) => void;
 }
@@ -67,6 +73,9 @@ export class ShellSession {
   readonly tree: Tree;
   readonly pub: Tree;
   readonly conf: Config;
+  readonly admin: ShellAdmin;
+  /** Every tracked call not yet settled (admin commands do not run on the queue). */
+  private readonly pending = new Set<Promise<unknown>>();
   /** Rejected promises nobody handled (yet), with what they were. */
   readonly unhandled = new Map<Promise<unknown>, Failure>();
   private readonly onRejection = (reason: unknown, promise: Promise<unknown>) => {
@@ -83,9 +92,10 @@ export class ShellSession {
     private readonly opts: SessionOptions,
   ) {
     this.conf = config;
-    this.queue = new LockingQueue(config.state_path, opts.lockWaitMs);
+    this.queue = new LockingQueue(config.state_path, opts.lockWaitMs, opts.onLockWait);
     this.tree = openTree(config, opts.signer, { queue: this.queue });
     this.pub = this.track(this.tree, "pub");
+    this.admin = this.track(shellAdmin({ config, log: opts.log, lockWaitMs: opts.lockWaitMs, signer: opts.signer }, (fn) => this.queue.runUnlocked(fn)), "admin");
     process.on("unhandledRejection", this.onRejection);
     process.on("rejectionHandled", this.onHandled);
   }
@@ -104,7 +114,11 @@ export class ShellSession {
             const label = `${name}.${String(prop)}(${args.map(argText).join(", ")})`;
             const result = fn.apply(target, args);
             if (!isThenable(result)) return result;
-            return Promise.resolve(result).then(
+            const base = Promise.resolve(result);
+            this.pending.add(base);
+            const forget = () => this.pending.delete(base);
+            base.then(forget, forget); // a handler on `base` only: the caller's promise stays reportable
+            return base.then(
               (v) => (v instanceof Device ? this.track(v, this.deviceName(v)) : v),
               (err: unknown) => {
                 throw ShellOpError.of(label, err);
@@ -129,9 +143,10 @@ export class ShellSession {
   async settle(): Promise<void> {
     for (;;) {
       await this.queue.idle();
-      // Let continuations of the last operation queue their follow-ups.
+      await Promise.allSettled([...this.pending]);
+      // Let continuations of the last operation start their follow-ups.
       await new Promise((r) => setImmediate(r));
-      if (this.queue.pending === 0) return;
+      if (this.queue.pending === 0 && this.pending.size === 0) return;
     }
   }
 

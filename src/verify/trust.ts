@@ -74,6 +74,7 @@ export async function loadChain(c: KeyringCheck, publish: string, keyringPath: s
   } else {
     c.rep.warning(gpg("archive-master"), `the trust root ${secretRoot} is absent: trusting the published archive-master instead, which cannot vouch for itself`);
     rootKeys = existsSync(gpg("archive-master")) ? (await inspectKeyring(gpg("archive-master"), "archive-master")).keys : null;
+    if (!rootKeys) c.rep.error(gpg("archive-master"), `no trust root: neither ${secretRoot} nor a readable published archive-master exists`);
   }
   const root = trust("archive-master", rootKeys, none);
 

@@ -11,16 +11,17 @@
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { Config } from "../config/types.js";
+import { TreeError } from "../errors.js";
 import type { ChannelsDoc } from "../model/channels.js";
 import type { IndexDoc } from "../model/index-doc.js";
 import { orphanedFiles, referencedFiles } from "../model/orphans.js";
 import { listExisting } from "../tree/files.js";
-import { deviceDirOf } from "../tree/paths.js";
+import { deviceDirOf, isDir } from "../tree/paths.js";
 import { checkChannels, checkIndex, type Finding } from "./documents.js";
 import { Reporter, type TreeReport } from "./report.js";
 import { SignatureChecker, anyOf, isFile, type Trust } from "./signatures.js";
 import { checkDigests, local, sweepSignatures, type FileRef } from "./tree-files.js";
-import { checkDeviceKeyrings, loadChain, type KeyringCheck } from "./trust.js";
+import { checkDeviceKeyrings, loadChain, type Chain, type KeyringCheck } from "./trust.js";
 
 export interface VerifyTreeOptions {
   /** Warn when a keyring expires within this many days (default 30). */
@@ -29,7 +30,6 @@ export interface VerifyTreeOptions {
   /** Tree to check (default: config.publish_path). */
   root?: string;
 }
-
 
 function report(rep: Reporter, file: string, findings: Finding[]): void {
   for (const f of findings) (f.error ? rep.error.bind(rep) : rep.warning.bind(rep))(file, f.message);
@@ -46,95 +46,108 @@ async function checkDocument(c: KeyringCheck, file: string, trust: Trust | null,
   return c.sigs.check(file, asc, trust);
 }
 
+interface Documents {
+  /** Trusted channels.json (signature good or not checkable), else undefined. */
+  channels?: ChannelsDoc;
+  /** Trusted indexes by file. */
+  indexes: Map<string, IndexDoc>;
+  /** Files the trusted indexes list. */
+  refs: Map<string, FileRef>;
+  /** False when an untrusted or malformed document makes the orphan list unreliable. */
+  orphansKnown: boolean;
+}
+
+async function checkChannelsFile(c: KeyringCheck, root: string, chain: Chain, docs: Documents, skipped: string[]): Promise<void> {
+  const file = join(root, "channels.json");
+  if (!(await isFile(file))) {
+    c.rep.error(file, "missing: devices cannot find any channel");
+    return;
+  }
+  const sig = await checkDocument(c, file, chain.imageSigning, chain.handled);
+  const { doc, findings } = checkChannels(await readFile(file, "utf8"));
+  report(c.rep, file, findings);
+  // Entries dropped as malformed would make their files look orphaned.
+  if (findings.some((f) => f.error)) docs.orphansKnown = false;
+  if (sig !== false && doc) docs.channels = doc;
+  else skipped.push("channels.json is not trusted: device keyrings, indexes, image files and orphans were not checked");
+}
+
+/** Each index once (redirects share one), trusted by image-signing OR its devices' keyrings. */
+async function checkIndexes(c: KeyringCheck, root: string, chain: Chain, docs: Documents, skipped: string[]): Promise<void> {
+  const channels = docs.channels!;
+  const deviceTrust = await checkDeviceKeyrings(c, root, channels, chain);
+  const byIndex = new Map<string, Trust[]>();
+  for (const [ch, entry] of Object.entries(channels)) {
+    for (const [dev, d] of Object.entries(entry.devices)) {
+      const file = local(root, d.index);
+      if (file === null) {
+        skipped.push(`${ch}/${dev}: index ${d.index} is on another host`);
+        continue;
+      }
+      const t = deviceTrust.get(`${ch}\n${dev}`);
+      byIndex.set(file, [...(byIndex.get(file) ?? []), ...(t ? [t] : [])]);
+    }
+  }
+  for (const [file, devTrusts] of byIndex) {
+    if (!(await isFile(file))) {
+      c.rep.error(file, "missing: named by channels.json");
+      docs.orphansKnown = false;
+      continue;
+    }
+    c.rep.checked.indexes++;
+    const trust = anyOf([chain.imageSigning, ...devTrusts], chain.blacklist);
+    const sig = await checkDocument(c, file, trust, chain.handled);
+    const { doc, findings } = checkIndex(await readFile(file, "utf8"));
+    report(c.rep, file, findings);
+    if (findings.some((f) => f.error)) docs.orphansKnown = false;
+    if (sig === false || !doc) {
+      docs.orphansKnown = false;
+      skipped.push(`${c.rep.name(file)} is not trusted: its files and the orphans were not checked`);
+      continue;
+    }
+    docs.indexes.set(file, doc);
+    for (const f of doc.images.flatMap((img) => img.files)) {
+      const abs = local(root, f.path);
+      if (abs === null) continue;
+      const ref = docs.refs.get(abs) ?? { entries: [], trusts: [] };
+      ref.entries.push({ index: file, checksum: f.checksum, size: f.size });
+      ref.trusts.push(trust);
+      docs.refs.set(abs, ref);
+      const asc = local(root, f.signature);
+      if (!(await isFile(abs))) c.rep.error(abs, `missing: listed by ${c.rep.name(file)}`);
+      if (asc && !(await isFile(asc))) c.rep.error(asc, `missing: the signature of ${c.rep.name(abs)}, listed by ${c.rep.name(file)}`);
+    }
+  }
+}
+
 export async function verifyTree(config: Config, opts: VerifyTreeOptions = {}): Promise<TreeReport> {
   const root = opts.root ?? config.publish_path;
+  if (!isDir(root)) throw new TreeError(`Cannot verify tree ${root}: not a directory (publish_path in ${config.path})`);
   const now = opts.now ?? new Date();
   const rep = new Reporter(root);
   const c: KeyringCheck = { rep, sigs: new SignatureChecker(rep), now, warnDays: opts.warnDays ?? 30 };
   const skipped: string[] = [];
   const chain = await loadChain(c, root, config.gpg_keyring_path);
-  const { handled } = chain;
   const existing = await listExisting(root);
+  const docs: Documents = { indexes: new Map(), refs: new Map(), orphansKnown: true };
 
-  const channelsFile = join(root, "channels.json");
-  let channels: ChannelsDoc | undefined;
-  let orphansKnown = true;
-  if (!(await isFile(channelsFile))) rep.error(channelsFile, "missing: devices cannot find any channel");
-  else {
-    const sig = await checkDocument(c, channelsFile, chain.imageSigning, handled);
-    const { doc, findings } = checkChannels(await readFile(channelsFile, "utf8"));
-    report(rep, channelsFile, findings);
-    // Entries dropped as malformed would make their files look orphaned.
-    if (findings.some((f) => f.error)) orphansKnown = false;
-    if (sig !== false && doc) channels = doc;
-    else skipped.push("channels.json is not trusted: device keyrings, indexes, image files and orphans were not checked");
-  }
+  await checkChannelsFile(c, root, chain, docs, skipped);
+  if (docs.channels) await checkIndexes(c, root, chain, docs, skipped);
+  await sweepSignatures(c, [...existing.files, ...existing.gpgFiles], docs.refs, chain);
+  await checkDigests(c, docs.refs);
 
-  const refs = new Map<string, FileRef>();
-  const indexes = new Map<string, IndexDoc>();
-  let allIndexesTrusted = channels !== undefined;
-  if (channels) {
-    const deviceTrust = await checkDeviceKeyrings(c, root, channels, chain);
-    // One index.json may serve several channel entries (redirects): union of their keyrings.
-    const byIndex = new Map<string, (Trust | null)[]>();
-    for (const [ch, entry] of Object.entries(channels)) {
-      for (const [dev, d] of Object.entries(entry.devices)) {
-        const file = local(root, d.index);
-        if (file === null) {
-          skipped.push(`${ch}/${dev}: index ${d.index} is on another host`);
-          continue;
-        }
-        byIndex.set(file, [...(byIndex.get(file) ?? []), deviceTrust.get(`${ch}\n${dev}`) ?? null]);
-      }
-    }
-    for (const [file, devTrusts] of byIndex) {
-      const trust = anyOf([chain.imageSigning, ...devTrusts.filter((t) => t !== null)], chain.blacklist);
-      if (!(await isFile(file))) {
-        rep.error(file, "missing: named by channels.json");
-        allIndexesTrusted = false;
-        continue;
-      }
-      rep.checked.indexes++;
-      const sig = await checkDocument(c, file, trust, handled);
-      const { doc, findings } = checkIndex(await readFile(file, "utf8"));
-      report(rep, file, findings);
-      if (findings.some((f) => f.error)) orphansKnown = false;
-      if (sig === false || !doc) {
-        allIndexesTrusted = false;
-        skipped.push(`${rep.name(file)} is not trusted: its files and the orphans were not checked`);
-        continue;
-      }
-      indexes.set(file, doc);
-      for (const img of doc.images) {
-        for (const f of img.files) {
-          const abs = local(root, f.path);
-          if (abs === null) continue;
-          const ref = refs.get(abs) ?? { entries: [], trusts: [] };
-          ref.entries.push({ index: file, checksum: f.checksum, size: f.size });
-          ref.trusts.push(trust);
-          refs.set(abs, ref);
-          const asc = local(root, f.signature);
-          if (!(await isFile(abs))) rep.error(abs, `missing: listed by ${rep.name(file)}`);
-          if (asc && !(await isFile(asc))) rep.error(asc, `missing: the signature of ${rep.name(abs)}, listed by ${rep.name(file)}`);
-        }
-      }
-    }
-  }
-
-  await sweepSignatures(c, [...existing.files, ...existing.gpgFiles], refs, chain);
-  await checkDigests(c, refs);
-
-  if (channels && allIndexesTrusted && orphansKnown) {
-    const doc = channels;
+  const channels = docs.channels;
+  if (channels && docs.orphansKnown) {
+    // The sets Tree.listOrphanedFiles works from, for the documents just checked.
     const referenced = referencedFiles(
       root,
-      doc,
-      (ch, d) => deviceDirOf(root, doc[ch]!.devices[d]!.index),
-      (dir) => indexes.get(join(dir, "index.json")) ?? { global: {}, images: [] },
+      channels,
+      (ch, d) => deviceDirOf(root, channels[ch]!.devices[d]!.index),
+      (dir) => docs.indexes.get(join(dir, "index.json")) ?? { global: {}, images: [] },
     );
     for (const o of orphanedFiles(existing.files, existing.emptyDirs, referenced)) {
       rep.warning(o, "orphaned: nothing references it ('si cleanup-tree' would delete it)");
     }
-  }
+  } else if (channels && skipped.length === 0) skipped.push("orphaned files: not listed while a document has errors");
   return rep.report(now, skipped);
 }

@@ -20,9 +20,13 @@ import { compareTrees } from "../helpers/apply-delta.js";
 import { ClientError, runDeviceClient, type DeviceClientOptions } from "../helpers/device-client.js";
 import { buildImportedTree, type ImportedTree } from "./tree-fixture.js";
 
+/** Device directories, copied trees and reference trees of this file; removed at the end. */
+const scratch = mkdtempSync(join(tmpdir(), "si-e2e-"));
+afterAll(() => rmSync(scratch, { recursive: true, force: true }));
+
 /** The system/ tree a device should end with: the image's files extracted in `order`. */
 function referenceSystem(publish: string, img: IndexDoc["images"][number]): string {
-  const dir = mkdtempSync(join(tmpdir(), "si-ref-"));
+  const dir = mkdtempSync(join(scratch, "ref-"));
   for (const f of [...img.files].sort((a, b) => a.order - b.order)) {
     execFileSync("tar", ["--numeric-owner", "-xJf", join(publish, f.path), "-C", dir]);
   }
@@ -53,6 +57,7 @@ async function serve(t: ImportedTree, publish = t.config.publish_path): Promise<
         device: "mako",
         buildNumber: 0,
         archiveMaster: join(t.inst.keyrings, "archive-master.tar.xz"),
+        workDir: scratch,
         ...o,
       }),
   };
@@ -60,7 +65,7 @@ async function serve(t: ImportedTree, publish = t.config.publish_path): Promise<
 
 /** A copy of the published tree, changed by `edit`, for one failure case. */
 function alteredTree(t: ImportedTree, edit: (root: string) => void | Promise<void>): Promise<string> {
-  const root = mkdtempSync(join(tmpdir(), "si-e2e-www-"));
+  const root = mkdtempSync(join(scratch, "www-"));
   cpSync(t.inst.publish, root, { recursive: true });
   return Promise.resolve(edit(root)).then(() => root);
 }

@@ -12,7 +12,7 @@
  * (whose delta `removed` the recovery then skips) and full 2 from build 1.
  */
 import { randomBytes } from "node:crypto";
-import { readFileSync, writeFileSync } from "node:fs";
+import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { expect } from "vitest";
 import { loadConfig } from "../../src/config/load.js";
@@ -25,15 +25,13 @@ import { makeDeviceTree, makeRootfsV1, makeRootfsV2, serveInputs, tarXz, tmp } f
 export interface ImportedTree {
   inst: Instance;
   config: Config;
-  /** The source trees (each has system/), and the device tree (partitions/, system/). */
-  src: { v1: string; v2: string; device: string };
   index(): IndexDoc;
 }
 
-export async function buildImportedTree(opts: { realisticSizes?: boolean; extraConfig?: string } = {}): Promise<ImportedTree> {
+export async function buildImportedTree(opts: { realisticSizes?: boolean } = {}): Promise<ImportedTree> {
   const farm = await serveInputs();
+  const src = tmp("si-e2e-inputs-");
   try {
-    const src = tmp("si-e2e-inputs-");
     const v1 = join(src, "v1");
     const v2 = join(src, "v2");
     makeRootfsV1(v1);
@@ -51,7 +49,6 @@ export async function buildImportedTree(opts: { realisticSizes?: boolean; extraC
     const inst = makeInstance({
       extraConfig: [
         "channels = devel",
-        opts.extraConfig ?? "",
         "[channel_devel]",
         "type = auto",
         "fullcount = 10",
@@ -83,8 +80,9 @@ export async function buildImportedTree(opts: { realisticSizes?: boolean; extraC
       ["full", 2, undefined],
       ["delta", 2, 1],
     ]);
-    return { inst, config, src: { v1, v2, device: join(src, "device") }, index };
+    return { inst, config, index };
   } finally {
     await farm.close();
+    rmSync(src, { recursive: true, force: true });
   }
 }

@@ -47,6 +47,8 @@ export interface DeviceClientOptions {
   system?: string;
   /** false = `--no-apply`: stop after writing ubuntu_command. */
   apply?: boolean;
+  /** Where the device's directories are made (default: the system temp dir). */
+  workDir?: string;
   now?: Date;
 }
 
@@ -85,8 +87,17 @@ function bases(o: DeviceClientOptions): { http: string; https: string } {
 const urljoin = (base: string, url: string) => new URL(url, `${base}/`).href;
 const basename = (p: string) => p.slice(p.lastIndexOf("/") + 1);
 
+/** json.loads of a file read with encoding='utf-8' (a BOM or bad JSON is a ValueError). */
+function readJson<T>(file: string, what: string): T {
+  try {
+    return JSON.parse(readFileSync(file, "utf8")) as T;
+  } catch (err) {
+    throw new ClientError("ValueError", `${what}: ${err instanceof Error ? err.message : String(err)}`);
+  }
+}
+
 export async function runDeviceClient(o: DeviceClientOptions): Promise<DeviceRun> {
-  const work = mkdtempSync(join(tmpdir(), "si-device-"));
+  const work = mkdtempSync(join(o.workDir ?? tmpdir(), "si-device-"));
   const cacheDir = join(work, "cache");
   const recoveryDir = join(cacheDir, "recovery"); // [updater] cache_partition
   const systemDir = join(cacheDir, "system");
@@ -170,7 +181,7 @@ export async function runDeviceClient(o: DeviceClientOptions): Promise<DeviceRun
       if (count > 0) throw new ClientError("SignatureError", `channels.json: ${v.why}`);
       await getKeyring("image-signing", "gpg/image-signing.tar.xz", "gpg/image-signing.tar.xz.asc", "image-master", true);
     }
-    const channels = JSON.parse(readFileSync(channelsFile, "utf8")) as Record<string, Record<string, unknown>>;
+    const channels = readJson<Record<string, Record<string, unknown>>>(channelsFile, "channels.json");
     for (const [name, ch] of Object.entries(channels)) {
       // Channels.from_json reads every channel's devices: one without them breaks all (§5.1).
       if (typeof ch.devices !== "object" || ch.devices === null) throw new ClientError("KeyError", `'devices' (channel ${name})`);
@@ -193,7 +204,7 @@ export async function runDeviceClient(o: DeviceClientOptions): Promise<DeviceRun
     ]);
     const iv = clientVerify(`${indexFile}.asc`, indexFile, signing(), blacklist);
     if (!iv.ok) throw new ClientError("SignatureError", `index.json: ${iv.why}`);
-    const index = JSON.parse(readFileSync(indexFile, "utf8")) as IndexDoc;
+    const index = readJson<IndexDoc>(indexFile, "index.json");
     const stamp = GENERATED_AT.exec(String(index.global?.generated_at));
     if (!String(index.global?.generated_at).split(" ").includes("UTC")) throw new ClientError("AssertionError", "timestamps must be UTC");
     if (!stamp) throw new ClientError("AssertionError", `time data ${JSON.stringify(index.global?.generated_at)} does not match format`);

@@ -41,8 +41,13 @@ export function unpackKeyring(tarball: string, scratch: string): UnpackedKeyring
 /** A throwaway GnuPG home holding exactly these keyrings' keys. */
 function homeWith(keyrings: Buffer[]): GpgHome {
   const home = new GpgHome();
-  // gpg --import refuses an empty file (the usual blacklist): it simply adds no key.
-  for (const k of keyrings) if (k.length > 0) home.importKey(k);
+  for (const k of keyrings) {
+    // gpg --import refuses an empty file (the usual blacklist): it simply adds no key.
+    if (k.length === 0) continue;
+    // --no-autostart: public keys need no gpg-agent, and one agent per throwaway home would
+    // outlive the home by minutes.
+    execFileSync("gpg", ["--homedir", home.dir, "--batch", "--quiet", "--no-autostart", "--import"], { input: k, stdio: ["pipe", "ignore", "ignore"] });
+  }
   return home;
 }
 

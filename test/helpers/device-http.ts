@@ -19,6 +19,7 @@ export type ClientErrorKind =
   | "DuplicateDestinationError"
   | "AssertionError"
   | "KeyError"
+  | "ValueError"
   | "RecoveryError";
 
 /** A failure of the modelled client (or recovery), named like the Python exception. */

@@ -1,6 +1,7 @@
 /**
  * Real GnuPG as the independent judge of our signatures: a throwaway home that holds only
- * the public keys a device would trust at that step of the chain.
+ * the public keys a device would trust at that step of the chain. `--no-autostart`: public
+ * keys and verification need no gpg-agent, and one agent per throwaway home piles up.
  */
 import { execFileSync, spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync } from "node:fs";
@@ -21,12 +22,12 @@ export class GpgHome {
 
   importKey(file: string | Buffer): this {
     const input = typeof file === "string" ? readFileSync(file) : file;
-    execFileSync("gpg", ["--homedir", this.dir, "--batch", "--quiet", "--import"], { input, stdio: ["pipe", "ignore", "ignore"] });
+    execFileSync("gpg", ["--homedir", this.dir, "--batch", "--no-autostart", "--quiet", "--import"], { input, stdio: ["pipe", "ignore", "ignore"] });
     return this;
   }
 
   verify(sigPath: string, dataPath: string): GpgResult {
-    const r = spawnSync("gpg", ["--homedir", this.dir, "--batch", "--status-fd", "1", "--verify", sigPath, dataPath], {
+    const r = spawnSync("gpg", ["--homedir", this.dir, "--batch", "--no-autostart", "--status-fd", "1", "--verify", sigPath, dataPath], {
       encoding: "utf8",
     });
     const line = r.stdout.split("\n").find((l) => l.startsWith("[GNUPG:] VALIDSIG"));

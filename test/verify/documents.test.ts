@@ -117,6 +117,7 @@ describe("armorDamage", () => {
     writeFileSync(join(dir, "x"), "data");
     execFileSync("gpg", ["--homedir", dir, "--batch", "--passphrase", "", "--quick-gen-key", "t <t@example.com>", "rsa2048", "sign", "never"], { stdio: "ignore" });
     execFileSync("gpg", ["--homedir", dir, "--batch", "--armor", "--detach-sign", join(dir, "x")], { stdio: "ignore" });
+    execFileSync("gpgconf", ["--homedir", dir, "--kill", "gpg-agent"]); // the agent key generation started
     return readFileSync(join(dir, "x.asc"), "utf8");
   };
 

@@ -119,6 +119,27 @@ export async function writeDeltaTar(newPath: string, diff: ImageDiff, out: Writa
   return writer.bytesWritten;
 }
 
+const BLOCK = 512;
+const RECORD = 20 * BLOCK;
+const blocks = (n: number) => Math.ceil(n / BLOCK) * BLOCK;
+
+/**
+ * The size of the tar writeDeltaTar will write for `diff`, from the plan alone: known before
+ * the first byte, it sizes the xz blocks so both cores compress (xz.ts, blockPlan).
+ * GNU long-name records are counted; exact for archives the writer can write at all.
+ */
+export function deltaTarSize(diff: ImageDiff): number {
+  const longRecord = (s: string) => (Buffer.byteLength(s, "utf8") > 100 ? BLOCK + blocks(Buffer.byteLength(s, "utf8") + 1) : 0);
+  let n = BLOCK + blocks(removedContent(diff.changes.removed).length);
+  for (const name of diff.order) {
+    const e = diff.newCat.get(name)!;
+    const link = e.type === "link" || e.type === "symlink" ? (e.linkname ?? "") : "";
+    n += BLOCK + longRecord(e.type === "directory" ? `${name}/` : name) + longRecord(link) + (e.type === "file" ? blocks(e.size) : 0);
+  }
+  n += 2 * BLOCK;
+  return n + ((RECORD - (n % RECORD)) % RECORD);
+}
+
 /** §1.2: `<T>.delta-<S>.tar.xz`, T and S the basenames with every ".tar.xz" removed. */
 export function deltaFileName(sourcePath: string, targetPath: string): string {
   const strip = (p: string) => basename(p).replaceAll(".tar.xz", "");
@@ -129,7 +150,7 @@ export function deltaFileName(sourcePath: string, targetPath: string): string {
 export async function makeDelta(oldPath: string, newPath: string, outPath: string, opts: DeltaOptions = {}): Promise<DeltaSummary> {
   const diff = await diffImages(oldPath, newPath);
   const tmp = join(dirname(outPath), `.${basename(outPath)}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`);
-  const compressor = defaultCodec().compress({ level: opts.xzLevel ?? 9 });
+  const compressor = defaultCodec().compress({ level: opts.xzLevel ?? 9, sizeHint: deltaTarSize(diff) });
   const hasher = new HashingStream();
   const file = createWriteStream(tmp, { flags: "wx" });
   const written = pipeline(compressor, hasher, file);

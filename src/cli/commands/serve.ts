@@ -6,10 +6,14 @@
  *
  * With `--workers N` (default: one per CPU) the public listeners run in N worker processes
  * and this process supervises them (src/server/workers.ts); with 1 everything runs here.
+ * Either way this process alone runs the import scheduler (`import_schedule`, off with
+ * `--no-schedule`) and the admin listener on admin_address:admin_port (src/admin-server/).
  */
 import type { Command } from "commander";
+import { prepareOperations, type Operations } from "../../admin-server/operations.js";
 import { ConfigError, UsageError, errorMessage } from "../../errors.js";
 import { jsonLineLogger, type ServerLogger } from "../../server/log.js";
+import { startListeners } from "../../server/listener.js";
 import { publicPorts, startServer, type StartOptions } from "../../server/start.js";
 import { readTlsMaterial } from "../../server/tls.js";
 import { superviseWorkers, workerCount, type WorkerSpec } from "../../server/workers.js";
@@ -22,6 +26,8 @@ interface ServeOptions {
   httpsPort?: number | "off";
   accessLog: boolean;
   workers: string;
+  schedule: boolean;
+  adminPort?: number | "off";
 }
 
 /** How long in-flight responses may take to finish after SIGTERM. */
@@ -45,9 +51,17 @@ export function register(program: Command, ctx: CliContext): void {
     .option("--https-port <port>", "HTTPS port instead of public_https_port (0 = any free port, 'off')", portOption("--https-port"))
     .option("--workers <n>", "serving processes: a number, or 'auto' for one per CPU", "auto")
     .option("--no-access-log", "log warnings only, not every request")
+    .option("--no-schedule", "do not run import-images on import_schedule")
+    .option("--admin-port <port>", "admin dashboard port instead of admin_port (0 = any free port, 'off')", portOption("--admin-port"))
     .action(async (opts: ServeOptions) => {
       const config = await ctx.config();
       const logger = jsonLineLogger((lines) => ctx.out(lines));
+      const ops = prepareOperations(config, {
+        logger,
+        schedule: opts.schedule,
+        adminPort: opts.adminPort === "off" ? null : opts.adminPort,
+        accessLog: opts.accessLog,
+      });
       const options: WorkerSpec["options"] = {
         address: opts.address,
         httpPort: opts.httpPort === "off" ? null : opts.httpPort,
@@ -57,21 +71,56 @@ export function register(program: Command, ctx: CliContext): void {
       };
       const startOpts: StartOptions = { ...options, logger };
       const workers = workerCount(opts.workers);
-      if (workers === 1) {
-        const server = await startServer(config, startOpts);
-        announce(config, server.urls, logger);
-        await untilSignal(logger, () => server.close().then(() => true), () => reload(server.reloadTls(), logger));
-        return;
-      }
       await checkStartable(config, startOpts);
-      const supervisor = await superviseWorkers(workers, { configPath: config.path, options }, logger);
-      announce(config, supervisor.urls, logger);
+      if (workers === 1) {
+        const server = await startServer(config, { ...startOpts, extraListeners: ops.listener ? [ops.listener] : [] });
+        ops.setRequestCounts(() => server.requests.snapshot());
+        const { admin, ...publicUrls } = server.urls;
+        announce(config, publicUrls, logger);
+        await ops.start(admin);
+        const clean = await untilSignal(logger, () => stopAll(ops, () => server.close().then(() => true)), () => reload(server.reloadTls(), logger));
+        return finish(clean, ops, logger);
+      }
+      // The admin listener first: if its port is taken, no worker is started at all.
+      const admin = await startListeners(ops.listener ? [ops.listener] : [], SHUTDOWN_MS);
+      let supervisor;
+      try {
+        supervisor = await superviseWorkers(workers, { configPath: config.path, options }, logger);
+      } catch (err) {
+        await admin.close();
+        throw err;
+      }
+      const sup = supervisor;
+      ops.setRequestCounts(() => sup.requestCounts());
+      announce(config, sup.urls, logger);
+      await ops.start(admin.urls.admin);
+      const stop = () => stopAll(ops, () => Promise.all([sup.stop(SHUTDOWN_MS), admin.close()]).then(([ok]) => ok));
       const clean = await Promise.race([
-        untilSignal(logger, () => supervisor.stop(SHUTDOWN_MS), () => supervisor.reloadTls()),
-        supervisor.failed.then(() => supervisor.stop(SHUTDOWN_MS)).then(() => false),
+        untilSignal(logger, stop, () => sup.reloadTls()),
+        sup.failed.then(stop).then(() => false),
       ]);
-      if (!clean) process.exitCode = 1;
+      finish(clean, ops, logger);
     });
+}
+
+/** Stops the scheduler and the listeners together; resolves with the listeners' outcome. */
+async function stopAll(ops: Operations, closeListeners: () => Promise<boolean>): Promise<boolean> {
+  const [, listeners] = await Promise.all([ops.stop(SHUTDOWN_MS), closeListeners()]);
+  ops.close();
+  return listeners;
+}
+
+/**
+ * Exit status 1 unless the listeners (workers) stopped cleanly. A scheduled import that was
+ * still running after the grace period would keep the process alive: exit now, with the
+ * status of a requested stop (the kernel releases the global lock, every tree commit is
+ * atomic so nothing is half-published, and the run is marked interrupted in the history).
+ */
+function finish(clean: boolean, ops: Operations, logger: ServerLogger): void {
+  if (!clean) process.exitCode = 1;
+  if (!ops.abandoned) return;
+  logger.flush?.();
+  process.exit(clean ? 0 : 1);
 }
 
 /** Fails in the primary, with the single-process messages, what every worker would fail on. */
