@@ -32,8 +32,11 @@ export function xzCheckOf(data: Buffer): string {
 }
 
 /** Runs the `xz` binary over an in-memory buffer; its stderr becomes the error reason. */
-function runXz(args: string[], input: Buffer, what: string): Buffer {
-  const r = spawnSync("xz", args, { input, maxBuffer: 1 << 30 });
+function runXz(args: string[], input: Buffer, what: string, maxBytes = 1 << 30): Buffer {
+  const r = spawnSync("xz", args, { input, maxBuffer: maxBytes });
+  if ((r.error as { code?: string } | undefined)?.code === "ENOBUFS") {
+    throw new ArchiveError(`Cannot ${what}: it expands to more than ${maxBytes} bytes (decompression bomb?)`);
+  }
   if (r.error) throw new ArchiveError(`Cannot ${what}: ${r.error.message}`);
   if (r.status !== 0) {
     const reason = r.stderr.toString("utf8").trim().split("\n").pop() || `exit ${r.status ?? r.signal}`;
@@ -42,19 +45,29 @@ function runXz(args: string[], input: Buffer, what: string): Buffer {
   return r.stdout;
 }
 
+/**
+ * Largest payload decompressed in memory (a recovery ramdisk is a few MB): a decompression
+ * bomb (a few KB that expand to gigabytes) fails with a clear error instead of exhausting memory.
+ */
+export const MAX_DECOMPRESSED = 256 << 20;
+
 /** Decompresses `data` according to its magic; raw data comes back as is. */
-export function decompressBuffer(data: Buffer, what: string): { data: Buffer; compression: Compression; xzCheck?: string } {
+export function decompressBuffer(data: Buffer, what: string, maxBytes = MAX_DECOMPRESSED): { data: Buffer; compression: Compression; xzCheck?: string } {
   const compression = guessCompression(data);
   if (compression === "gzip") {
     try {
       // zlib reads concatenated gzip members like `gzip -dc` does.
-      return { data: gunzipSync(data), compression };
+      return { data: gunzipSync(data, { maxOutputLength: maxBytes }), compression };
     } catch (err) {
+      if ((err as { code?: string }).code === "ERR_BUFFER_TOO_LARGE") {
+        throw new ArchiveError(`Cannot decompress ${what}: it expands to more than ${maxBytes} bytes (decompression bomb?)`);
+      }
       throw new ArchiveError(`Cannot decompress ${what}: gzip: ${errorMessage(err)}`, "Exception", { cause: err });
     }
   }
   if (compression === "xz") {
-    return { data: runXz(["-d", "-c", "-T1", "--memlimit-decompress=70%"], data, `decompress ${what}`), compression, xzCheck: xzCheckOf(data) };
+    const out = runXz(["-d", "-c", "-T1", "--memlimit-decompress=70%"], data, `decompress ${what}`, maxBytes);
+    return { data: out, compression, xzCheck: xzCheckOf(data) };
   }
   return { data, compression };
 }

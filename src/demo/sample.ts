@@ -20,8 +20,9 @@ type Member = Omit<TarHeader, "uid" | "gid" | "uname" | "gname" | "mtime" | "siz
 /**
  * Incompressible filler, the same bytes every run. The client ranks upgrade paths by size in
  * whole MiB (client-protocol §6.2): with tiny images, "full 1 + delta 2" ties with "full 2"
- * and wins, and the recovery then skips the delta's removals (§8.3). Real images are large;
- * 1.5 MiB kept in both versions makes the demo behave like them.
+ * and wins, and the recovery then skips the delta's removals (§8.3). Real images are large:
+ * 1.5 MiB kept in both versions and 1.5 MiB dropped in v2 make the demo behave like them
+ * (build 0 takes full 2; build 1 takes the delta, which holds neither filler).
  */
 function filler(seed: string, bytes: number): string {
   const out: string[] = [];
@@ -56,6 +57,7 @@ function rootfs(version: 1 | 2): Member[] {
   }
   if (version === 2) m.push({ name: "system/usr/lib/demo/new-in-v2.so", type: "file", content: "added in version 2\n" });
   m.push({ name: "system/usr/share/demo-firmware.bin", type: "file", content: filler("demo firmware", 1536 * 1024), latin1: true });
+  if (version === 1) m.push({ name: "system/usr/share/demo-firmware-old.bin", type: "file", content: filler("old firmware", 1536 * 1024), latin1: true });
   return m;
 }
 
@@ -93,7 +95,8 @@ export async function writeSampleInputs(dir: string): Promise<{ rootfs: [string,
   const r2 = `${dir}/rootfs-v2.tar.xz`;
   const dev = `${dir}/device.tar.xz`;
   await writeTarXz(r1, rootfs(1), base);
-  await writeTarXz(r2, rootfs(2), base + 86400);
+  // Same mtimes: only what really changed goes into the delta.
+  await writeTarXz(r2, rootfs(2), base);
   await writeTarXz(dev, device(), base);
   return { rootfs: [r1, r2], device: dev };
 }

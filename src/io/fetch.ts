@@ -24,6 +24,11 @@ export interface FetchOptions {
   maxRedirects?: number;
   /** Refuse bodies larger than this (bytes). */
   maxBytes?: number;
+  /**
+   * Slowest acceptable body, averaged over each readTimeoutMs window: a server that drips a
+   * byte a second never trips the silence timeout, so without this it holds an import forever.
+   */
+  minBytesPerSecond?: number;
   /** Called as download bytes arrive (for progress bars); total from Content-Length. */
   onProgress?: (url: string, bytes: number, total?: number) => void;
 }
@@ -47,6 +52,7 @@ const DEFAULTS: Required<Omit<FetchOptions, "onProgress">> & Pick<FetchOptions, 
   retryDelayMs: 500,
   maxRedirects: 5,
   maxBytes: 16 * 1024 ** 3,
+  minBytesPerSecond: 1024,
 };
 
 /** Failures worth another try: network errors, timeouts, 5xx. A 404 or an HTML page is final. */
@@ -115,17 +121,29 @@ async function attempt(url: string, o: Resolved, sink: (body: AsyncIterable<Buff
     throw new GeneratorError(`Cannot download ${url}: ${declared} bytes is more than the cap of ${o.maxBytes}`);
   }
   let received = 0;
+  let windowStart = Date.now();
+  let windowBytes = 0;
   const counted = (async function* () {
     for await (const chunk of res.body) {
       received += (chunk as Buffer).length;
       if (received > o.maxBytes) throw new GeneratorError(`Cannot download ${url}: body is larger than the cap of ${o.maxBytes} bytes`);
+      windowBytes += (chunk as Buffer).length;
+      const elapsed = Date.now() - windowStart;
+      if (elapsed >= o.readTimeoutMs) {
+        if (windowBytes < (o.minBytesPerSecond * elapsed) / 1000) {
+          res.body.destroy();
+          throw new Retryable(`too slow: ${windowBytes} bytes in ${(elapsed / 1000).toFixed(1)} s (less than ${o.minBytesPerSecond} bytes/s)`);
+        }
+        windowStart = Date.now();
+        windowBytes = 0;
+      }
       yield chunk as Buffer;
     }
   })();
   try {
     await sink(counted, res.headers);
   } catch (err) {
-    if (err instanceof GeneratorError) throw err;
+    if (err instanceof GeneratorError || err instanceof Retryable) throw err;
     throw new Retryable(reason(err));
   }
   // A body that stops before its Content-Length is a truncated download, not a file.

@@ -55,6 +55,14 @@ describe("copy-image", () => {
     // The source is untouched.
     expect(readIndex(fx, "devel", "mako").images.map((i) => i.version)).toEqual([1]);
     verifyTree(fx.pub);
+
+    // A version tarball left behind by a removed image is not reused with its old tag.
+    fx.ok("image", "remove", "rc", "mako", "1");
+    fx.ok("copy-image", "devel", "rc", "mako", "-t", "OTA-2");
+    const again = "ubports=20220102-1,device=5ac4,keyring=archive-master,tag=OTA-2,version=1";
+    expect(readIndex(fx, "rc", "mako").images.map((i) => [i.version, i.version_detail])).toEqual([[1, again]]);
+    expect(await readVersionIni(join(fx.pub, "rc/mako/version-1.tar.xz"))).toMatchObject({ version_detail: again });
+    verifyTree(fx.pub);
   });
 
   it("makes deltas from the destination's latest full image on the next copy, and they apply", async () => {

@@ -6,7 +6,7 @@
 import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
 import { open } from "node:fs/promises";
-import type { Readable } from "node:stream";
+import { Transform, type Readable } from "node:stream";
 import { createGunzip } from "node:zlib";
 import { ArchiveError, errorMessage } from "../../errors.js";
 import { defaultCodec } from "../../io/xz.js";
@@ -14,8 +14,14 @@ import { guessCompression } from "../compression.js";
 import { readTar } from "../tar/read.js";
 import { Catalogue } from "./catalogue.js";
 
+/**
+ * Cap on an image's decompressed size: real rootfs images expand to a few GB; a
+ * decompression bomb (xz packs ~7000:1) would otherwise keep an import busy for days.
+ */
+export const MAX_IMAGE_EXPANDED = 64 * 1024 ** 3;
+
 /** The uncompressed tar stream of an image file (`.tar.xz`, `.tar.gz` or `.tar`). */
-export async function openImageTar(path: string): Promise<Readable> {
+export async function openImageTar(path: string, opts: { maxExpanded?: number } = {}): Promise<Readable> {
   const head = Buffer.alloc(6);
   let fh;
   try {
@@ -32,7 +38,18 @@ export async function openImageTar(path: string): Promise<Readable> {
   const decoder = kind === "xz" ? defaultCodec().decompress() : createGunzip();
   file.on("error", (err) => decoder.destroy(err));
   decoder.on("close", () => file.destroy());
-  return file.pipe(decoder);
+  const max = opts.maxExpanded ?? MAX_IMAGE_EXPANDED;
+  let total = 0;
+  const cap = new Transform({
+    transform(chunk: Buffer, _enc, cb) {
+      total += chunk.length;
+      if (total > max) return cb(new ArchiveError(`Cannot read image '${path}': it expands to more than ${max} bytes (decompression bomb?)`));
+      cb(null, chunk);
+    },
+  });
+  decoder.on("error", (err) => cap.destroy(err));
+  cap.on("close", () => decoder.destroy());
+  return file.pipe(decoder).pipe(cap);
 }
 
 /** Pass 1: one catalogue entry per path (last occurrence wins) with each file's SHA-256. */

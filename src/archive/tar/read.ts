@@ -70,6 +70,8 @@ function decodeHeader(block: Buffer, longName: string | undefined, longLink: str
   if (pax.has("gid")) gid = Number(pax.get("gid"));
   if (pax.has("uname")) uname = pax.get("uname")!;
   if (pax.has("gname")) gname = pax.get("gname")!;
+  // A pax size is text: "abc" or "-1" would make a member of NaN or negative length.
+  if (!Number.isSafeInteger(size) || size < 0) throw new ArchiveError(`Cannot read tar archive: member '${name}' has an invalid size ${JSON.stringify(pax.get("size") ?? size)}`);
   // §6.1: an old-style regular entry ending in "/" is a directory.
   if (typeflag === "\0" && name.endsWith("/")) type = "directory";
   if (type === "directory") name = name.replace(/\/+$/, "");
@@ -135,6 +137,11 @@ export async function* readTar(input: NodeJS.ReadableStream): AsyncGenerator<Tar
       const flag = String.fromCharCode(block[156]!);
       if ("SMV".includes(flag)) throw new ArchiveError(`Cannot read tar archive: unsupported GNU member type '${flag}' (sparse or multi-volume)`);
       const { dataSize, ...header } = decodeHeader(block, longName, longLink, pax);
+      // Only a pax record can carry a NUL: no tar tool or device could name such a file, and a
+      // writer would silently cut the name there (a different file than the one we hashed).
+      if (header.name.includes("\0") || header.linkname?.includes("\0")) {
+        throw new ArchiveError(`Cannot read tar archive: member name ${JSON.stringify(header.name)} contains a NUL byte`);
+      }
       let left = dataSize;
       let inflight: Promise<void> = Promise.resolve();
       let abandoned = false;
