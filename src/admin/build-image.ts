@@ -116,7 +116,7 @@ export async function buildAndPublish(config: Config, gctx: GeneratorContext, tr
   if (req.files.length === 0) {
     throw new SiError(`Cannot create ${req.channel}/${req.device} version ${req.version}: the source image has no files besides its version tarball`);
   }
-  // MUT
+  await dropStaleVersionFile(config, req, log);
   seedChecksums(gctx, req.sourceEntries ?? []);
   const env = {
     channel_name: req.channel,

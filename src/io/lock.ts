@@ -16,6 +16,13 @@ const Database = createRequire(import.meta.url)("better-sqlite3") as typeof Bett
 
 export const BUSY_MESSAGE = "Something else holds the global lock. exiting.";
 
+/**
+ * Open lock connections. A connection the garbage collector finalises is closed, and its
+ * kernel lock with it: held locks must stay reachable whether or not the caller keeps the
+ * returned object.
+ */
+const held = new Set<BetterSqlite3.Database>();
+
 export interface GlobalLock {
   release(): void;
 }
@@ -43,11 +50,10 @@ export function acquireGlobalLock(statePath: string, opts: { waitMs?: number; wh
     }
     throw err;
   }
-  let held = true;
+  held.add(db);
   return {
     release() {
-      if (!held) return;
-      held = false;
+      if (!held.delete(db)) return;
       try {
         db.exec("ROLLBACK");
       } finally {
