@@ -157,10 +157,19 @@ async function treeProblems(config: Config, orphansToo: boolean): Promise<string
   return lines.length ? formatReport(rep).filter((l) => !/^(I|OK)/.test(l)) : [];
 }
 
-export async function runCrashCampaign(opts: CrashOptions): Promise<CrashResult> {
-  const log = opts.log ?? (() => {});
-  const rand = rng(opts.seed ?? 1);
-  const commands = opts.commands ?? ["import-images", "copy-image", "tag-image", "generate-keyrings"];
+export interface CrashInstance {
+  work: string;
+  config: Config;
+  configPath: string;
+  farm: { url: string; close(): Promise<void> };
+  /** A new monitor value: the next import has a new image to publish. */
+  bump(): void;
+  si(args: string[], killAfterMs?: number): Promise<Run>;
+  /** Runs si and throws with its output unless it exits 0. */
+  must(args: string[]): Promise<Run>;
+}
+
+export async function setupCrashInstance(opts: { files?: number } = {}): Promise<CrashInstance> {
   const work = mkdtempSync(join(tmpdir(), "si-crash-"));
   const src = join(work, "src");
   makeRootfs(join(src, "rootfs"), opts.files ?? 400, "a");
@@ -200,7 +209,7 @@ export async function runCrashCampaign(opts: CrashOptions): Promise<CrashResult>
       "file_version = version",
       "[channel_stable]",
       "type = manual",
-      "fullcount = 3",
+      "fullcount = 0",
       "",
     ].join("\n"),
   );
@@ -222,6 +231,14 @@ export async function runCrashCampaign(opts: CrashOptions): Promise<CrashResult>
 
   const bump = () => routes.set("/rootfs.version", { body: String(++serial) });
   bump();
+  return { work, config, configPath, farm, bump, si, must };
+}
+
+export async function runCrashCampaign(opts: CrashOptions): Promise<CrashResult> {
+  const log = opts.log ?? (() => {});
+  const rand = rng(opts.seed ?? 1);
+  const commands = opts.commands ?? ["import-images", "copy-image", "tag-image", "generate-keyrings"];
+  const { work, config, farm, bump, si, must } = await setupCrashInstance(opts);
   const first = await must(["import-images"]);
   await must(["copy-image", "devel", "stable", "mako"]);
   // Durations for the kill windows, measured on this machine.

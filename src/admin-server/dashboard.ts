@@ -169,7 +169,10 @@ ${tile("Schedule", s ? html`<code>${s.expression}</code>` : html`<span class="mu
 export function renderDashboard(data: DashboardData): string {
   const page = html`<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="viewport" content="width=device-width, initial-scale=1">${
+    // While something runs, the page reloads itself to show the result.
+    data.verification.running || data.scheduler?.runningSince ? html`\n<meta http-equiv="refresh" content="5">` : ""
+  }
 <title>${data.title} · system-image</title>
 <style>${raw(DASHBOARD_CSS)}</style></head>
 <body><header><h1>${data.title}</h1><div class="sub">${data.publishPath} · ${when(data.now)} · times in UTC</div></header>

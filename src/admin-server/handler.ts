@@ -67,16 +67,21 @@ async function health(config: Config): Promise<{ ok: boolean; error?: string }> 
 
 /**
  * A browser on the operator's machine can be made to POST to a loopback port by any web page;
- * a form of ours sends our own Origin (or none, from curl), anything else is refused.
+ * a form of ours sends our own Origin (or none, from curl), anything else is refused. Behind
+ * a reverse proxy the public host arrives as X-Forwarded-Host.
  */
 function sameOrigin(req: IncomingMessage): boolean {
   const origin = req.headers.origin;
   if (!origin || origin === "null") return origin === undefined;
+  let host: string;
   try {
-    return new URL(origin).host === req.headers.host;
+    host = new URL(origin).host;
   } catch {
     return false;
   }
+  const forwarded = req.headers["x-forwarded-host"];
+  const hosts = [req.headers.host, ...(typeof forwarded === "string" ? forwarded.split(",").map((h) => h.trim()) : [])];
+  return hosts.includes(host);
 }
 
 export function createAdminHandler(deps: AdminDeps): RequestListener {

@@ -4,6 +4,7 @@
  * channel/device. The history is the source of truth, so the counts include imports run by
  * hand or by a timer, and survive a restart of the server.
  */
+import { compareCodePoints } from "../format/pyjson.js";
 import type { DeviceRow, ImportHistory, RunRow } from "../state/history.js";
 
 export interface DeviceStats {
@@ -100,7 +101,7 @@ export function historyStats(runs: RunRow[], chartPoints = 60): HistoryStats {
     durationSum,
     durationCount,
     lastRun: real[0] ? point(real[0]) : undefined,
-    devices: [...devices.values()].sort((a, b) => (a.channel === b.channel ? (a.device < b.device ? -1 : 1) : a.channel < b.channel ? -1 : 1)),
+    devices: [...devices.values()].sort((a, b) => compareCodePoints(a.channel, b.channel) || compareCodePoints(a.device, b.device)),
     points: real.slice(0, chartPoints).reverse().map(point),
   };
 }

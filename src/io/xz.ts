@@ -24,7 +24,8 @@ export interface XzOptions {
 export interface XzCodec {
   readonly name: string;
   compress(opts?: XzOptions): Duplex;
-  decompress(): Duplex;
+  /** `threads`: 0 = one per core (xz splits only multi-block input), 1 = the least memory. */
+  decompress(opts?: { threads?: number }): Duplex;
 }
 
 /** Wraps a child process as a Duplex whose errors carry the tool's own stderr. */
@@ -99,8 +100,8 @@ export const spawnXzCodec: XzCodec = {
   compress(opts = {}) {
     return processDuplex("xz", compressArgs(opts), "compress xz");
   },
-  decompress() {
-    return processDuplex("xz", ["-d", "-c", "-T0", "--memlimit-decompress=70%"], "decompress xz");
+  decompress({ threads = 0 } = {}) {
+    return processDuplex("xz", ["-d", "-c", `-T${threads}`, "--memlimit-decompress=70%"], "decompress xz");
   },
 };
 

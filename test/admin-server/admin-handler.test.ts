@@ -183,6 +183,9 @@ describe("admin listener", () => {
     const m = parseMetrics((await fetch(port, "GET", "/metrics")).body);
     expect(m.find((s) => s.name === "si_tree_verification_ok")?.value).toBe(1);
     expect(logger.entries.some((e) => e.msg === "tree verification: OK, 0 error(s), " + stored.report.warnings + " warning(s)")).toBe(true);
+    // Behind a reverse proxy the page's origin is the proxy's, passed as X-Forwarded-Host.
+    const proxied = await fetch(port, "POST", "/verify", { Origin: "https://ota.example.net", "X-Forwarded-Host": "ota.example.net" });
+    expect(proxied.status).toBe(303);
   });
 
   it("answers 404 for other paths and 405 for other methods, and logs admin requests as JSON entries", async () => {

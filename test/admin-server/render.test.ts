@@ -99,6 +99,16 @@ describe("dashboard HTML", () => {
     expect(page).toContain("Keyrings</div><div class=\"value\"><span class=\"badge warn\">2 need attention</span>");
   });
 
+  it("reloads itself every 5 s only while a verification or an import runs", () => {
+    const data = hostileData();
+    expect(renderDashboard(data)).not.toContain('http-equiv="refresh"');
+    data.verification.running = { since: new Date(), trigger: "dashboard" };
+    expect(renderDashboard(data)).toContain('<meta http-equiv="refresh" content="5">');
+    data.verification.running = null;
+    data.scheduler!.runningSince = new Date();
+    expect(renderDashboard(data)).toContain('<meta http-equiv="refresh" content="5">');
+  });
+
   it("the html tag escapes interpolations, joins arrays and keeps nested html as markup", () => {
     const inner = html`<b>${"<i>"}</b>`;
     expect(html`<p>${[inner, "&", 3, null, undefined, false]}</p>`.value).toBe("<p><b>&lt;i&gt;</b>&amp;3</p>");

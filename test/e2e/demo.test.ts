@@ -33,7 +33,7 @@ async function freePort(): Promise<number> {
 
 /** Starts `si demo` and resolves once it says it is ready. */
 function startDemo(http: number, https: number): Promise<{ child: ChildProcess; output: () => string }> {
-  const child = spawn(process.execPath, [join(REPO, "bin/si.js"), "demo", "--root", root, "--http-port", String(http), "--https-port", String(https)], {
+  const child = spawn(process.execPath, [join(REPO, "bin/si.js"), "demo", "--root", root, "--http-port", String(http), "--https-port", String(https), "--admin-port", "0"], {
     stdio: ["ignore", "pipe", "pipe"],
   });
   let out = "";
@@ -97,6 +97,16 @@ describe("si demo (npm start)", () => {
     expect(out).toContain(`https://127.0.0.1:${https}/channels.json`);
     expect(out).toContain("secret/gpg/keyrings/archive-master.tar.xz");
     expect(out).toMatch(/channel: demo\n\s+device: generic/);
+  });
+
+  it("serves the admin dashboard with the demo channel and its two builds", async () => {
+    const url = /admin dashboard: (http:\/\/127\.0\.0\.1:\d+\/)/.exec(demo.output())?.[1];
+    expect(url, demo.output()).toBeTruthy();
+    const html = await (await fetch(url!)).text();
+    expect(html).toContain("demo");
+    expect(html).toContain("generic");
+    const metrics = await (await fetch(url + "metrics")).text();
+    expect(metrics).toMatch(/si_keyring_expiry_timestamp_seconds/);
   });
 
   /** The system a device must end with: full image 2's files extracted in order. */

@@ -52,7 +52,8 @@ export async function makeSite(extraConfig = ""): Promise<Site> {
   const cert = join(base, "secret/tls/cert.pem");
   const key = join(base, "secret/tls/key.pem");
   await ensureSelfSignedCertificate(cert, key, ["localhost", "127.0.0.1"]);
-  const text = `[global]\nbase_path = ${base}\npublic_http_port = 0\npublic_https_port = 0\n${extraConfig}`;
+  // admin_port = 0: no admin listener, so parallel test files never fight over 8090.
+  const text = `[global]\nbase_path = ${base}\npublic_http_port = 0\npublic_https_port = 0\nadmin_port = 0\n${extraConfig}`;
   const configPath = join(base, "etc/config");
   mkdirSync(dirname(configPath), { recursive: true });
   writeFileSync(configPath, text);

@@ -35,7 +35,10 @@ export async function openImageTar(path: string, opts: { maxExpanded?: number } 
   const file = createReadStream(path, { highWaterMark: 1 << 20 });
   const kind = guessCompression(head);
   if (kind === null) return file;
-  const decoder = kind === "xz" ? defaultCodec().decompress() : createGunzip();
+  // One thread: the diff runs two decoders at once (pass 1) or one beside a two-thread
+  // compressor (pass 2), so both cores are busy anyway, and a threaded xz decoder holds
+  // ~140 MB of block buffers for a 24 MiB-block input where a single thread needs ~10 MB.
+  const decoder = kind === "xz" ? defaultCodec().decompress({ threads: 1 }) : createGunzip();
   file.on("error", (err) => decoder.destroy(err));
   decoder.on("close", () => file.destroy());
   const max = opts.maxExpanded ?? MAX_IMAGE_EXPANDED;

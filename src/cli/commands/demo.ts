@@ -6,6 +6,8 @@ import { UsageError } from "../../errors.js";
 import { createLogger } from "../../io/log.js";
 import { DEMO_CHANNEL, DEMO_DEVICE, prepareDemo } from "../../demo/setup.js";
 import { startServer } from "../../server/start.js";
+import { jsonLineLogger } from "../../server/log.js";
+import { prepareOperations } from "../../admin-server/operations.js";
 
 const REPO_ROOT = fileURLToPath(new URL("../../../../", import.meta.url));
 
@@ -24,18 +26,25 @@ export function register(program: Command, ctx: CliContext): void {
     .option("--address <addr>", "address to bind", "127.0.0.1")
     .option("--http-port <port>", "HTTP port", port("--http-port"), 8080)
     .option("--https-port <port>", "HTTPS port", port("--https-port"), 8443)
+    .option("--admin-port <port>", "admin dashboard port on 127.0.0.1 (0 = any free port)", port("--admin-port"), 8090)
     .option("--no-serve", "prepare the instance and exit")
-    .action(async (opts: { root: string; address: string; httpPort: number; httpsPort: number; serve: boolean }) => {
+    .action(async (opts: { root: string; address: string; httpPort: number; httpsPort: number; adminPort: number; serve: boolean }) => {
       const root = resolve(opts.root);
       const log = createLogger({ json: false, write: ctx.out });
       const config = await prepareDemo({ root, httpPort: opts.httpPort, httpsPort: opts.httpsPort, log });
       if (!opts.serve) return;
+      const logger = jsonLineLogger((lines) => ctx.out(lines));
+      // The dashboard of `si serve` too (no scheduler: the demo's build farm is gone).
+      const ops = prepareOperations(config, { logger, schedule: false, adminPort: opts.adminPort });
       const server = await startServer(config, {
         address: opts.address,
         httpPort: opts.httpPort,
         httpsPort: opts.httpsPort,
-        logger: { log: (e) => ctx.out(JSON.stringify({ time: new Date().toISOString(), ...e })) },
+        logger,
+        extraListeners: ops.listener ? [ops.listener] : [],
       });
+      ops.setRequestCounts(() => server.requests.snapshot());
+      await ops.start(server.urls.admin);
       const host = opts.address === "0.0.0.0" ? "127.0.0.1" : opts.address;
       const rel = (p: string) => {
         const r = relative(process.cwd(), p);
@@ -48,6 +57,7 @@ export function register(program: Command, ctx: CliContext): void {
           "Demo OTA server ready.",
           `  http:  http://${host}:${server.httpPort}/channels.json`,
           `  https: https://${host}:${server.httpsPort}/channels.json  (self-signed: ${rel(config.tls_cert!)})`,
+          `  admin dashboard: http://127.0.0.1:${server.ports.admin}/  (metrics: /metrics)`,
           `  channel '${DEMO_CHANNEL}', device '${DEMO_DEVICE}': builds 1 and 2, with a delta 2<-1`,
           `  device trust root: ${rel(`${config.gpg_keyring_path}/archive-master.tar.xz`)}`,
           `     (on the device: /usr/share/system-image/archive-master.tar.xz)`,
@@ -73,7 +83,10 @@ export function register(program: Command, ctx: CliContext): void {
         const stop = () => {
           process.off("SIGINT", stop);
           process.off("SIGTERM", stop);
-          void server.close().then(resolveStop);
+          void Promise.all([ops.stop(5000), server.close()]).then(() => {
+            ops.close();
+            resolveStop();
+          });
         };
         process.on("SIGINT", stop);
         process.on("SIGTERM", stop);
