@@ -250,7 +250,8 @@ export async function runCrashCampaign(opts: CrashOptions): Promise<CrashResult>
   log(`I: run times (ms): ${JSON.stringify(span)}`);
 
   const result: CrashResult = { kills: 0, consistent: 0, lostImages: 0, failures: [], byCommand: {}, summary: "" };
-  for (let i = 0; i < opts.kills; i++) {
+  // Counts only runs that the kill really interrupted; a run that finished first is still checked.
+  for (let i = 0; result.kills < opts.kills && i < opts.kills * 3; i++) {
     const cmd = commands[i % commands.length]!;
     if (cmd === "import-images") bump();
     const args =
@@ -268,12 +269,15 @@ export async function runCrashCampaign(opts: CrashOptions): Promise<CrashResult>
     const before = publishedImages(config.publish_path);
     const at = Math.floor(rand() * span[cmd] * 1.1);
     const r = await si(args, at);
-    result.kills++;
-    result.byCommand[cmd] = (result.byCommand[cmd] ?? 0) + 1;
+    const killed = r.signal === "SIGKILL";
+    if (killed) {
+      result.kills++;
+      result.byCommand[cmd] = (result.byCommand[cmd] ?? 0) + 1;
+    }
     const tag = `#${i} ${cmd} killed at ${at} ms${r.signal ? "" : ` (had already exited ${r.status})`}`;
     const problems = [...(await treeProblems(config, false)), ...(await checkKeyrings(config))];
     if (problems.length) result.failures.push(`${tag}: after the kill:\n  ${problems.join("\n  ")}`);
-    else result.consistent++;
+    else if (killed) result.consistent++;
     // The next run completes and leaves a clean tree.
     const again = await si(cmd === "tag-image" ? ["tag-image", "stable", "mako", String(latest(config, "stable")), `r${i}`] : args);
     if (again.status !== 0) result.failures.push(`${tag}: the next run failed (${again.status}):\n${again.out}`);

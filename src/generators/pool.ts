@@ -11,7 +11,7 @@
  */
 import { createHash, randomBytes } from "node:crypto";
 import { createReadStream, createWriteStream } from "node:fs";
-import { copyFile, mkdir, mkdtemp, open, readFile, rename, rm, unlink } from "node:fs/promises";
+import { copyFile, mkdir, mkdtemp, open, readFile, readdir, rename, rm, unlink } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { Transform, type Readable, type Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
@@ -59,6 +59,20 @@ export async function reuseExisting(ctx: GeneratorContext, env: Environment, pat
   env.version_detail.push((await sidecarVersionDetail(path)) ?? computed);
   ctx.log(`I: reusing ${path}`);
   return true;
+}
+
+/**
+ * Removes the `pool/.tmp-*` directories of runs that were killed (SIGKILL, power loss). Only
+ * under the global lock: then no other writer owns one. Without this, the cleanup's
+ * "directories emptied by this run go on the next one" rule (§7.4) would leave each for two
+ * more imports (bench/crash.ts found them).
+ */
+export async function removeStalePoolTemps(publishPath: string): Promise<string[]> {
+  const pool = join(publishPath, "pool");
+  const names = await readdir(pool).catch(() => [] as string[]);
+  const stale = names.filter((n) => n.startsWith(".tmp-")).map((n) => join(pool, n));
+  for (const d of stale) await rm(d, { recursive: true, force: true });
+  return stale;
 }
 
 /** Runs `fn` with a fresh `<publish>/pool/.tmp-*` directory (same filesystem), removed afterwards. */

@@ -7,6 +7,7 @@ import type { Config } from "../config/types.js";
 import { syncMirrors } from "../config/mirrors.js";
 import { errorMessage } from "../errors.js";
 import { makeGeneratorContext, type GeneratorContext } from "../generators/index.js";
+import { removeStalePoolTemps } from "../generators/pool.js";
 import type { FetchOptions } from "../io/fetch.js";
 import { acquireGlobalLock } from "../io/lock.js";
 import type { Logger } from "../io/log.js";
@@ -77,6 +78,8 @@ async function runChannels(
     log: (line) => log.debug(line.replace(/^[A-Z]: /, "")),
   });
   const tree = new Tree(config, { signer: gctx.signer, clock: gctx.clock });
+  // Download directories of a killed run (we hold the lock: nobody else owns one).
+  if (!opts.dryRun) for (const d of await removeStalePoolTemps(config.publish_path)) log.info(`removed the stale download directory ${d}`);
   const channels = await tree.listChannels();
   let runError: string | undefined;
   for (const conf of config.channels.values()) {

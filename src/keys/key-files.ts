@@ -3,7 +3,7 @@
  * without a window where `private.asc` or `public.asc` is partial (temp + fsync + rename), and
  * the `keyring-extra.gpg` list of extra public keys a keyring keeps across rebuilds.
  */
-import { chmod, copyFile, mkdir, readFile, readdir, stat } from "node:fs/promises";
+import { chmod, mkdir, readFile, readdir, stat } from "node:fs/promises";
 import { join } from "node:path";
 import * as openpgp from "openpgp";
 import { KEYRING_EXTRA } from "../pgp/keyring-build.js";
@@ -35,8 +35,17 @@ export async function keepOldKey(keyPath: string, name: string, now: Date): Prom
   // Written through a 0600 temporary: the copy is never readable by others, not even briefly.
   await writeFileAtomic(priv, await readFile(join(dir, "private.asc")), 0o600);
   await chmod(priv, 0o600);
-  await copyFile(join(dir, "public.asc"), join(dir, `public.asc.${suffix}`));
+  await writeFileAtomic(join(dir, `public.asc.${suffix}`), await publicOfPrivate(keyPath, name), 0o644);
   return priv;
+}
+
+/**
+ * The public key of `<name>/private.asc`, derived from the private key itself: after a crash
+ * between writing a new public.asc and its private.asc, public.asc is not the key in use.
+ */
+export async function publicOfPrivate(keyPath: string, name: string): Promise<string> {
+  const key = await openpgp.readPrivateKey({ armoredKey: await readFile(join(keyDir(keyPath, name), "private.asc"), "utf8") });
+  return key.toPublic().armor();
 }
 
 /** Installs a key pair: public first, then private, each by atomic rename (private 0600). */

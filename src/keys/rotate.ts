@@ -29,7 +29,7 @@ import { LocalSigner, writeFileAtomic } from "../pgp/local-signer.js";
 import type { KeyName } from "../pgp/signer.js";
 import { publishKeyringFiles } from "../tree/keyrings.js";
 import { exists } from "../tree/paths.js";
-import { installKeyPair, keepOldKey, readKeyFile, writeExtraKeys } from "./key-files.js";
+import { installKeyPair, keepOldKey, publicOfPrivate, readKeyFile, writeExtraKeys } from "./key-files.js";
 import { listSignatures, resignFrom, signedBy } from "./resign.js";
 
 export const ROTATABLE = ["image-signing", "device-signing"] as const;
@@ -109,8 +109,7 @@ export async function rotateKey(config: Config, key: string, opts: RotateOptions
       oldFpr = journal.old;
       newFpr = journal.new;
       kept = journal.kept;
-      const priv = await openpgp.readPrivateKey({ armoredKey: await readFile(join(keyDir(config.gpg_key_path, name), "private.asc"), "utf8") });
-      await writeFileAtomic(join(keyDir(config.gpg_key_path, name), "public.asc"), priv.toPublic().armor(), 0o644);
+      await writeFileAtomic(join(keyDir(config.gpg_key_path, name), "public.asc"), await publicOfPrivate(config.gpg_key_path, name), 0o644);
     } else {
       if (journal) oldFpr = journal.old; // crashed before the install: the old key is still current
       const bits = opts.bits ?? 4096;
@@ -121,8 +120,7 @@ export async function rotateKey(config: Config, key: string, opts: RotateOptions
       kept = await keepOldKey(config.gpg_key_path, name, now);
       if (name === "image-signing") {
         // The transition keyring (step 2) holds the previous key, and keeps it across rebuilds.
-        const oldPublic = await readFile(join(keyDir(config.gpg_key_path, name), "public.asc"), "utf8");
-        await writeExtraKeys(config.gpg_key_path, name, await readKeyFile(oldPublic));
+        await writeExtraKeys(config.gpg_key_path, name, await readKeyFile(await publicOfPrivate(config.gpg_key_path, name)));
       }
       const j: Journal = { key: name, old: oldFpr, new: newFpr, kept };
       await writeFileAtomic(jpath, JSON.stringify(j) + "\n", 0o600);

@@ -5,7 +5,7 @@
  * completes.
  */
 import { spawn } from "node:child_process";
-import { readdirSync, readlinkSync } from "node:fs";
+import { readFileSync, readdirSync, readlinkSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { setupCrashInstance } from "../../bench/crash.js";
@@ -54,6 +54,9 @@ describe("a second writer during an import", () => {
       `si: error: Cannot copy image: the global lock ${lockPath(inst.config.state_path)} stayed busy for 1 s (an import or another admin command is running; try again later, or raise --lock-timeout)`,
     );
     expect(await ended, out).toBe(0);
+    // The refused copy left stable/mako as it was: no image.
+    const stable = JSON.parse(readFileSync(join(inst.config.publish_path, "stable/mako/index.json"), "utf8")) as { images: unknown[] };
+    expect(stable.images).toEqual([]);
     await inst.farm.close();
     await expectTreeVerifies({ config: inst.config } as Parameters<typeof expectTreeVerifies>[0]);
   }, 300_000);

@@ -100,9 +100,9 @@ describe("a reader during imports and admin commands", () => {
     expect(tally.torn.filter((t) => t.startsWith("channels.json"))).toEqual([]);
   });
 
-  // KNOWN GAP (SECURITY.md, "The remaining window"): a reader whose index.json GET lands
-  // between the document's rename and its signature's sees a torn pair; measured: 5 of
-  // ~14000 pairs. Closing it needs .asc files that verify both the previous and the new
+  // KNOWN GAP (SECURITY.md, "The remaining window (known gap)"): a reader whose two GETs
+  // straddle a commit (or land between its two renames) sees a torn index pair; measured:
+  // 5 of ~14000 pairs, 8 of ~6800. Closing it needs .asc files that verify both the previous and the new
   // document (two signature packets), which the client accepts (it reads only VALIDSIG) but
   // gpg's exit status does not. Run with SI_TORN_STRICT=1 to check the strict property.
   it.runIf(process.env.SI_TORN_STRICT)("(strict) gets only index.json pairs that verify", () => {
