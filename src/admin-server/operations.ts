@@ -4,6 +4,8 @@
  * `admin_address:admin_port`. Their logs go to the server's JSON-line log.
  */
 import type { Config } from "../config/types.js";
+import { renewExpiringKeyrings } from "../keys/renew.js";
+import { errorMessage } from "../errors.js";
 import { createLogger, type Logger } from "../io/log.js";
 import type { ListenerSpec } from "../server/listener.js";
 import type { ServerLogger } from "../server/log.js";
@@ -60,8 +62,21 @@ export function prepareOperations(config: Config, opts: OperationsOptions): Oper
   if (expression) {
     scheduler = new ImportScheduler(config, expression, {
       log,
-      // Every scheduled import is followed by a verification of what devices now see.
-      afterRun: () => verification.run("schedule"),
+      // Every scheduled import is followed by the keyring renewal check (when
+      // keyring_auto_renew_days is set: an expired image-signing keyring bricks a fleet)
+      // and a verification of what devices now see.
+      afterRun: async () => {
+        const days = config.keyring_auto_renew_days;
+        if (days) {
+          try {
+            const r = await renewExpiringKeyrings(config, days);
+            if (r.renewed) log.info(`renewed the image-signing keyring: expires ${new Date((r.expiry ?? 0) * 1000).toISOString()}`);
+          } catch (err) {
+            log.error(`Cannot renew the image-signing keyring: ${errorMessage(err)}`);
+          }
+        }
+        return verification.run("schedule");
+      },
     });
   }
   let counts: () => Promise<CountsSnapshot> | CountsSnapshot = () => ({});
