@@ -9,7 +9,7 @@
  */
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { existsSync, mkdirSync, mkdtempSync, openSync, closeSync, rmSync, writeFileSync, writeSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, openSync, closeSync, rmSync, writeFileSync, writeSync } from "node:fs";
 import { Socket, createServer, type AddressInfo } from "node:net";
 import { loadavg } from "node:os";
 import { join, resolve } from "node:path";
@@ -103,6 +103,7 @@ const nginxBin = ensureTool("nginx", "nginx");
 const work = resolve("bench-work");
 mkdirSync(work, { recursive: true });
 const dir = mkdtempSync(join(work, "serve-"));
+chmodSync(dir, 0o755); // nginx's workers run as nobody
 const www = join(dir, "www");
 const { paths } = makeTree(www);
 const load0 = loadavg()[0]!;

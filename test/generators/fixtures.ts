@@ -147,10 +147,14 @@ export function tree(files: Record<string, string | Buffer | null>, dir = tmpDir
   return dir;
 }
 
-/** `tar` (GNU) of `dir`'s members, compressed with `how`; members listed without `./`. */
+/**
+ * `tar` (GNU) of `dir`'s members, compressed with `how`; members listed without `./`. Every
+ * member gets the same mtime: trees written a second apart must not differ by mtime alone
+ * (the image diff counts an mtime change as a change).
+ */
 export function tarOf(dir: string, how: "xz" | "gzip" | "none", members = readdirSync(dir).sort()): Buffer {
   const list = members.length ? members : ["-T", "/dev/null"];
-  const tar = execFileSync("tar", ["--format=gnu", "-C", dir, "-cf", "-", ...list], { maxBuffer: 1 << 28 });
+  const tar = execFileSync("tar", ["--format=gnu", "--mtime=@1767225600", "-C", dir, "-cf", "-", ...list], { maxBuffer: 1 << 28 });
   if (how === "xz") return execFileSync("xz", ["-1", "-c"], { input: tar });
   if (how === "gzip") return execFileSync("gzip", ["-n", "-c"], { input: tar });
   return tar;

@@ -32,7 +32,7 @@ export async function openImageTar(path: string, opts: { maxExpanded?: number } 
   } finally {
     await fh?.close();
   }
-  const file = createReadStream(path, { highWaterMark: 1 << 20 });
+  const file = createReadStream(path, { highWaterMark: 1 << 16 });
   const kind = guessCompression(head);
   if (kind === null) return file;
   // One thread: the diff runs two decoders at once (pass 1) or one beside a two-thread
