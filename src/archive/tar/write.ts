@@ -103,10 +103,26 @@ export class GnuTarWriter {
     if (this.failed) throw this.failed;
     this.written += buf.length;
     if (!this.out.write(buf)) {
-      await Promise.race([once(this.out, "drain"), once(this.out, "close")]);
+      await this.drained();
       if (this.failed) throw this.failed;
       if (this.out.destroyed) throw new ArchiveError("Cannot write tar archive: the output was closed");
     }
+  }
+
+  /**
+   * Waits for "drain" or "close", removing both listeners afterwards (`events.once` in a
+   * race leaves the loser attached: thousands of members made a MaxListenersExceeded leak).
+   */
+  private drained(): Promise<void> {
+    return new Promise((resolve) => {
+      const done = () => {
+        this.out.off("drain", done);
+        this.out.off("close", done);
+        resolve();
+      };
+      this.out.on("drain", done);
+      this.out.on("close", done);
+    });
   }
 
   /** Adds one member; for a regular file `content` must hold exactly `header.size` bytes. */
