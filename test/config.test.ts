@@ -357,6 +357,7 @@ describe("[global] defaults and paths (§4.3)", () => {
       device_signing_expiry_days: 31,
       xz_level: 9,
       http_retries: 2,
+      versioned_index: true,
       mirrors: {},
       channels: new Map(),
     });

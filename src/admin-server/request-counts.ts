@@ -20,7 +20,8 @@ export function classifyPath(path: string | undefined): PathClass {
   if (!path) return "other";
   if (path.endsWith(".asc")) return "signature";
   if (path === "/channels.json") return "channels";
-  if (path.endsWith("/index.json")) return "index";
+  // The conventional name and the content-named copies channels.json points at (src/tree/versioned-index.ts).
+  if (path.endsWith("/index.json") || /\/index-[0-9a-f]{16}\.json$/.test(path)) return "index";
   // The published keyrings, and device keyrings where the tree keeps them (beside the index).
   if (path.startsWith("/gpg/") || path.endsWith("/device-signing.tar.xz")) return "keyring";
   if (path.startsWith("/pool/")) return "pool";

@@ -16,6 +16,7 @@ import { sidecarPath } from "../model/naming.js";
 import { parseIndex } from "../model/index-doc.js";
 import { readTextOrNull } from "../tree/commit.js";
 import { Runner } from "../tree/context.js";
+import { listIndexCopies } from "../tree/versioned-index.js";
 import { parseChannels } from "../model/channels.js";
 
 export interface ReSignResult {
@@ -45,6 +46,11 @@ export async function reSignIndexes(actx: AdminContext, opts: { all?: boolean } 
     }
     await sign(indexPath, `${indexPath}.asc`);
     result.documents.push(indexPath.slice(pub.length + 1));
+    // The content-named copies channels.json points at, current and retained (versioned-index.ts).
+    for (const copy of await listIndexCopies(dir)) {
+      await sign(copy, `${copy}.asc`);
+      result.documents.push(copy.slice(pub.length + 1));
+    }
     const images = parseIndex(text, indexPath).images;
     if (images.length === 0) return;
     const latest = images[images.length - 1]!.version; // the last entry, as the reference (§9.8)

@@ -112,6 +112,16 @@ class Reader {
     return n;
   }
 
+  /** configparser's getboolean(): 1/yes/true/on, 0/no/false/off, any case. */
+  bool(section: string, key: string, fallback: boolean): boolean {
+    const o = this.opt(section, key);
+    if (!o) return fallback;
+    const text = this.str(section, key)!.toLowerCase();
+    if (["1", "yes", "true", "on"].includes(text)) return true;
+    if (["0", "no", "false", "off"].includes(text)) return false;
+    this.fail(o.line, `Not a boolean: ${this.str(section, key)}`, "ValueError", section, key);
+  }
+
   config(env: NodeJS.ProcessEnv): Config {
     const G = "global";
     // §4.3, deliberately different: base_path is made absolute (against the working
@@ -148,6 +158,7 @@ class Reader {
       xz_level: this.int(G, "xz_level", 9, 0, 9),
       http_timeout: this.opt(G, "http_timeout") ? this.int(G, "http_timeout", 0, 1, 3600) : undefined,
       http_retries: this.int(G, "http_retries", 2, 0, 10),
+      versioned_index: this.bool(G, "versioned_index", true),
       mirrors: this.mirrors(base),
       channels: this.channels(),
     };

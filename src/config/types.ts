@@ -62,6 +62,10 @@ export interface Config {
   http_timeout?: number;
   /** Extra attempts after a network error, timeout or 5xx (404 and HTML pages are final). */
   http_retries: number;
+  /** channels.json names an immutable, content-named copy of each index
+   *  (`/<channel>/<device>/index-<sha256/16>.json`), so a device never gets an index and a
+   *  signature from two different commits (src/tree/versioned-index.ts); default on. */
+  versioned_index: boolean;
   mirrors: Record<string, MirrorConfig>;
   /** Channels in config order (Map keeps insertion order). */
   channels: Map<string, ChannelConfig>;

@@ -27,6 +27,11 @@ export function referencedFiles(
       const dir = deviceDir(c, d);
       out.add(`${dir}/index.json`);
       out.add(`${dir}/index.json.asc`);
+      // The content-named copy channels.json points at (src/tree/versioned-index.ts).
+      if (e.index.startsWith("/") && !e.index.startsWith("//")) {
+        out.add(abs(e.index));
+        out.add(`${abs(e.index)}.asc`);
+      }
       for (const img of indexOf(dir).images) {
         for (const f of img.files) {
           out.add(abs(f.path));

@@ -21,8 +21,10 @@
  *     Signature-first would add every pair of GETs that merely straddles the first rename.
  *  3. fsync the directories, so the renames survive a crash.
  *
- * A transaction installs pool/version files first, then every index.json, then channels.json,
- * so no committed document ever names a file that is not there yet.
+ * A transaction installs pool/version files first, then the content-named index copies
+ * (signature first: a new name), then every index.json, then channels.json, so no committed
+ * document ever names a file that is not there yet. The copies are what closes the window
+ * for indexes (versioned-index.ts); channels.json keeps the two-rename window above.
  */
 import { randomBytes } from "node:crypto";
 import { open, readFile, rename, unlink } from "node:fs/promises";

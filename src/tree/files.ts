@@ -10,6 +10,7 @@ import { cleanupPhased, emptyIndex, parseIndex, type IndexDoc } from "../model/i
 import { missingFiles, orphanedFiles, referencedFiles } from "../model/orphans.js";
 import { readTextOrNull } from "./commit.js";
 import { deviceDirOf, isDir } from "./paths.js";
+import { retainedIndexCopies } from "./versioned-index.js";
 
 export interface Existing {
   /** Files outside gpg/ (candidates for orphans). */
@@ -62,12 +63,20 @@ export async function listReferenced(root: string, channels: ChannelsDoc): Promi
       indexes.set(dir, doc);
     }
   }
-  return referencedFiles(
+  const out = referencedFiles(
     root,
     channels,
     (c, d) => deviceDirOf(root, channels[c]!.devices[d]!.index),
     (dir) => indexes.get(dir)!,
   );
+  // Superseded index copies stay a while for devices holding an older channels.json.
+  for (const dir of indexes.keys()) {
+    for (const copy of await retainedIndexCopies(dir)) {
+      out.add(copy);
+      out.add(`${copy}.asc`);
+    }
+  }
+  return out;
 }
 
 export async function listMissing(root: string, channels: ChannelsDoc): Promise<string[]> {

@@ -19,6 +19,7 @@ import type { Signer } from "../pgp/signer.js";
 import { discardPair, fsyncDir, installPair, prepareSigned, readTextOrNull, type PreparedPair } from "./commit.js";
 import { mirrorDir, removeDirExcept } from "./dirs.js";
 import { lexists } from "./paths.js";
+import { pointEntriesAt, treeUrl, versionedIndexName } from "./versioned-index.js";
 
 export interface TreeContext {
   config: Config;
@@ -130,10 +131,14 @@ export class Txn {
     this.removals.push({ dir, keep });
   }
 
-  /** Prepares every changed document, then installs files, indexes, channels.json, in that order. */
+  /**
+   * Prepares every changed document, then installs files, content-named index copies,
+   * indexes, channels.json, in that order (versioned-index.ts).
+   */
   async commit(): Promise<void> {
     const prepared: PreparedPair[] = [];
-    const { signer } = this.ctx;
+    const copies: PreparedPair[] = [];
+    const { signer, root, config } = this.ctx;
     try {
       const now = this.ctx.clock();
       for (const [path, s] of this.idx) {
@@ -141,14 +146,19 @@ export class Txn {
         cleanupPhased(s.doc);
         // generated_at changes only with the content (§2.3, §13 #18).
         if (s.existed && canonical(s.doc) === s.orig) continue;
-        prepared.push(await prepareSigned(path, serializeIndex(s.doc, now), signer));
+        const bytes = Buffer.from(serializeIndex(s.doc, now), "utf8");
+        prepared.push(await prepareSigned(path, bytes, signer));
+        if (config.versioned_index === false) continue;
+        const copy = join(dirname(path), versionedIndexName(bytes));
+        if (!lexists(copy)) copies.push(await prepareSigned(copy, bytes, signer));
+        pointEntriesAt(await this.channels(true), root, dirname(path), treeUrl(root, copy));
       }
       const c = this.chan;
       if (c?.write && (c.force || !c.existed || canonical(c.doc) !== c.orig)) {
         prepared.push(await prepareSigned(this.channelsPath, dumpPyJson(c.doc), signer));
       }
     } catch (err) {
-      await Promise.all(prepared.map(discardPair));
+      await Promise.all([...copies, ...prepared].map(discardPair));
       await this.abort();
       throw err;
     }
@@ -158,6 +168,12 @@ export class Txn {
       await rename(f.tmp, f.path);
       await rename(f.sigTmp, `${f.path}.asc`);
       dirs.add(dirname(f.path));
+    }
+    // A copy is a new name: signature first, so nobody gets the document without it.
+    for (const p of copies) {
+      await rename(p.sigTmp, `${p.final}.asc`);
+      await rename(p.tmp, p.final);
+      dirs.add(dirname(p.final));
     }
     for (const p of prepared) {
       await installPair(p);

@@ -9,12 +9,13 @@
  * the orphan check is skipped), so one damaged file is reported once, under its own name.
  */
 import { readFile } from "node:fs/promises";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import type { Config } from "../config/types.js";
 import { TreeError } from "../errors.js";
 import type { ChannelsDoc } from "../model/channels.js";
 import type { IndexDoc } from "../model/index-doc.js";
 import { orphanedFiles, referencedFiles } from "../model/orphans.js";
+import { retainedIndexCopies } from "../tree/versioned-index.js";
 import { listExisting } from "../tree/files.js";
 import { deviceDirOf, isDir } from "../tree/paths.js";
 import { checkChannels, checkIndex, type Finding } from "./documents.js";
@@ -106,6 +107,16 @@ async function checkIndexes(c: KeyringCheck, root: string, chain: Chain, docs: D
       continue;
     }
     docs.indexes.set(file, doc);
+    // (Only for a trusted copy: a damaged one is reported once, under its own name.)
+    // Installers read the conventional index.json, devices the copy channels.json names:
+    // both must hold the same index (src/tree/versioned-index.ts; client-protocol §10.1).
+    const conventional = join(dirname(file), "index.json");
+    if (file !== conventional && (await isFile(conventional))) {
+      const [a, b] = await Promise.all([readFile(file), readFile(conventional)]);
+      // A warning: a commit interrupted before its channels.json leaves exactly this, and the
+      // next commit of that device puts them level again.
+      if (!a.equals(b)) c.rep.warning(conventional, `differs from ${c.rep.name(file)}, which channels.json names: installers and devices see different images until the next commit`);
+    }
     for (const f of doc.images.flatMap((img) => img.files)) {
       const abs = local(root, f.path);
       if (abs === null) continue;
@@ -139,12 +150,25 @@ export async function verifyTree(config: Config, opts: VerifyTreeOptions = {}): 
   const channels = docs.channels;
   if (channels && docs.orphansKnown) {
     // The sets Tree.listOrphanedFiles works from, for the documents just checked.
+    // Each device directory's index as checked: the copy channels.json names (versioned-index.ts).
+    const byDir = new Map<string, IndexDoc>();
+    for (const ch of Object.values(channels)) {
+      for (const e of Object.values(ch.devices)) {
+        const file = local(root, e.index);
+        const doc = file === null ? undefined : docs.indexes.get(file);
+        if (doc) byDir.set(deviceDirOf(root, e.index), doc);
+      }
+    }
     const referenced = referencedFiles(
       root,
       channels,
       (ch, d) => deviceDirOf(root, channels[ch]!.devices[d]!.index),
-      (dir) => docs.indexes.get(join(dir, "index.json")) ?? { global: {}, images: [] },
+      (dir) => byDir.get(dir) ?? docs.indexes.get(join(dir, "index.json")) ?? { global: {}, images: [] },
     );
+    // Superseded copies stay RETAIN_MS for devices holding an older channels.json.
+    for (const dir of byDir.keys()) {
+      for (const copy of await retainedIndexCopies(dir)) referenced.add(copy).add(`${copy}.asc`);
+    }
     for (const o of orphanedFiles(existing.files, existing.emptyDirs, referenced)) {
       rep.warning(o, "orphaned: nothing references it ('si cleanup-tree' would delete it)");
     }

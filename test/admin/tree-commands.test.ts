@@ -10,7 +10,7 @@ import { adminFixture, readIndex } from "./fixture.js";
 
 describe("channel and device subcommands", () => {
   it("create, rename, hide, show, alias, re-target, redirect, set keyrings, list and remove", async () => {
-    const fx = await adminFixture();
+    const fx = await adminFixture({ extraConfig: "versioned_index = false\n" }); // the reference's layout
     const channels = () => JSON.parse(readFileSync(join(fx.pub, "channels.json"), "utf8")) as Record<string, Record<string, unknown>>;
     fx.ok("channel", "create", "devel");
     fx.ok("channel", "create", "rc");

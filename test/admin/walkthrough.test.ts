@@ -17,7 +17,7 @@ const KEYRINGS = ["archive-master", "image-master", "image-signing", "blacklist"
 
 describe("the standard walkthrough from the CLI", () => {
   it("builds a signed tree every device can verify", async () => {
-    const fx = await adminFixture({ keyrings: true });
+    const fx = await adminFixture({ keyrings: true, extraConfig: "versioned_index = false\n" });
     expect(fx.ok("channel", "create", "test")).toBe("I: created channel test\n");
     expect(fx.ok("device", "create", "test", "mako")).toBe("I: created device test/mako\n");
     for (const k of KEYRINGS) expect(fx.ok("keyring", "publish", k)).toBe(`I: published keyring gpg/${k}.tar.xz\n`);
@@ -169,14 +169,18 @@ describe("re-sign-indexes", () => {
     const verifies = (rel: string) => gpg.verify(join(fx.pub, `${rel}.asc`), join(fx.pub, rel)).ok;
 
     expect(verifies("channels.json")).toBe(false);
-    expect(fx.ok("re-sign-indexes")).toBe("I: re-signed 2 documents and 3 files\n");
-    for (const rel of ["channels.json", "test/mako/index.json", "pool/ubports-2.tar.xz", "test/mako/version-2.tar.xz", "test/mako/version-2.json"]) {
+    // The content-named index copies devices read (src/tree/versioned-index.ts): the one
+    // channels.json names and the superseded ones still kept, one per index change (4).
+    const copies = readdirSync(join(fx.pub, "test/mako")).filter((n) => /^index-[0-9a-f]{16}\.json$/.test(n)).map((n) => `test/mako/${n}`);
+    expect(copies).toHaveLength(4);
+    expect(fx.ok("re-sign-indexes")).toBe("I: re-signed 6 documents and 3 files\n");
+    for (const rel of ["channels.json", "test/mako/index.json", ...copies, "pool/ubports-2.tar.xz", "test/mako/version-2.tar.xz", "test/mako/version-2.json"]) {
       expect(verifies(rel), rel).toBe(true);
     }
     // The older full image is left alone unless --all; contents never change.
     expect(verifies("pool/ubports-1.tar.xz")).toBe(false);
     expect(["channels.json", "test/mako/index.json"].map((p) => readFileSync(join(fx.pub, p), "utf8"))).toEqual(docsBefore);
-    expect(JSON.parse(fx.ok("re-sign-indexes", "--all", "--json"))).toMatchObject({ documents: ["channels.json", "test/mako/index.json"], files: 6, missing: [] });
+    expect(JSON.parse(fx.ok("re-sign-indexes", "--all", "--json"))).toMatchObject({ documents: ["channels.json", "test/mako/index.json", ...copies.sort()], files: 6, missing: [] });
     for (const rel of ["pool/ubports-1.tar.xz", "test/mako/version-1.tar.xz", "test/mako/version-1.json"]) expect(verifies(rel), rel).toBe(true);
   });
 });

@@ -70,6 +70,10 @@ function alteredTree(t: ImportedTree, edit: (root: string) => void | Promise<voi
   return Promise.resolve(edit(root)).then(() => root);
 }
 
+/** The index devel/mako's devices read: the copy channels.json names (src/tree/versioned-index.ts). */
+const namedIndex = (root: string) =>
+  (JSON.parse(readFileSync(join(root, "channels.json"), "utf8")) as Record<string, { devices: Record<string, { index: string }> }>).devel!.devices.mako!.index;
+
 const names = (img: IndexDoc["images"][number]) =>
   [...img.files].sort((a, b) => a.order - b.order).map((f) => `update ${f.path.split("/").pop()} ${f.signature.split("/").pop()}`);
 
@@ -115,7 +119,7 @@ describe("a device upgrading from a tree built by import-images (fulls of realis
       [`${https}/gpg/blacklist.tar.xz`, `${https}/gpg/blacklist.tar.xz.asc`],
       [`${https}/gpg/image-signing.tar.xz`, `${https}/gpg/image-signing.tar.xz.asc`],
       [`${https}/channels.json`, `${https}/channels.json.asc`],
-      [`${https}/devel/mako/index.json`, `${https}/devel/mako/index.json.asc`],
+      [`${https}${namedIndex(t.inst.publish)}`, `${https}${namedIndex(t.inst.publish)}.asc`],
       [...[...full2.files].sort((a, b) => a.order - b.order).flatMap((f) => [`${http}${f.path}`, `${http}${f.signature}`])],
     ];
     const expected = groups.flatMap((g) => [...g.map((url) => ["HEAD", url, 200]), ...g.map((url) => ["GET", url, 200])]);
@@ -190,7 +194,7 @@ describe("a device upgrading from a tree built by import-images (fulls of realis
 
   it("rejects a file whose index checksum is wrong with HASH ERROR", async () => {
     const root = await alteredTree(t, async (r) => {
-      const f = join(r, "devel/mako/index.json");
+      const f = join(r, namedIndex(r));
       const doc = JSON.parse(readFileSync(f, "utf8")) as IndexDoc;
       doc.images[1]!.files[0]!.checksum = "0".repeat(64);
       writeFileSync(f, JSON.stringify(doc, null, 4) + "\n");
@@ -210,7 +214,7 @@ describe("a device upgrading from a tree built by import-images (fulls of realis
 
   it("uses a device keyring only when channels.json advertises it (index signed by the device key)", async () => {
     const sign = new LocalSigner(t.config.gpg_key_path);
-    const root = await alteredTree(t, (r) => sign.signFile("device-signing", join(r, "devel/mako/index.json")));
+    const root = await alteredTree(t, (r) => sign.signFile("device-signing", join(r, namedIndex(r))));
     const plain = await serve(t, root);
     try {
       const err = await plain.device({ buildNumber: 1, apply: false }).catch((e: unknown) => e);

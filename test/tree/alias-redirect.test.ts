@@ -7,11 +7,11 @@ import { existsSync, mkdirSync, readFileSync, rmdirSync, rmSync, writeFileSync }
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { readVersionIni } from "../../src/tree/index.js";
-import { fingerprint, publishBasicImage, readJson, rejection, treeFixture, verifyTree } from "./fixture.js";
+import { fingerprint, publishBasicImage, readJson, rejection, treeFixture, verifyTree, REFERENCE_LAYOUT } from "./fixture.js";
 
 describe("aliases (test_alias)", () => {
   it("refuses bad aliases, syncs devices, images, directories and phasing, and re-targets", async () => {
-    const fx = await treeFixture();
+    const fx = await treeFixture(REFERENCE_LAYOUT);
     const { tree, pub } = fx;
     await tree.create_channel("parent");
     await tree.create_channel_alias("alias", "parent");
@@ -84,7 +84,7 @@ describe("aliases (test_alias)", () => {
   });
 
   it("rebuilds the copies (and their channel_target) when the alias changes target", async () => {
-    const fx = await treeFixture();
+    const fx = await treeFixture(REFERENCE_LAYOUT);
     const { tree, pub } = fx;
     for (const c of ["one", "two"]) {
       await tree.create_channel(c);
@@ -111,7 +111,7 @@ describe("aliases (test_alias)", () => {
 
 describe("redirects (test_redirect, test_redirect_alias)", () => {
   it("makes a hidden copy without a directory whose devices read the parent's images", async () => {
-    const fx = await treeFixture();
+    const fx = await treeFixture(REFERENCE_LAYOUT);
     const { tree, pub } = fx;
     await tree.create_channel("parent");
     await tree.create_channel_redirect("redirect", "parent");
@@ -136,7 +136,7 @@ describe("redirects (test_redirect, test_redirect_alias)", () => {
   });
 
   it("never syncs a channel that is both an alias and a redirect (LP #1455119)", async () => {
-    const fx = await treeFixture();
+    const fx = await treeFixture(REFERENCE_LAYOUT);
     const { tree, pub } = fx;
     await tree.create_channel("parent");
     await tree.create_channel("overthere");
@@ -157,7 +157,7 @@ describe("redirects (test_redirect, test_redirect_alias)", () => {
 
 describe("per-device redirects (test_per_device_redirect, test_cleanup_device_redirects)", () => {
   it("points one device at another channel's index and owns no files", async () => {
-    const fx = await treeFixture();
+    const fx = await treeFixture(REFERENCE_LAYOUT);
     const { tree, pub } = fx;
     await tree.create_channel("parent");
     await tree.create_channel("redirect");
@@ -196,7 +196,7 @@ describe("per-device redirects (test_per_device_redirect, test_cleanup_device_re
   });
 
   it("drops per-device redirects when their target device or channel goes, and only then", async () => {
-    const fx = await treeFixture();
+    const fx = await treeFixture(REFERENCE_LAYOUT);
     const { tree } = fx;
     for (const c of ["parent", "redirect", "unrelated"]) await tree.create_channel(c);
     for (const d of ["device", "other"]) await tree.create_device("parent", d);
@@ -218,7 +218,7 @@ describe("per-device redirects (test_per_device_redirect, test_cleanup_device_re
 
 describe("rename (test_rename, test_rename_with_redirects)", () => {
   it("refuses bad renames, moves the directory and rewrites the device index", async () => {
-    const fx = await treeFixture();
+    const fx = await treeFixture(REFERENCE_LAYOUT);
     const { tree, pub } = fx;
     await tree.create_channel("old");
     await tree.create_channel("existing");
@@ -247,7 +247,7 @@ describe("rename (test_rename, test_rename_with_redirects)", () => {
   });
 
   it("moves per-device redirects to the new name, and skips the ones inside (§13 #21)", async () => {
-    const fx = await treeFixture();
+    const fx = await treeFixture(REFERENCE_LAYOUT);
     const { tree, pub } = fx;
     for (const c of ["parent", "redirect", "other"]) await tree.create_channel(c);
     await tree.create_device("parent", "device");

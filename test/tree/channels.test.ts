@@ -6,11 +6,11 @@ import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { Device, Tree } from "../../src/tree/index.js";
-import { rejection, signedFile, treeFixture, verifyTree } from "./fixture.js";
+import { rejection, signedFile, treeFixture, verifyTree, REFERENCE_LAYOUT } from "./fixture.js";
 
 describe("Tree channels and devices (test_channels)", () => {
   it("publishes keyrings, creates/removes/hides channels and devices, rebuilds the index", async () => {
-    const fx = await treeFixture();
+    const fx = await treeFixture(REFERENCE_LAYOUT);
     const { tree, pub, config, signer } = fx;
     expect(await tree.list_channels()).toEqual({});
 

@@ -25,6 +25,12 @@ export interface TreeFixture {
   events: OperationEvent[];
 }
 
+/**
+ * The reference's layout, for the ports of its test cases: channels.json names each device's
+ * `index.json` instead of a content-named copy (src/tree/versioned-index.ts).
+ */
+export const REFERENCE_LAYOUT = { extraConfig: "versioned_index = false\n" } as const;
+
 export async function treeFixture(opts: { clock?: Clock; extraConfig?: string } = {}): Promise<TreeFixture> {
   const inst = makeInstance({ extraConfig: opts.extraConfig });
   const config = await loadConfig(inst.config);

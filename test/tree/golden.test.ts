@@ -10,7 +10,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { describe, expect, it } from "vitest";
 import { writeVersionSidecar, writeVersionTarball } from "../../src/tree/index.js";
-import { signedFile, treeFixture, verifyTree } from "./fixture.js";
+import { signedFile, treeFixture, verifyTree, REFERENCE_LAYOUT } from "./fixture.js";
 
 const GOLDEN = resolve(import.meta.dirname, "../golden");
 const golden = (name: string) => readFileSync(join(GOLDEN, name), "utf8");
@@ -18,7 +18,7 @@ const FIXED = new Date(Date.UTC(2026, 10, 29, 5, 44, 37));
 
 describe("golden documents", () => {
   it("channels.json: a channel, an alias and a redirect (server-reference §2.2)", async () => {
-    const fx = await treeFixture();
+    const fx = await treeFixture(REFERENCE_LAYOUT);
     const { tree, pub } = fx;
     await tree.create_channel("devel");
     await tree.create_device("devel", "mako");
@@ -29,7 +29,7 @@ describe("golden documents", () => {
   });
 
   it("index.json: fulls, a delta, phasing, translations, non-ASCII text, fixed generated_at", async () => {
-    const fx = await treeFixture({ clock: () => FIXED });
+    const fx = await treeFixture({ ...REFERENCE_LAYOUT, clock: () => FIXED });
     const { tree, pub, signer } = fx;
     const content: Record<string, string> = {
       "pool/ubports-1111.tar.xz": "rootfs-1\n",
@@ -53,7 +53,7 @@ describe("golden documents", () => {
   });
 
   it("channel.ini and version-N.json of a version tarball (§5.5, §2.5)", async () => {
-    const fx = await treeFixture({ extraConfig: "" });
+    const fx = await treeFixture(REFERENCE_LAYOUT);
     const config = { ...fx.config, public_https_port: "0" };
     const dir = mkdtempSync(join(tmpdir(), "si-golden-"));
     const tarball = join(dir, "version-2.tar.xz");

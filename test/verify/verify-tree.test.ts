@@ -58,6 +58,9 @@ function copyTree(opts: { keyrings?: string } = {}): Copy {
 }
 
 const signer = () => new LocalSigner(t.inst.keys);
+/** The index devel/mako's devices read: the content-named copy channels.json names (src/tree/versioned-index.ts). */
+const namedIndex = (www: string) =>
+  (JSON.parse(readFileSync(join(www, "channels.json"), "utf8")) as Record<string, { devices: Record<string, { index: string }> }>).devel!.devices.mako!.index.slice(1);
 const files = (r: TreeReport, severity?: "error" | "warning") => [...new Set(r.problems.filter((p) => !severity || p.severity === severity).map((p) => p.file))];
 
 beforeAll(async () => {
@@ -69,11 +72,13 @@ describe("si verify-tree", () => {
     const c = copyTree();
     const r = await c.run();
     expect(r.status, r.stdout).toBe(0);
-    expect(r.stdout).toBe(`OK: 0 errors, 0 warnings; 20 signatures, 7 files, 1 index, 5 keyrings checked in ${c.www}\n`);
+    expect(r.stdout).toBe(`OK: 0 errors, 0 warnings; 23 signatures, 7 files, 1 index, 5 keyrings checked in ${c.www}\n`);
     const { report } = await c.report();
     expect(report).toMatchObject({ ok: true, errors: 0, warnings: 0, problems: [], skipped: [] });
-    // 4 published keyrings + the trust root; channels.json, index.json, 7 image files, 7 sidecars, 4 keyrings.
-    expect(report.checked).toEqual({ signatures: 20, files: 7, indexes: 1, keyrings: 5 });
+    // 4 published keyrings + the trust root; channels.json, index.json and its three content-named
+    // copies (empty device, v1, v2: superseded ones are kept a while), 7 image files, 7 sidecars, 4 keyrings.
+    expect(namedIndex(c.www)).toMatch(/^devel\/mako\/index-[0-9a-f]{16}\.json$/);
+    expect(report.checked).toEqual({ signatures: 23, files: 7, indexes: 1, keyrings: 5 });
   });
 
   it("names exactly the file whose byte was flipped, for every file of the tree", async () => {
@@ -81,7 +86,7 @@ describe("si verify-tree", () => {
     // Every kind: documents, pool tarballs, the delta, version tarballs, sidecars, each .asc, gpg/.
     expect(all.filter((f) => f.startsWith("gpg/") && f.endsWith(".tar.xz"))).toHaveLength(4);
     expect(all.some((f) => f.includes(".delta-"))).toBe(true);
-    expect(all.filter((f) => f.endsWith(".asc"))).toHaveLength(20);
+    expect(all.filter((f) => f.endsWith(".asc"))).toHaveLength(23);
     const failures: string[] = [];
     const check = async (file: string) => {
       const c = copyTree();
@@ -110,10 +115,10 @@ describe("si verify-tree", () => {
     const lines = r.stdout.trimEnd().split("\n");
     expect(lines.slice(0, -1)).toEqual([
       `error: ${pool}: does not match its signature ${pool.split("/").pop()}.asc: the file changed after it was signed`,
-      expect.stringMatching(new RegExp(`^error: ${pool}: sha256 [0-9a-f]{64} differs from the checksum ${idx.images[0]!.files[1]!.checksum} in devel/mako/index.json: devices reject it \\(HASH ERROR\\)$`)),
-      `error: ${pool}: is 22 bytes, devel/mako/index.json says ${idx.images[0]!.files[1]!.size} (upgrade paths are scored by size)`,
+      expect.stringMatching(new RegExp(`^error: ${pool}: sha256 [0-9a-f]{64} differs from the checksum ${idx.images[0]!.files[1]!.checksum} in ${namedIndex(c.www)}: devices reject it \\(HASH ERROR\\)$`)),
+      `error: ${pool}: is 22 bytes, ${namedIndex(c.www)} says ${idx.images[0]!.files[1]!.size} (upgrade paths are scored by size)`,
     ]);
-    expect(lines.at(-1)).toMatch(/^FAILED: 3 errors, 0 warnings; 20 signatures, 7 files, 1 index, 5 keyrings checked in /);
+    expect(lines.at(-1)).toMatch(/^FAILED: 3 errors, 0 warnings; 23 signatures, 7 files, 1 index, 5 keyrings checked in /);
   });
 
   it("fails on an expired image-signing keyring and only warns about one expiring within --warn-days", async () => {
@@ -147,7 +152,7 @@ describe("si verify-tree", () => {
     const { status, report } = await c.report();
     expect(status).toBe(1);
     expect(report.problems).toEqual([
-      { severity: "error", file: version1, message: "missing: listed by devel/mako/index.json" },
+      { severity: "error", file: version1, message: `missing: listed by ${namedIndex(c.www)}` },
       { severity: "warning", file: "devel/old", message: expect.stringMatching(/^orphaned: /) },
       { severity: "warning", file: "robots.txt", message: expect.stringMatching(/^orphaned: /) },
     ]);
@@ -166,7 +171,7 @@ describe("si verify-tree", () => {
 
   it("flags documents devices choke on, even when they are properly signed", async () => {
     const c = copyTree();
-    const indexFile = join(c.www, "devel/mako/index.json");
+    const indexFile = join(c.www, namedIndex(c.www));
     const idx = JSON.parse(readFileSync(indexFile, "utf8")) as IndexDoc;
     idx.global.generated_at = "2026-11-29T05:43:07Z";
     idx.images[1]!.version = 70000;
@@ -180,7 +185,9 @@ describe("si verify-tree", () => {
     expect(status).toBe(1);
     const messages = (file: string) => report.problems.filter((p) => p.file === file).map((p) => p.message);
     expect(messages("channels.json")).toEqual([expect.stringMatching(/^channel "empty" has no "devices" object/)]);
-    expect(messages("devel/mako/index.json")).toEqual(
+    // The installers' index.json no longer holds what devices read.
+    expect(messages("devel/mako/index.json")).toEqual([expect.stringMatching(/^differs from devel\/mako\/index-[0-9a-f]{16}\.json, which channels\.json names/)]);
+    expect(messages(namedIndex(c.www))).toEqual(
       expect.arrayContaining([
         expect.stringMatching(/^global\.generated_at "2026-11-29T05:43:07Z" is not like "Sun Nov 29 05:43:07 UTC 2026"/),
         expect.stringMatching(/^image #1 version 70000 is not an integer 1\.\.65535/),
@@ -203,9 +210,9 @@ describe("si verify-tree", () => {
 
   it("accepts index and files signed by a device keyring only when channels.json advertises it", async () => {
     const c = copyTree();
-    const indexFile = join(c.www, "devel/mako/index.json");
+    const indexFile = join(c.www, namedIndex(c.www));
     await signer().signFile("device-signing", indexFile);
-    expect(files((await c.report()).report)).toEqual(["devel/mako/index.json.asc"]);
+    expect(files((await c.report()).report)).toEqual([`${namedIndex(c.www)}.asc`]);
 
     for (const f of ["device-signing.tar.xz", "device-signing.tar.xz.asc"]) copyFileSync(join(t.inst.keyrings, f), join(c.www, "devel/mako", f.replace("device-signing", "device")));
     const tree = new Tree(await loadConfig(c.config));

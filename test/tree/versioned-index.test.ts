@@ -1,0 +1,84 @@
+/**
+ * Content-named index copies (src/tree/versioned-index.ts): channels.json names an immutable
+ * `index-<sha256/16>.json` per device, so a device's index + .asc pair never comes from two
+ * commits; the conventional index.json stays for installers (client-protocol §10.1).
+ */
+import { readdirSync, readFileSync, statSync, utimesSync } from "node:fs";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { RETAIN_MS, versionedIndexName } from "../../src/tree/versioned-index.js";
+import { publishBasicImage, readJson, treeFixture, verifyTree } from "./fixture.js";
+
+type Channels = Record<string, { devices: Record<string, { index: string }>; redirect?: string }>;
+
+const channelsOf = (pub: string) => readJson(join(pub, "channels.json")) as Channels;
+
+describe("channels.json names a content-named copy of each index", () => {
+  it("points devices, aliases and redirects at copies that hold exactly the conventional index.json", async () => {
+    const fx = await treeFixture();
+    const { tree, pub } = fx;
+    await tree.create_channel("stable");
+    await tree.create_device("stable", "mako");
+    await publishBasicImage(fx, "stable", "mako");
+    await tree.create_channel_alias("alias", "stable");
+    await tree.create_channel_redirect("old", "stable");
+
+    const ch = channelsOf(pub);
+    const named = ch.stable!.devices.mako!.index;
+    expect(named).toMatch(/^\/stable\/mako\/index-[0-9a-f]{16}\.json$/);
+    const conventional = readFileSync(join(pub, "stable/mako/index.json"));
+    // The name is the content's hash, and the bytes are the installers' index.json.
+    expect(readFileSync(join(pub, named))).toEqual(conventional);
+    expect(named.endsWith(versionedIndexName(conventional))).toBe(true);
+    // An alias has its own directory and copy; a redirect reads the target's (server-reference §2.2).
+    expect(ch.alias!.devices.mako!.index).toMatch(/^\/alias\/mako\/index-[0-9a-f]{16}\.json$/);
+    expect(readFileSync(join(pub, ch.alias!.devices.mako!.index))).toEqual(readFileSync(join(pub, "alias/mako/index.json")));
+    expect(ch.old!.devices.mako!.index).toBe(named);
+    // Every .asc, the copies' included, verifies with real gpg.
+    verifyTree(pub);
+  });
+
+  it("writes a new copy per change, keeps the superseded one a while, then lets cleanup remove it", async () => {
+    const fx = await treeFixture();
+    const { tree, pub } = fx;
+    await tree.create_channel("stable");
+    await tree.create_device("stable", "mako");
+    await publishBasicImage(fx, "stable", "mako");
+    const before = channelsOf(pub).stable!.devices.mako!.index;
+
+    const dev = await tree.get_device("stable", "mako");
+    await dev.set_phased_percentage(1234, 90);
+    const after = channelsOf(pub).stable!.devices.mako!.index;
+    expect(after).not.toBe(before);
+    // A device holding the previous channels.json still finds the index it names, signed.
+    expect(JSON.parse(readFileSync(join(pub, before), "utf8")).images[0]["phased-percentage"]).toBe(50);
+    expect(JSON.parse(readFileSync(join(pub, after), "utf8")).images[0]["phased-percentage"]).toBe(90);
+    expect(await tree.list_orphaned_files()).toEqual([]);
+    verifyTree(pub);
+
+    // Once its successor is older than RETAIN_MS, a copy is an orphan like any other: age every
+    // copy (keeping their order), the newest one stays as channels.json names it.
+    const dir = join(pub, "stable/mako");
+    const copies = readdirSync(dir)
+      .filter((n) => /^index-[0-9a-f]{16}\.json$/.test(n))
+      .map((n) => join(dir, n))
+      .sort((a, b) => statSync(a).mtimeMs - statSync(b).mtimeMs);
+    expect(copies.length).toBeGreaterThanOrEqual(3); // empty device, the image, 50 %, 90 %
+    expect(copies.at(-1)).toBe(join(pub, after));
+    const old = (Date.now() - RETAIN_MS - 60_000) / 1000;
+    copies.forEach((c, i) => utimesSync(c, old - (copies.length - i), old - (copies.length - i)));
+    const orphans = await tree.list_orphaned_files();
+    expect(orphans).toEqual(copies.slice(0, -1).flatMap((c) => [c, `${c}.asc`]).sort());
+    expect(orphans).toContain(join(pub, before));
+    await tree.cleanup_tree();
+    expect(await tree.list_orphaned_files()).toEqual([]);
+    expect(JSON.parse(readFileSync(join(pub, after), "utf8")).images[0]["phased-percentage"]).toBe(90);
+  });
+
+  it("keeps the reference's layout with versioned_index = false", async () => {
+    const fx = await treeFixture({ extraConfig: "versioned_index = false\n" });
+    await fx.tree.create_channel("stable");
+    await fx.tree.create_device("stable", "mako");
+    expect(channelsOf(fx.pub).stable!.devices.mako!.index).toBe("/stable/mako/index.json");
+  });
+});
