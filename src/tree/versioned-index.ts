@@ -74,9 +74,10 @@ export async function listIndexCopies(dir: string): Promise<string[]> {
 }
 
 /**
- * The index copies in `dir` that must stay: every one replaced less than RETAIN_MS before
- * `now` (its successor is younger than that), and the newest. Named copies are kept by the
- * caller anyway.
+ * The index copies in `dir` that must stay although channels.json no longer names them: every
+ * one replaced less than RETAIN_MS before `now` (its successor is younger than that). The
+ * copy channels.json names is referenced anyway; the newest unnamed one (after a rename to
+ * the conventional path) has no successor and goes.
  */
 export async function retainedIndexCopies(dir: string, now = Date.now()): Promise<string[]> {
   const names = (await listIndexCopies(dir)).map((p) => p.slice(dir.length + 1));
@@ -84,5 +85,5 @@ export async function retainedIndexCopies(dir: string, now = Date.now()): Promis
     names.map(async (n) => ({ path: join(dir, n), mtime: (await stat(join(dir, n)).catch(() => null))?.mtimeMs ?? 0 })),
   );
   copies.sort((a, b) => a.mtime - b.mtime);
-  return copies.filter((c, i) => i === copies.length - 1 || copies[i + 1]!.mtime > now - RETAIN_MS).map((c) => c.path);
+  return copies.filter((c, i) => i < copies.length - 1 && copies[i + 1]!.mtime > now - RETAIN_MS).map((c) => c.path);
 }
