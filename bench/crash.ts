@@ -12,28 +12,21 @@
  * (test/crash/crash.test.ts) with the same code.
  */
 import { spawn } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync, cpSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { dirname, join, resolve } from "node:path";
+import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { loadConfig } from "../src/config/load.js";
 import type { Config } from "../src/config/types.js";
 import { readKeyringTarball } from "../src/pgp/keyring.js";
 import { readPublicKeys, loadPublicKeyFile } from "../src/pgp/keys.js";
 import { verifyFile } from "../src/pgp/verify.js";
 import { keyringSigner } from "../src/pgp/keyring-plan.js";
 import type { KeyName } from "../src/pgp/signer.js";
-import { Tree } from "../src/tree/index.js";
 import { verifyTree } from "../src/verify/index.js";
 import { formatReport } from "../src/verify/report.js";
 import { buildFarm } from "./instance.js";
+import { repoRoot, standardInstance } from "./standard-instance.js";
 
-/** The repository root, from src (bench/) or compiled (dist/bench/) alike. */
-function repoRoot(): string {
-  let d = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(d, "package.json"))) d = dirname(d);
-  return d;
-}
 const REPO = repoRoot();
 const SI = join(REPO, "bin/si.js");
 
@@ -184,50 +177,21 @@ export async function setupCrashInstance(opts: { files?: number } = {}): Promise
     ["/device.tar.xz", { file: device }],
   ]);
   const farm = await buildFarm(routes);
-  const base = join(work, "instance");
-  for (const d of ["etc", "www", "state"]) mkdirSync(join(base, d), { recursive: true });
-  const configPath = join(base, "etc/config");
-  writeFileSync(
-    configPath,
-    [
-      "[global]",
-      `base_path = ${base}`,
-      "public_fqdn = system-image.example.net",
-      "public_http_port = 880",
-      "public_https_port = 8443",
-      "xz_level = 1",
-      "http_retries = 0",
-      "channels = devel, stable",
-      "[channel_devel]",
-      "type = auto",
-      "fullcount = 0", // keep every image: any that disappears is lost
-      "files = ubports, device, keyring, version",
-      // A new monitor value each round: a new pool name, a new image, deltas from the last ones.
-      `file_ubports = http;${farm.url}/rootfs.tar.xz;name=ubports,monitor=${farm.url}/rootfs.version`,
-      `file_device = http;${farm.url}/device.tar.xz;name=device,monitor=${farm.url}/rootfs.version`,
-      "file_keyring = keyring;archive-master",
-      "file_version = version",
-      "[channel_stable]",
-      "type = manual",
-      "fullcount = 0",
-      "",
-    ].join("\n"),
-  );
-  cpSync(join(REPO, "test-artifacts/keys"), join(base, "secret/gpg/keys"), { recursive: true });
-  const config = await loadConfig(configPath);
+  const { configPath, config } = await standardInstance(farm.url, {
+    base: join(work, "instance"),
+    global: ["xz_level = 1", "http_retries = 0"],
+    fullcount: 0, // keep every image: any that disappears is lost
+    // A new monitor value each round: a new pool name, a new image, deltas from the last ones.
+    deviceMonitor: "/rootfs.version",
+    manualChannels: ["stable"],
+    publish: ["archive-master", "image-master", "image-signing", "device-signing", "blacklist"],
+  });
   const si = (args: string[], kill?: number) => runSi(configPath, args, kill);
   const must = async (args: string[]) => {
     const r = await si(args);
     if (r.status !== 0) throw new Error(`si ${args.join(" ")} failed (${r.status}):\n${r.out}`);
     return r;
   };
-  await must(["generate-keyrings"]);
-  const tree = new Tree(config);
-  for (const ch of ["devel", "stable"]) {
-    await tree.createChannel(ch);
-    await tree.createDevice(ch, "mako");
-  }
-  for (const k of ["archive-master", "image-master", "image-signing", "device-signing", "blacklist"]) await tree.publishKeyring(k);
 
   const bump = () => routes.set("/rootfs.version", { body: String(++serial) });
   bump();

@@ -137,7 +137,7 @@ export function createAdminHandler(deps: AdminDeps): RequestListener {
         if (deps.accessLog !== false) logger.log(accessEntry("admin", req, res, { bytes }, started));
       },
       (err: unknown) => {
-        logger.log({ level: "error", event: "admin-error", path: req.url, message: `Cannot answer ${req.method} ${req.url}: ${errorMessage(err)}` });
+        logger.log({ level: "error", event: "admin-error", path: req.url, msg: `Cannot answer ${req.method} ${req.url}: ${errorMessage(err)}` });
         if (!res.headersSent) send(req, res, 500, "text/plain; charset=utf-8", `Internal error: ${errorMessage(err)}\n`);
         else res.destroy();
       },

@@ -4,8 +4,7 @@
  * `admin_address:admin_port`. Their logs go to the server's JSON-line log.
  */
 import type { Config } from "../config/types.js";
-import { renewExpiringKeyrings } from "../keys/renew.js";
-import { errorMessage } from "../errors.js";
+import { renewKeyringIfDue } from "../keys/renew.js";
 import { createLogger, type Logger } from "../io/log.js";
 import type { ListenerSpec } from "../server/listener.js";
 import type { ServerLogger } from "../server/log.js";
@@ -66,15 +65,7 @@ export function prepareOperations(config: Config, opts: OperationsOptions): Oper
       // keyring_auto_renew_days is set: an expired image-signing keyring bricks a fleet)
       // and a verification of what devices now see.
       afterRun: async () => {
-        const days = config.keyring_auto_renew_days;
-        if (days) {
-          try {
-            const r = await renewExpiringKeyrings(config, days);
-            if (r.renewed) log.info(`renewed the image-signing keyring: expires ${new Date((r.expiry ?? 0) * 1000).toISOString()}`);
-          } catch (err) {
-            log.error(`Cannot renew the image-signing keyring: ${errorMessage(err)}`);
-          }
-        }
+        await renewKeyringIfDue(config, log.child({ component: "scheduler", trigger: "schedule" }));
         return verification.run("schedule");
       },
     });
@@ -115,12 +106,12 @@ export function prepareOperations(config: Config, opts: OperationsOptions): Oper
     async start(adminUrl) {
       await verification.load();
       if (adminUrl) {
-        opts.logger.log({ level: "info", event: "admin-listening", listener: "admin", url: adminUrl, message: `Admin dashboard, /metrics and /healthz on ${adminUrl}` });
+        opts.logger.log({ level: "info", event: "admin-listening", listener: "admin", url: adminUrl, msg: `Admin dashboard, /metrics and /healthz on ${adminUrl}` });
       }
       if (scheduler) scheduler.start();
       else {
         const why = opts.schedule ? "import_schedule is not set" : "--no-schedule";
-        opts.logger.log({ level: "info", event: "scheduler-off", message: `No scheduled imports (${why})` });
+        opts.logger.log({ level: "info", event: "scheduler-off", msg: `No scheduled imports (${why})` });
       }
     },
     async stop(waitMs) {

@@ -3,11 +3,15 @@
  * gzip/xz for the small payloads that are edited in memory (a recovery ramdisk is a few MB).
  * Whole images and tarballs never come here: they stream through `src/io/xz.ts`.
  */
-import { spawnSync } from "node:child_process";
-import { gunzipSync, gzipSync } from "node:zlib";
+import { spawn } from "node:child_process";
+import { promisify } from "node:util";
+import { gunzip, gzip } from "node:zlib";
 import { ArchiveError, errorMessage } from "../errors.js";
 
 export type Compression = "gzip" | "xz" | null;
+
+const gzipAsync = promisify(gzip);
+const gunzipAsync = promisify(gunzip);
 
 const GZIP_MAGIC = Buffer.from([0x1f, 0x8b, 0x08]);
 const XZ_MAGIC = Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00]);
@@ -31,18 +35,53 @@ export function xzCheckOf(data: Buffer): string {
   return XZ_CHECKS[data[7] ?? 4] ?? "crc64";
 }
 
-/** Runs the `xz` binary over an in-memory buffer; its stderr becomes the error reason. */
-function runXz(args: string[], input: Buffer, what: string, maxBytes = 1 << 30): Buffer {
-  const r = spawnSync("xz", args, { input, maxBuffer: maxBytes });
-  if ((r.error as { code?: string } | undefined)?.code === "ENOBUFS") {
-    throw new ArchiveError(`Cannot ${what}: it expands to more than ${maxBytes} bytes (decompression bomb?)`);
-  }
-  if (r.error) throw new ArchiveError(`Cannot ${what}: ${r.error.message}`);
-  if (r.status !== 0) {
-    const reason = r.stderr.toString("utf8").trim().split("\n").pop() || `exit ${r.status ?? r.signal}`;
-    throw new ArchiveError(`Cannot ${what}: ${reason.replace(/^xz: (\(stdin\): )?/, "")}`);
-  }
-  return r.stdout;
+/** Keeps a runaway xz's stderr from growing without bound; the last line is the reason. */
+const MAX_STDERR = 64 << 10;
+
+/**
+ * Runs the `xz` binary over an in-memory buffer without blocking the event loop (the server
+ * keeps serving while a recovery ramdisk is repacked); its stderr becomes the error reason.
+ * Output beyond `maxBytes` kills xz: a decompression bomb stops at the cap.
+ */
+function runXz(args: string[], input: Buffer, what: string, maxBytes = 1 << 30): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const child = spawn("xz", args, { stdio: ["pipe", "pipe", "pipe"] });
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let tooBig = false;
+    let stderr = "";
+    let settled = false;
+    const fail = (message: string) => {
+      if (settled) return;
+      settled = true;
+      reject(new ArchiveError(`Cannot ${what}: ${message}`));
+    };
+    child.stdout.on("data", (chunk: Buffer) => {
+      size += chunk.length;
+      if (size <= maxBytes) chunks.push(chunk);
+      else if (!tooBig) {
+        tooBig = true;
+        child.kill("SIGKILL");
+      }
+    });
+    child.stderr.setEncoding("utf8").on("data", (d: string) => {
+      if (stderr.length < MAX_STDERR) stderr += d;
+    });
+    // xz exiting early (corrupt input, killed at the cap) closes its stdin: EPIPE is expected.
+    child.stdin.on("error", () => {});
+    child.on("error", (err) => fail(err.message));
+    child.on("close", (code, signal) => {
+      if (tooBig) return fail(`it expands to more than ${maxBytes} bytes (decompression bomb?)`);
+      if (code !== 0) {
+        const reason = stderr.trim().split("\n").pop() || `exit ${code ?? signal}`;
+        return fail(reason.replace(/^xz: (\(stdin\): )?/, ""));
+      }
+      if (settled) return;
+      settled = true;
+      resolve(Buffer.concat(chunks, size));
+    });
+    child.stdin.end(input);
+  });
 }
 
 /**
@@ -52,12 +91,12 @@ function runXz(args: string[], input: Buffer, what: string, maxBytes = 1 << 30):
 export const MAX_DECOMPRESSED = 256 << 20;
 
 /** Decompresses `data` according to its magic; raw data comes back as is. */
-export function decompressBuffer(data: Buffer, what: string, maxBytes = MAX_DECOMPRESSED): { data: Buffer; compression: Compression; xzCheck?: string } {
+export async function decompressBuffer(data: Buffer, what: string, maxBytes = MAX_DECOMPRESSED): Promise<{ data: Buffer; compression: Compression; xzCheck?: string }> {
   const compression = guessCompression(data);
   if (compression === "gzip") {
     try {
-      // zlib reads concatenated gzip members like `gzip -dc` does.
-      return { data: gunzipSync(data, { maxOutputLength: maxBytes }), compression };
+      // zlib reads concatenated gzip members like `gzip -dc` does; it runs on the thread pool.
+      return { data: await gunzipAsync(data, { maxOutputLength: maxBytes }), compression };
     } catch (err) {
       if ((err as { code?: string }).code === "ERR_BUFFER_TOO_LARGE") {
         throw new ArchiveError(`Cannot decompress ${what}: it expands to more than ${maxBytes} bytes (decompression bomb?)`);
@@ -66,7 +105,7 @@ export function decompressBuffer(data: Buffer, what: string, maxBytes = MAX_DECO
     }
   }
   if (compression === "xz") {
-    const out = runXz(["-d", "-c", "-T1", "--memlimit-decompress=70%"], data, `decompress ${what}`, maxBytes);
+    const out = await runXz(["-d", "-c", "-T1", "--memlimit-decompress=70%"], data, `decompress ${what}`, maxBytes);
     return { data: out, compression, xzCheck: xzCheckOf(data) };
   }
   return { data, compression };
@@ -76,8 +115,8 @@ export function decompressBuffer(data: Buffer, what: string, maxBytes = MAX_DECO
  * Compresses `data` like the reference repack (§8.5 step 7): gzip level 9, `xz -9`, or none.
  * Single-threaded xz gives one block, the form every xz reader (kernel included) accepts.
  */
-export function compressBuffer(data: Buffer, compression: Compression, what: string, opts: { xzCheck?: string } = {}): Buffer {
-  if (compression === "gzip") return gzipSync(data, { level: 9 });
+export async function compressBuffer(data: Buffer, compression: Compression, what: string, opts: { xzCheck?: string } = {}): Promise<Buffer> {
+  if (compression === "gzip") return gzipAsync(data, { level: 9 });
   if (compression === "xz") {
     return runXz(["-z", "-c", "-9", "-T1", `--check=${opts.xzCheck ?? "crc64"}`], data, `compress ${what}`);
   }

@@ -107,20 +107,20 @@ function putFile(entries: CpioEntry[], path: string, data: Buffer, mtime: number
  * it is not stored in the image. This writes an image exactly as long as its sections
  * (like mkbootimg), with correct sizes and id, so there is nothing to force.
  */
-export function swapRecoveryKeyring(recoveryImg: Buffer, keyring: RecoveryKeyring, opts: SwapOptions = {}): Buffer {
+export async function swapRecoveryKeyring(recoveryImg: Buffer, keyring: RecoveryKeyring, opts: SwapOptions = {}): Promise<Buffer> {
   const label = opts.label ?? "recovery.img";
   const img = parseBootImage(recoveryImg, label);
   let ramdisk = img.ramdisk;
   let vendorHeader: Buffer | undefined;
   if (opts.vendorHeader) ({ header: vendorHeader, body: ramdisk } = stripRecoveryHeader(ramdisk, `${label} ramdisk`));
   const what = `${label} ramdisk`;
-  const { data, compression, xzCheck } = decompressBuffer(ramdisk, what);
+  const { data, compression, xzCheck } = await decompressBuffer(ramdisk, what);
   const archive = parseCpio(data, compression ? `${what} (${compression})` : `${what} (uncompressed)`);
   const dest = destination(archive.entries, keyring.name);
   const mtime = opts.mtime ?? Math.floor(Date.now() / 1000);
   putFile(archive.entries, dest, keyring.tarball, mtime);
   putFile(archive.entries, `${dest}.asc`, keyring.signature, mtime);
-  let newRamdisk = compressBuffer(buildCpio(archive), compression, what, { xzCheck });
+  let newRamdisk = await compressBuffer(buildCpio(archive), compression, what, { xzCheck });
   if (vendorHeader) newRamdisk = reattachRecoveryHeader(vendorHeader, newRamdisk, ramdisk.length);
   // Zero bytes after the last section are partition padding: dropped, so a grown ramdisk
   // cannot push the image past the partition. Anything else (a vendor trailer) is kept.
@@ -160,7 +160,7 @@ export async function repackDeviceTarballKeyring(path: string, keyring: Recovery
       if (header.type === "file" && header.name === RECOVERY_MEMBER) {
         const label = `${path}: ${RECOVERY_MEMBER}`;
         const img = await readAll(body, MAX_RECOVERY, label);
-        const swapped = swapRecoveryKeyring(img, keyring, { vendorHeader: needsVendorHeader(device), label });
+        const swapped = await swapRecoveryKeyring(img, keyring, { vendorHeader: needsVendorHeader(device), label });
         await writer.add({ ...header, size: swapped.length }, swapped);
         found = true;
       } else {

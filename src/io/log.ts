@@ -1,7 +1,10 @@
 /**
- * Structured logs: one JSON object per line (level, time, msg and fields such as channel,
- * device, version, step, duration_ms) for services and pipes; a short human form
- * (`I: devel/mako: ...`) on a terminal. Every command and the server log through this.
+ * Structured logs: one JSON object per line for services and pipes; a short human form
+ * (`I: devel/mako: ...`) on a terminal. Every command and the server log through this or
+ * `src/server/log.ts`, with one set of field names:
+ *   time   ISO 8601 UTC          level  debug | info | warn | error
+ *   msg    the human sentence    event  (server lines) a stable kebab-case name to match on
+ * then context fields: channel, device, version, component, trigger, step, duration_ms, ...
  */
 export type Level = "debug" | "info" | "warn" | "error";
 const RANK: Record<Level, number> = { debug: 10, info: 20, warn: 30, error: 40 };
@@ -35,7 +38,7 @@ export function createLogger(opts: LoggerOptions = {}, bound: Fields = {}): Logg
     if (RANK[lvl] < RANK[level]) return;
     const all = { ...bound, ...fields };
     if (json) {
-      write(JSON.stringify({ level: lvl, time: clock().toISOString(), msg, ...all }));
+      write(JSON.stringify({ time: clock().toISOString(), level: lvl, msg, ...all }));
       return;
     }
     const where = [all.channel, all.device].filter(Boolean).join("/");

@@ -175,11 +175,11 @@ describe("compression", () => {
     expect(guessCompression(Buffer.from([0x1f, 0x8b]))).toBe(null);
   });
 
-  it("round-trips gzip, xz (keeping the check type) and raw", () => {
+  it("round-trips gzip, xz (keeping the check type) and raw", async () => {
     const data = bytes(50_000, 5);
     for (const how of ["gzip", "xz", null] as const) {
-      const packed = compressBuffer(data, how, "test", { xzCheck: "crc32" });
-      const back = decompressBuffer(packed, "test");
+      const packed = await compressBuffer(data, how, "test", { xzCheck: "crc32" });
+      const back = await decompressBuffer(packed, "test");
       expect(back.compression).toBe(how);
       expect(back.data.equals(data)).toBe(true);
       if (how === "xz") {
@@ -188,6 +188,22 @@ describe("compression", () => {
       }
       if (how === "gzip") expect(execFileSync("gzip", ["-dc"], { input: packed }).equals(data)).toBe(true);
     }
-    expect(() => decompressBuffer(Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0, 1, 2]), "initrd.img")).toThrow(/Cannot decompress initrd.img: /);
+    await expect(decompressBuffer(Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0, 1, 2]), "initrd.img")).rejects.toThrow(/Cannot decompress initrd.img: /);
+  });
+
+  it("lets the event loop run while xz works (a server repacking a recovery keeps serving)", async () => {
+    const data = bytes(1 << 20, 9);
+    let ticks = 0;
+    const timer = setInterval(() => ticks++, 1);
+    try {
+      const packed = await compressBuffer(data, "xz", "ramdisk");
+      const afterCompress = ticks;
+      expect((await decompressBuffer(packed, "ramdisk")).data.equals(data)).toBe(true);
+      // spawnSync would have held the loop: no timer could fire before each call returned.
+      expect(afterCompress).toBeGreaterThan(0);
+      expect(ticks).toBeGreaterThan(afterCompress);
+    } finally {
+      clearInterval(timer);
+    }
   });
 });

@@ -88,10 +88,10 @@ describe("swapRecoveryKeyring", () => {
     { layout: "usr", how: "none", args: { headerVersion: 2, pageSize: 4096, dtb: bytes(4097, 6) }, dest: "usr/share/system-image/archive-master.tar.xz" },
     { layout: "none", how: "gzip", args: { pageSize: 2048 }, dest: "etc/system-image/archive-master.tar.xz", added: ["etc", "etc/system-image"] },
   ];
-  it.each(cases)("$layout keyring, $how ramdisk, $args.pageSize-byte pages", ({ layout, how, args, dest, added }) => {
+  it.each(cases)("$layout keyring, $how ramdisk, $args.pageSize-byte pages", async ({ layout, how, args, dest, added }) => {
     const ramdisk = makeRamdisk(layout, how);
     const original = mkbootimg(kernel, ramdisk, args).image;
-    const swapped = swapRecoveryKeyring(original, keyring);
+    const swapped = await swapRecoveryKeyring(original, keyring);
     const newRamdisk = expectValidImage(swapped, args);
     expect(newRamdisk.equals(ramdisk)).toBe(false);
     if (how === "xz") expect(newRamdisk[7]).toBe(ramdisk[7]); // same check type (CRC32)
@@ -107,14 +107,14 @@ describe("swapRecoveryKeyring", () => {
     if (args.dtb) expect(parts.dtb!.equals(args.dtb)).toBe(true);
   });
 
-  it("keeps a swap idempotent: the same keyring twice gives the same ramdisk content", () => {
+  it("keeps a swap idempotent: the same keyring twice gives the same ramdisk content", async () => {
     const original = mkbootimg(kernel, makeRamdisk("etc", "gzip")).image;
-    const once = swapRecoveryKeyring(original, keyring, { mtime: 1_500_000_000 });
-    const twice = swapRecoveryKeyring(once, keyring, { mtime: 1_500_000_000 });
+    const once = await swapRecoveryKeyring(original, keyring, { mtime: 1_500_000_000 });
+    const twice = await swapRecoveryKeyring(once, keyring, { mtime: 1_500_000_000 });
     expect(twice.equals(once)).toBe(true);
   });
 
-  it("strips and puts back a 512-byte MediaTek header (krillin)", () => {
+  it("strips and puts back a 512-byte MediaTek header (krillin)", async () => {
     const payload = makeRamdisk("etc", "gzip");
     const mtk = Buffer.alloc(512, 0xff);
     mtk.writeUInt32LE(0x58881688, 0);
@@ -122,7 +122,7 @@ describe("swapRecoveryKeyring", () => {
     mtk.fill(0, 8, 40).write("RECOVERY", 8, "latin1");
     const original = mkbootimg(kernel, Buffer.concat([mtk, payload])).image;
     expect(needsVendorHeader("krillin")).toBe(true);
-    const swapped = swapRecoveryKeyring(original, keyring, { vendorHeader: true });
+    const swapped = await swapRecoveryKeyring(original, keyring, { vendorHeader: true });
     const ramdisk = expectValidImage(swapped, {});
     const newPayload = ramdisk.subarray(512);
     const expectedHeader = Buffer.from(mtk);
@@ -130,38 +130,38 @@ describe("swapRecoveryKeyring", () => {
     expect(ramdisk.subarray(0, 512).equals(expectedHeader)).toBe(true);
     expectOnlyKeyringChanged(extract(payload, "gzip"), extract(newPayload, "gzip"), "etc/system-image/archive-master.tar.xz");
     // Without the option the header hides the gzip magic: the ramdisk is not a cpio archive.
-    expect(() => swapRecoveryKeyring(original, keyring, { label: "krillin.img" })).toThrow(
+    await expect(swapRecoveryKeyring(original, keyring, { label: "krillin.img" })).rejects.toThrow(
       /^Cannot parse cpio archive krillin.img ramdisk \(uncompressed\): bad magic/,
     );
   });
 
-  it("puts back an unknown 512-byte header verbatim", () => {
+  it("puts back an unknown 512-byte header verbatim", async () => {
     const header = bytes(512, 77);
     const payload = makeRamdisk("usr", "xz");
-    const swapped = swapRecoveryKeyring(mkbootimg(kernel, Buffer.concat([header, payload])).image, keyring, { vendorHeader: true });
+    const swapped = await swapRecoveryKeyring(mkbootimg(kernel, Buffer.concat([header, payload])).image, keyring, { vendorHeader: true });
     const ramdisk = unpackBootimg(swapped).parts.ramdisk!;
     expect(ramdisk.subarray(0, 512).equals(header)).toBe(true);
     expectOnlyKeyringChanged(extract(payload, "xz"), extract(ramdisk.subarray(512), "xz"), "usr/share/system-image/archive-master.tar.xz");
   });
 
-  it("drops zero padding after the image but keeps a vendor trailer", () => {
+  it("drops zero padding after the image but keeps a vendor trailer", async () => {
     const made = mkbootimg(kernel, makeRamdisk("etc", "gzip")).image;
-    const padded = swapRecoveryKeyring(Buffer.concat([made, Buffer.alloc(1 << 20)]), keyring);
+    const padded = await swapRecoveryKeyring(Buffer.concat([made, Buffer.alloc(1 << 20)]), keyring);
     expectValidImage(padded, {});
-    const signed = swapRecoveryKeyring(Buffer.concat([made, Buffer.from("SEANDROIDENFORCE")]), keyring);
+    const signed = await swapRecoveryKeyring(Buffer.concat([made, Buffer.from("SEANDROIDENFORCE")]), keyring);
     expect(signed.subarray(-16).toString()).toBe("SEANDROIDENFORCE");
     expectValidImage(signed.subarray(0, -16), {});
   });
 
-  it("names the image and the part in errors", () => {
+  it("names the image and the part in errors", async () => {
     const good = mkbootimg(kernel, makeRamdisk("etc", "gzip")).image;
-    expect(() => swapRecoveryKeyring(good.subarray(0, 22_628), keyring, { label: "x.tar.xz: partitions/recovery.img" })).toThrow(
+    await expect(swapRecoveryKeyring(good.subarray(0, 22_628), keyring, { label: "x.tar.xz: partitions/recovery.img" })).rejects.toThrow(
       /^Cannot parse boot image x\.tar\.xz: partitions\/recovery\.img: ramdisk \(\d+ bytes at offset 22528\) extends beyond the end of the file \(22628 bytes\)$/,
     );
     const notCpio = mkbootimg(kernel, compress(Buffer.from("not an archive at all"), "gzip")).image;
-    expect(() => swapRecoveryKeyring(notCpio, keyring)).toThrow(ArchiveError);
-    expect(() => swapRecoveryKeyring(notCpio, keyring)).toThrow(/^Cannot parse cpio archive recovery\.img ramdisk \(gzip\): /);
-    expect(() => swapRecoveryKeyring(Buffer.from("ANDROID?"), keyring)).toThrow(/^Cannot parse boot image recovery\.img: bad magic/);
+    await expect(swapRecoveryKeyring(notCpio, keyring)).rejects.toThrow(ArchiveError);
+    await expect(swapRecoveryKeyring(notCpio, keyring)).rejects.toThrow(/^Cannot parse cpio archive recovery\.img ramdisk \(gzip\): /);
+    await expect(swapRecoveryKeyring(Buffer.from("ANDROID?"), keyring)).rejects.toThrow(/^Cannot parse boot image recovery\.img: bad magic/);
   });
 });
 

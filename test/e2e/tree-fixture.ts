@@ -18,9 +18,8 @@ import { expect } from "vitest";
 import { loadConfig } from "../../src/config/load.js";
 import type { Config } from "../../src/config/types.js";
 import type { IndexDoc } from "../../src/model/index-doc.js";
-import { Tree } from "../../src/tree/index.js";
-import { makeInstance, type Instance } from "../helpers/instance.js";
-import { makeDeviceTree, makeRootfsV1, makeRootfsV2, serveInputs, tarXz, tmp } from "../importer/fixtures.js";
+import type { Instance } from "../helpers/instance.js";
+import { makeDeviceTree, makeRootfsV1, makeRootfsV2, serveInputs, standardInstance, tarXz, tmp } from "../importer/fixtures.js";
 
 export interface ImportedTree {
   inst: Instance;
@@ -46,27 +45,8 @@ export async function buildImportedTree(opts: { realisticSizes?: boolean } = {})
     farm.routes.set("/rootfs.version", { body: "20260101-1\n" });
     farm.routes.set("/device.tar.xz", { file: device });
     farm.routes.set("/device.version", { body: "7" });
-    const inst = makeInstance({
-      extraConfig: [
-        "channels = devel",
-        "[channel_devel]",
-        "type = auto",
-        "fullcount = 10",
-        "files = ubports, device, keyring, version",
-        `file_ubports = http;${farm.url}/rootfs.tar.xz;name=ubports,monitor=${farm.url}/rootfs.version`,
-        `file_device = http;${farm.url}/device.tar.xz;name=device,monitor=${farm.url}/device.version`,
-        "file_keyring = keyring;archive-master",
-        "file_version = version",
-        "",
-      ].join("\n"),
-    });
-    const keyrings = await inst.siAsync("generate-keyrings");
-    expect(keyrings.status, keyrings.stderr).toBe(0);
+    const inst = await standardInstance(farm.url);
     const config = await loadConfig(inst.config);
-    const tree = new Tree(config);
-    await tree.createChannel("devel");
-    await tree.createDevice("devel", "mako");
-    for (const k of ["archive-master", "image-master", "image-signing", "blacklist"]) await tree.publishKeyring(k);
     const r1 = await inst.siAsync("import-images");
     expect(r1.status, r1.stdout + r1.stderr).toBe(0);
     farm.routes.set("/rootfs.tar.xz", { file: v2Tar });

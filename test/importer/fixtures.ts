@@ -9,6 +9,8 @@ import { chmodSync, linkSync, mkdirSync, mkdtempSync, readFileSync, rmSync, stat
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { AddressInfo } from "node:net";
+import { standardInstance as setUp, type StandardInstanceOptions } from "../../bench/standard-instance.js";
+import { runSi, runSiAsync, type Instance } from "../helpers/instance.js";
 
 export function tarXz(src: string, out: string, members = ["."]): string {
   execFileSync("tar", ["--format=gnu", "--numeric-owner", "--owner=0", "--group=0", "-C", src, "-cJf", out, ...members.filter((m) => m !== ".")]);
@@ -128,4 +130,22 @@ export async function serveInputs(): Promise<InputServer> {
 
 export function tmp(prefix: string): string {
   return mkdtempSync(join(tmpdir(), prefix));
+}
+
+/**
+ * The standard import instance (bench/standard-instance.ts: config, keys, keyrings, channel
+ * devel with device mako, the four device keyrings published) as a test Instance.
+ */
+export async function standardInstance(farmUrl: string, opts: StandardInstanceOptions = {}): Promise<Instance> {
+  const i = await setUp(farmUrl, opts);
+  return {
+    base: i.base,
+    config: i.configPath,
+    keys: i.keys,
+    keyrings: i.keyrings,
+    publish: i.publish,
+    state: i.state,
+    si: (...args) => runSi(["--config", i.configPath, ...args]),
+    siAsync: (...args) => runSiAsync(["--config", i.configPath, ...args]),
+  };
 }

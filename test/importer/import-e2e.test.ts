@@ -8,13 +8,11 @@ import { createHash } from "node:crypto";
 import { execFileSync } from "node:child_process";
 import { readFileSync, readdirSync, statSync } from "node:fs";
 import { join, relative } from "node:path";
-import { loadConfig } from "../../src/config/load.js";
-import { Tree } from "../../src/tree/index.js";
 import type { IndexDoc } from "../../src/model/index-doc.js";
 import { GpgHome } from "../helpers/gpg.js";
-import { makeInstance, type Instance } from "../helpers/instance.js";
+import type { Instance } from "../helpers/instance.js";
 import { applyCheck } from "../helpers/apply-delta.js";
-import { makeDeviceTree, makeRootfsV1, makeRootfsV2, serveInputs, tarXz, tmp, type InputServer } from "./fixtures.js";
+import { makeDeviceTree, makeRootfsV1, makeRootfsV2, serveInputs, standardInstance, tarXz, tmp, type InputServer } from "./fixtures.js";
 
 function walk(dir: string): string[] {
   return readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? walk(join(dir, e.name)) : [join(dir, e.name)]));
@@ -41,25 +39,7 @@ describe("si import-images: the standard config end to end", () => {
     farm.routes.set("/rootfs.version", { body: "20260101-1\n" });
     farm.routes.set("/device.tar.xz", { file: device });
     farm.routes.set("/device.version", { body: "7" });
-    inst = makeInstance({
-      extraConfig: [
-        "channels = devel",
-        "[channel_devel]",
-        "type = auto",
-        "fullcount = 10",
-        "files = ubports, device, keyring, version",
-        `file_ubports = http;${farm.url}/rootfs.tar.xz;name=ubports,monitor=${farm.url}/rootfs.version`,
-        `file_device = http;${farm.url}/device.tar.xz;name=device,monitor=${farm.url}/device.version`,
-        "file_keyring = keyring;archive-master",
-        "file_version = version",
-        "",
-      ].join("\n"),
-    });
-    expect(inst.si("generate-keyrings").status).toBe(0);
-    const tree = new Tree(await loadConfig(inst.config));
-    await tree.createChannel("devel");
-    await tree.createDevice("devel", "mako");
-    for (const k of ["archive-master", "image-master", "image-signing", "blacklist"]) await tree.publishKeyring(k);
+    inst = await standardInstance(farm.url);
   });
   afterAll(() => farm?.close());
 

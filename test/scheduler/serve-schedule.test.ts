@@ -6,17 +6,15 @@
  * once with the plain every-minute expression and one process.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { spawn, type ChildProcess } from "node:child_process";
-import { createServer, request, type Server } from "node:http";
+import { createServer, type Server } from "node:http";
 import { readFileSync, writeFileSync } from "node:fs";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
-import { loadConfig } from "../../src/config/load.js";
 import { ImportHistory } from "../../src/state/history.js";
-import { Tree } from "../../src/tree/index.js";
 import { parseMetrics } from "../admin-server/metrics-parse.js";
-import { REPO, makeInstance, type Instance } from "../helpers/instance.js";
-import { makeDeviceTree, makeRootfsV1, makeRootfsV2, tarXz, tmp } from "../importer/fixtures.js";
+import type { Instance } from "../helpers/instance.js";
+import { makeDeviceTree, makeRootfsV1, makeRootfsV2, standardInstance, tarXz, tmp } from "../importer/fixtures.js";
+import { get, spawnServe } from "./serve-process.js";
 
 /** A build farm whose rootfs download can be held until the test lets it go. */
 class GatedFarm {
@@ -55,61 +53,6 @@ class GatedFarm {
   }
 }
 
-interface Serve {
-  child: ChildProcess;
-  lines: Record<string, unknown>[];
-  stderr: () => string;
-  waitFor(pred: (l: Record<string, unknown>) => boolean, what: string): Promise<Record<string, unknown>>;
-  exit: Promise<number | null>;
-}
-
-function spawnServe(config: string, ...args: string[]): Serve {
-  const child = spawn(process.execPath, [join(REPO, "bin/si.js"), "--config", config, "serve", ...args], { stdio: ["ignore", "pipe", "pipe"] });
-  const lines: Record<string, unknown>[] = [];
-  let err = "";
-  let buf = "";
-  const waiters = new Set<() => void>();
-  child.stdout!.setEncoding("utf8").on("data", (chunk: string) => {
-    buf += chunk;
-    let nl;
-    while ((nl = buf.indexOf("\n")) >= 0) {
-      // Every line the server writes (scheduler and importer included) must be one JSON object.
-      lines.push(JSON.parse(buf.slice(0, nl)) as Record<string, unknown>);
-      buf = buf.slice(nl + 1);
-    }
-    for (const w of [...waiters]) w();
-  });
-  child.stderr!.setEncoding("utf8").on("data", (c: string) => (err += c));
-  const exit = new Promise<number | null>((r) => child.on("exit", (code) => r(code)));
-  const waitFor = (pred: (l: Record<string, unknown>) => boolean, what: string) =>
-    new Promise<Record<string, unknown>>((resolve, reject) => {
-      const check = () => {
-        const hit = lines.find(pred);
-        if (hit) {
-          waiters.delete(check);
-          return resolve(hit);
-        }
-        if (child.exitCode !== null) reject(new Error(`si serve exited ${child.exitCode} while waiting for ${what}: ${err}`));
-      };
-      waiters.add(check);
-      child.on("exit", check);
-      check();
-    });
-  return { child, lines, stderr: () => err, waitFor, exit };
-}
-
-function get(url: string): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    request(url, { agent: false }, (res) => {
-      let body = "";
-      res.setEncoding("utf8").on("data", (c: string) => (body += c));
-      res.on("end", () => resolve({ status: res.statusCode!, body }));
-    })
-      .on("error", reject)
-      .end();
-  });
-}
-
 describe("si serve with import_schedule", () => {
   let farm: GatedFarm;
   let rootfs2: Buffer;
@@ -131,26 +74,11 @@ describe("si serve with import_schedule", () => {
     farm.files.set("/rootfs.version", "1");
     farm.files.set("/device.tar.xz", readFileSync(tarXz(join(src, "device"), join(src, "device.tar.xz"), ["partitions", "system"])));
     farm.files.set("/device.version", "1");
-    const inst = makeInstance({
-      extraConfig: [
-        `import_schedule = ${schedule}`,
-        "http_timeout = 60",
-        "http_retries = 0",
-        "channels = devel",
-        "[channel_devel]",
-        "type = auto",
-        "files = ubports, device, version",
-        `file_ubports = http;${farm.url}/rootfs.tar.xz;name=ubports,monitor=${farm.url}/rootfs.version`,
-        `file_device = http;${farm.url}/device.tar.xz;name=device,monitor=${farm.url}/device.version`,
-        "file_version = version",
-        "",
-      ].join("\n"),
+    const inst = await standardInstance(farm.url, {
+      global: [`import_schedule = ${schedule}`, "http_timeout = 60", "http_retries = 0"],
+      fullcount: null,
+      files: ["ubports", "device", "version"],
     });
-    expect(inst.si("generate-keyrings").status).toBe(0);
-    const tree = new Tree(await loadConfig(inst.config));
-    await tree.createChannel("devel");
-    await tree.createDevice("devel", "mako");
-    for (const k of ["archive-master", "image-master", "image-signing", "blacklist"]) await tree.publishKeyring(k);
     const first = await inst.siAsync("import-images");
     expect(first.status, first.stdout + first.stderr).toBe(0);
     return inst;
@@ -266,7 +194,7 @@ describe("si serve with import_schedule", () => {
     const s = spawnServe(inst.config, "--address", "127.0.0.1", "--http-port", "0", "--https-port", "off", "--admin-port", "0", "--workers", "1", "--no-schedule");
     try {
       const off = await s.waitFor((l) => l.event === "scheduler-off", "the scheduler-off line");
-      expect(off.message).toBe("No scheduled imports (--no-schedule)");
+      expect(off.msg).toBe("No scheduled imports (--no-schedule)");
       const admin = String((await s.waitFor((l) => l.event === "admin-listening", "the admin listener")).url);
       const m = parseMetrics((await get(new URL("/metrics", admin).href)).body);
       expect(m.find((x) => x.name === "si_scheduler_enabled")?.value).toBe(0);

@@ -132,18 +132,18 @@ describe("broken and hostile compression", () => {
     expect(existsSync(join(dir, "d.tar.xz"))).toBe(false);
   });
 
-  it("corrupt gzip: a clear error", () => {
+  it("corrupt gzip: a clear error", async () => {
     const gz = Buffer.from(gzipSync(Buffer.alloc(10_000, 3)));
     gz[gz.length - 6] ^= 0xff; // the CRC
-    expect(() => decompressBuffer(gz, "ramdisk of boot.img")).toThrow(/Cannot decompress ramdisk of boot.img: gzip: /);
+    await expect(decompressBuffer(gz, "ramdisk of boot.img")).rejects.toThrow(/Cannot decompress ramdisk of boot.img: gzip: /);
   });
 
-  it("a gzip bomb and an xz bomb in memory stop at the cap", () => {
+  it("a gzip bomb and an xz bomb in memory stop at the cap", async () => {
     const zeros = Buffer.alloc(8 << 20);
-    expect(() => decompressBuffer(gzipSync(zeros), "ramdisk", 1 << 20)).toThrow(/ramdisk: it expands to more than 1048576 bytes/);
+    await expect(decompressBuffer(gzipSync(zeros), "ramdisk", 1 << 20)).rejects.toThrow(/ramdisk: it expands to more than 1048576 bytes/);
     const xz = execFileSync("xz", ["-z", "-c", "-1"], { input: zeros });
-    expect(() => decompressBuffer(xz, "ramdisk", 1 << 20)).toThrow(/ramdisk: it expands to more than 1048576 bytes/);
-    expect(decompressBuffer(gzipSync(zeros), "ramdisk").data.length).toBe(zeros.length);
+    await expect(decompressBuffer(xz, "ramdisk", 1 << 20)).rejects.toThrow(/ramdisk: it expands to more than 1048576 bytes/);
+    expect((await decompressBuffer(gzipSync(zeros), "ramdisk")).data.length).toBe(zeros.length);
   });
 
   it("an image that expands past the cap fails while streaming", async () => {

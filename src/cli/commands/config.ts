@@ -17,15 +17,20 @@ export function configToJson(conf: Config): unknown {
   };
 }
 
+/** [global] scalars in the order config.example documents them; unset ones print "(unset)". */
+const SCALARS: (keyof Config)[] = [
+  "path", "base_path", "gpg_key_path", "gpg_keyring_path", "publish_path", "state_path",
+  "public_fqdn", "public_http_port", "public_https_port", "tls_cert", "tls_key",
+  "import_schedule", "admin_address", "admin_port", "image_signing_expiry_days",
+  "device_signing_expiry_days", "keyring_auto_renew_days", "xz_level", "http_timeout", "http_retries",
+];
+
 export function configToText(conf: Config): string[] {
   const lines: string[] = [];
-  const scalars: (keyof Config)[] = [
-    "path", "base_path", "gpg_key_path", "gpg_keyring_path", "publish_path", "state_path",
-    "public_fqdn", "public_http_port", "public_https_port", "tls_cert", "tls_key",
-    "import_schedule", "admin_address", "admin_port", "image_signing_expiry_days",
-    "device_signing_expiry_days", "xz_level",
-  ];
-  for (const key of scalars) lines.push(`${key}: ${conf[key] === undefined ? "(unset)" : String(conf[key])}`);
+  // Any key the loader sets that this list misses is still shown (after the others), so
+  // `config show` never hides a setting the server uses.
+  const others = Object.keys(conf).filter((k) => !(SCALARS as string[]).includes(k) && k !== "mirrors" && k !== "channels") as (keyof Config)[];
+  for (const key of [...SCALARS, ...others]) lines.push(`${key}: ${conf[key] === undefined ? "(unset)" : String(conf[key])}`);
   const mirrors = mirrorCommands(conf);
   lines.push(`mirrors: ${mirrors.length === 0 ? "(none)" : ""}`.trimEnd());
   for (const argv of mirrors) lines.push(`  ${argv.join(" ")}`);

@@ -2,6 +2,7 @@ import type { Command } from "commander";
 import type { CliContext } from "../context.js";
 import { createLogger, levelFromVerbosity } from "../../io/log.js";
 import { importImages } from "../../importer/import-images.js";
+import { renewKeyringIfDue } from "../../keys/renew.js";
 import { terminalProgress } from "../../io/progress.js";
 import { basename } from "node:path";
 
@@ -40,7 +41,10 @@ export function register(program: Command, ctx: CliContext): void {
         }
         return;
       }
+      // keyring_auto_renew_days: the timer/cron job is the scheduler for instances without
+      // import_schedule, so it renews too (SECURITY.md); a failed renewal is an error.
+      const renewed = await renewKeyringIfDue(conf, log);
       // One clear line per failed device was logged; the status says whether any failed.
-      if (r.failed > 0) process.exitCode = 1;
+      if (r.failed > 0 || renewed === false) process.exitCode = 1;
     });
 }

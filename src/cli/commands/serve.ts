@@ -139,15 +139,15 @@ async function checkStartable(config: Config, opts: StartOptions): Promise<void>
 
 function announce(config: Config, urls: Record<string, string>, logger: ServerLogger): void {
   for (const [name, url] of Object.entries(urls)) {
-    logger.log({ level: "info", event: "listening", listener: name, url, message: `Serving ${config.publish_path} on ${url}` });
+    logger.log({ level: "info", event: "listening", listener: name, url, msg: `Serving ${config.publish_path} on ${url}` });
   }
   logger.flush?.();
 }
 
 function reload(done: Promise<void>, logger: ServerLogger): void {
   done.then(
-    () => logger.log({ level: "info", event: "tls-reloaded", message: "Reloaded TLS certificate and key" }),
-    (err: unknown) => logger.log({ level: "error", event: "tls-reload-failed", message: errorMessage(err) }),
+    () => logger.log({ level: "info", event: "tls-reloaded", msg: "Reloaded TLS certificate and key" }),
+    (err: unknown) => logger.log({ level: "error", event: "tls-reload-failed", msg: errorMessage(err) }),
   );
 }
 
@@ -161,7 +161,7 @@ function untilSignal(logger: ServerLogger, stop: () => Promise<boolean>, onHup: 
       process.off("SIGTERM", onStop);
       process.off("SIGINT", onStop);
       process.off("SIGHUP", onHup);
-      logger.log({ level: "info", event: "stopping", signal, message: `${signal}: finishing in-flight responses` });
+      logger.log({ level: "info", event: "stopping", signal, msg: `${signal}: finishing in-flight responses` });
       logger.flush?.();
       const again = () => process.exit(1);
       process.once("SIGTERM", again);
@@ -169,7 +169,7 @@ function untilSignal(logger: ServerLogger, stop: () => Promise<boolean>, onHup: 
       void stop().then((clean) => {
         process.off("SIGTERM", again);
         process.off("SIGINT", again);
-        logger.log({ level: "info", event: "stopped", message: "Server stopped" });
+        logger.log({ level: "info", event: "stopped", msg: "Server stopped" });
         logger.flush?.();
         resolve(clean);
       });
