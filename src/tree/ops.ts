@@ -216,3 +216,20 @@ export async function opGenerateIndex(t: Txn, magic: unknown): Promise<void> {
     await opCreateDevice(t, c, d, exists(keyring) && exists(`${keyring}.asc`) ? keyring : null);
   }
 }
+
+/**
+ * Makes channels.json name the copy of each device's index.json as it is on disk
+ * (versioned-index.ts): heals a commit that was killed after installing an index.json and
+ * before its channels.json. Changes nothing when every entry already names its copy.
+ */
+export async function opRepointIndexCopies(t: Txn): Promise<void> {
+  if (t.ctx.config.versioned_index === false) return;
+  const channels = await t.channels();
+  const dirs = new Set<string>();
+  for (const c of Object.values(channels)) {
+    for (const e of Object.values(c.devices)) {
+      if (e.index.startsWith("/") && !e.index.startsWith("//")) dirs.add(deviceDirOf(t.ctx.root, e.index));
+    }
+  }
+  for (const dir of dirs) if (exists(join(dir, "index.json"))) await t.index(join(dir, "index.json"), { repoint: true });
+}

@@ -186,8 +186,9 @@ export class Tree {
     return this.read("list_orphaned_files", [], (doc) => listOrphaned(this.path, doc));
   }
 
-  /** Deletes the orphans. */
-  cleanupTree(): Promise<true> {
+  /** Deletes the orphans, after making channels.json name each index's current copy. */
+  async cleanupTree(): Promise<true> {
+    await this.change("repoint_index_copies", [], (t) => ops.opRepointIndexCopies(t));
     return this.read("cleanup_tree", [], async (doc) => {
       await removeOrphans(await listOrphaned(this.path, doc));
       return true as const;

@@ -36,6 +36,10 @@ interface IndexSlot {
   orig: string;
   existed: boolean;
   write: boolean;
+  /** The file's text as loaded (null: no file). */
+  text: string | null;
+  /** Only make channels.json name a copy of the file as it is (versioned-index.ts). */
+  repoint: boolean;
 }
 
 /** A signed file written to temporaries, renamed into place before any document. */
@@ -85,7 +89,7 @@ export class Txn {
    * commit: written if its content changed or the file is missing. `from` loads it from
    * another file (a rename's old location).
    */
-  async index(path: string, opts: { write?: boolean; from?: string } = {}): Promise<IndexDoc> {
+  async index(path: string, opts: { write?: boolean; from?: string; repoint?: boolean } = {}): Promise<IndexDoc> {
     let slot = this.idx.get(path);
     if (!slot) {
       const src = opts.from ?? path;
@@ -94,10 +98,11 @@ export class Txn {
       const doc = structuredClone(raw);
       cleanupPhased(doc);
       const existed = opts.from ? lexists(path) : text !== null;
-      slot = { doc, orig: canonical(raw), existed, write: false };
+      slot = { doc, orig: canonical(raw), existed, write: false, text, repoint: false };
       this.idx.set(path, slot);
     }
     if (opts.write) slot.write = true;
+    if (opts.repoint) slot.repoint = true;
     return slot.doc;
   }
 
@@ -142,13 +147,20 @@ export class Txn {
     try {
       const now = this.ctx.clock();
       for (const [path, s] of this.idx) {
-        if (!s.write) continue;
-        cleanupPhased(s.doc);
-        // generated_at changes only with the content (§2.3, §13 #18).
-        if (s.existed && canonical(s.doc) === s.orig) continue;
-        const bytes = Buffer.from(serializeIndex(s.doc, now), "utf8");
-        prepared.push(await prepareSigned(path, bytes, signer));
-        if (config.versioned_index === false) continue;
+        if (!s.write && !s.repoint) continue;
+        // What the index will hold: the file as it is, unless this transaction changes it.
+        let bytes = s.existed && s.text !== null ? Buffer.from(s.text, "utf8") : null;
+        if (s.write) {
+          cleanupPhased(s.doc);
+          // generated_at changes only with the content (§2.3, §13 #18).
+          if (!s.existed || canonical(s.doc) !== s.orig) {
+            bytes = Buffer.from(serializeIndex(s.doc, now), "utf8");
+            prepared.push(await prepareSigned(path, bytes, signer));
+          }
+        }
+        // Even an unchanged index gets its copy named: a commit killed between index.json and
+        // channels.json left channels.json naming the previous copy (healed here).
+        if (bytes === null || config.versioned_index === false) continue;
         const copy = join(dirname(path), versionedIndexName(bytes));
         if (!lexists(copy)) copies.push(await prepareSigned(copy, bytes, signer));
         pointEntriesAt(await this.channels(true), root, dirname(path), treeUrl(root, copy));

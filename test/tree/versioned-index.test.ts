@@ -7,7 +7,7 @@ import { readdirSync, readFileSync, statSync, utimesSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { RETAIN_MS, versionedIndexName } from "../../src/tree/versioned-index.js";
-import { publishBasicImage, readJson, treeFixture, verifyTree } from "./fixture.js";
+import { publishBasicImage, readJson, signedFile, treeFixture, verifyTree } from "./fixture.js";
 
 type Channels = Record<string, { devices: Record<string, { index: string }>; redirect?: string }>;
 
@@ -73,6 +73,34 @@ describe("channels.json names a content-named copy of each index", () => {
     await tree.cleanup_tree();
     expect(await tree.list_orphaned_files()).toEqual([]);
     expect(JSON.parse(readFileSync(join(pub, after), "utf8")).images[0]["phased-percentage"]).toBe(90);
+  });
+
+  it("heals a commit killed between index.json and channels.json on the next cleanup", async () => {
+    const fx = await treeFixture();
+    const { tree, pub } = fx;
+    await tree.create_channel("stable");
+    await tree.create_device("stable", "mako");
+    await publishBasicImage(fx, "stable", "mako");
+    const named = channelsOf(pub).stable!.devices.mako!.index;
+    // What a SIGKILL after the index renames leaves: a new index.json (and its copy), the old
+    // channels.json naming the previous copy.
+    const conventional = join(pub, "stable/mako/index.json");
+    const doc = JSON.parse(readFileSync(conventional, "utf8"));
+    doc.images[0].description = "killed mid-commit";
+    await signedFile(fx.signer, conventional, JSON.stringify(doc, null, 4) + "\n");
+    const copy = join(pub, "stable/mako", versionedIndexName(readFileSync(conventional)));
+    await signedFile(fx.signer, copy, readFileSync(conventional));
+    expect(channelsOf(pub).stable!.devices.mako!.index).toBe(named);
+
+    await tree.cleanup_tree();
+    // Rolled forward: devices now read what installers read, and nothing is left over.
+    expect(join(pub, channelsOf(pub).stable!.devices.mako!.index)).toBe(copy);
+    expect(await tree.list_orphaned_files()).toEqual([]);
+    verifyTree(pub);
+    // A second cleanup has nothing to do: channels.json is not rewritten.
+    const before = readFileSync(join(pub, "channels.json.asc"), "utf8");
+    await tree.cleanup_tree();
+    expect(readFileSync(join(pub, "channels.json.asc"), "utf8")).toBe(before);
   });
 
   it("keeps the reference's layout with versioned_index = false", async () => {
