@@ -19,7 +19,7 @@ import type { Signer } from "../pgp/signer.js";
 import { discardPair, fsyncDir, installPair, prepareSigned, readTextOrNull, type PreparedPair } from "./commit.js";
 import { mirrorDir, removeDirExcept } from "./dirs.js";
 import { lexists } from "./paths.js";
-import { pointEntriesAt, treeUrl, versionedIndexName } from "./versioned-index.js";
+import { markSuperseded, pointEntriesAt, treeUrl, versionedIndexName } from "./versioned-index.js";
 
 export interface TreeContext {
   config: Config;
@@ -143,6 +143,7 @@ export class Txn {
   async commit(): Promise<void> {
     const prepared: PreparedPair[] = [];
     const copies: PreparedPair[] = [];
+    const superseded = new Set<string>();
     const { signer, root, config } = this.ctx;
     try {
       const now = this.ctx.clock();
@@ -163,7 +164,7 @@ export class Txn {
         if (bytes === null || config.versioned_index === false) continue;
         const copy = join(dirname(path), versionedIndexName(bytes));
         if (!lexists(copy)) copies.push(await prepareSigned(copy, bytes, signer));
-        pointEntriesAt(await this.channels(true), root, dirname(path), treeUrl(root, copy));
+        for (const old of pointEntriesAt(await this.channels(true), root, dirname(path), treeUrl(root, copy))) superseded.add(old);
       }
       const c = this.chan;
       if (c?.write && (c.force || !c.existed || canonical(c.doc) !== c.orig)) {
@@ -188,6 +189,8 @@ export class Txn {
       dirs.add(dirname(p.final));
     }
     for (const p of prepared) {
+      // Just before channels.json stops naming them: the copies' retention starts now.
+      if (p.final === this.channelsPath) await markSuperseded(root, superseded);
       await installPair(p);
       dirs.add(dirname(p.final));
     }

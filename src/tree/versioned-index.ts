@@ -18,11 +18,11 @@
  * checks no signature, §10.1). channels.json itself has a fixed name; the client re-fetches
  * the image-signing keyring and retries it once on a bad signature (§3 step 4).
  *
- * An older copy stays for RETAIN_MS after a newer one replaced it: a device that fetched the
- * previous channels.json must still find the index it names.
+ * An older copy stays for RETAIN_MS after channels.json stopped naming it: a device that
+ * fetched the previous channels.json must still find the index it names.
  */
 import { createHash } from "node:crypto";
-import { readdir, stat } from "node:fs/promises";
+import { readdir, stat, utimes } from "node:fs/promises";
 import { join, relative, sep } from "node:path";
 import type { ChannelsDoc } from "../model/channels.js";
 import { deviceDirOf } from "./paths.js";
@@ -48,20 +48,31 @@ export function treeUrl(root: string, file: string): string {
 
 /**
  * Points every channels.json entry whose index lives in `dir` at `url` (an alias's or a
- * redirect's entry too: they name the directory they read, §2.2). Returns how many changed.
- * Entries on another host are left alone.
+ * redirect's entry too: they name the directory they read, §2.2). Returns the index URLs it
+ * replaced. Entries on another host are left alone.
  */
-export function pointEntriesAt(channels: ChannelsDoc, root: string, dir: string, url: string): number {
-  let n = 0;
+export function pointEntriesAt(channels: ChannelsDoc, root: string, dir: string, url: string): string[] {
+  const replaced: string[] = [];
   for (const ch of Object.values(channels)) {
     for (const e of Object.values(ch.devices)) {
       if (!e.index.startsWith("/") || e.index.startsWith("//")) continue;
       if (deviceDirOf(root, e.index) !== dir || e.index === url) continue;
+      replaced.push(e.index);
       e.index = url;
-      n++;
     }
   }
-  return n;
+  return replaced;
+}
+
+/**
+ * Marks copies as superseded now: their mtime is when they were last named, so the
+ * RETAIN_MS countdown starts when a device can last have read a channels.json naming them.
+ */
+export async function markSuperseded(root: string, urls: Iterable<string>, now = new Date()): Promise<void> {
+  for (const url of urls) {
+    if (!isVersionedIndexName(url.slice(url.lastIndexOf("/") + 1))) continue;
+    await utimes(join(root, url), now, now).catch(() => {});
+  }
 }
 
 /** Every index copy in `dir` (absolute paths). */
@@ -74,16 +85,13 @@ export async function listIndexCopies(dir: string): Promise<string[]> {
 }
 
 /**
- * The index copies in `dir` that must stay although channels.json no longer names them: every
- * one replaced less than RETAIN_MS before `now` (its successor is younger than that). The
- * copy channels.json names is referenced anyway; the newest unnamed one (after a rename to
- * the conventional path) has no successor and goes.
+ * The index copies in `dir` that must stay although channels.json no longer names them: those
+ * named until less than RETAIN_MS before `now` (markSuperseded sets their mtime; a copy that
+ * was never named, left by a killed commit, has its creation time). The copy channels.json
+ * names is referenced anyway.
  */
 export async function retainedIndexCopies(dir: string, now = Date.now()): Promise<string[]> {
-  const names = (await listIndexCopies(dir)).map((p) => p.slice(dir.length + 1));
-  const copies = await Promise.all(
-    names.map(async (n) => ({ path: join(dir, n), mtime: (await stat(join(dir, n)).catch(() => null))?.mtimeMs ?? 0 })),
-  );
-  copies.sort((a, b) => a.mtime - b.mtime);
-  return copies.filter((c, i) => i < copies.length - 1 && copies[i + 1]!.mtime > now - RETAIN_MS).map((c) => c.path);
+  const copies = await listIndexCopies(dir);
+  const mtimes = await Promise.all(copies.map(async (p) => (await stat(p).catch(() => null))?.mtimeMs ?? 0));
+  return copies.filter((_, i) => mtimes[i]! > now - RETAIN_MS);
 }

@@ -46,6 +46,10 @@ describe("channels.json names a content-named copy of each index", () => {
     await publishBasicImage(fx, "stable", "mako");
     const before = channelsOf(pub).stable!.devices.mako!.index;
 
+    // The copy about to be replaced was written long ago: its retention must count from the
+    // moment channels.json stops naming it, not from its creation.
+    const longAgo = (Date.now() - 3 * RETAIN_MS) / 1000;
+    utimesSync(join(pub, before), longAgo, longAgo);
     const dev = await tree.get_device("stable", "mako");
     await dev.set_phased_percentage(1234, 90);
     const after = channelsOf(pub).stable!.devices.mako!.index;
@@ -55,20 +59,22 @@ describe("channels.json names a content-named copy of each index", () => {
     expect(JSON.parse(readFileSync(join(pub, after), "utf8")).images[0]["phased-percentage"]).toBe(90);
     expect(await tree.list_orphaned_files()).toEqual([]);
     verifyTree(pub);
+    // ... so it is kept (not an orphan, above) and its clock starts now.
+    expect(Date.now() - statSync(join(pub, before)).mtimeMs).toBeLessThan(60_000);
 
-    // Once its successor is older than RETAIN_MS, a copy is an orphan like any other: age every
-    // copy (keeping their order), the newest one stays as channels.json names it.
+    // RETAIN_MS after channels.json stopped naming them, copies are orphans like any other
+    // file (their mtime says when they were last named).
     const dir = join(pub, "stable/mako");
     const copies = readdirSync(dir)
       .filter((n) => /^index-[0-9a-f]{16}\.json$/.test(n))
       .map((n) => join(dir, n))
-      .sort((a, b) => statSync(a).mtimeMs - statSync(b).mtimeMs);
-    expect(copies.length).toBeGreaterThanOrEqual(3); // empty device, the image, 50 %, 90 %
-    expect(copies.at(-1)).toBe(join(pub, after));
+      .sort();
+    expect(copies.length).toBeGreaterThanOrEqual(4); // empty device, the image, 50 %, 90 %
     const old = (Date.now() - RETAIN_MS - 60_000) / 1000;
-    copies.forEach((c, i) => utimesSync(c, old - (copies.length - i), old - (copies.length - i)));
+    const unnamed = copies.filter((c) => c !== join(pub, after));
+    for (const c of unnamed) utimesSync(c, old, old);
     const orphans = await tree.list_orphaned_files();
-    expect(orphans).toEqual(copies.slice(0, -1).flatMap((c) => [c, `${c}.asc`]).sort());
+    expect(orphans).toEqual(unnamed.flatMap((c) => [c, `${c}.asc`]).sort());
     expect(orphans).toContain(join(pub, before));
     await tree.cleanup_tree();
     expect(await tree.list_orphaned_files()).toEqual([]);
