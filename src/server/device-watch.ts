@@ -114,7 +114,7 @@ export class ChannelsCatalogue {
       const text = readFileSync(file, "utf8");
       this.key = key;
       this.doc = channelDevices(text);
-      if (!this.doc) this.logger.log({ level: "warn", event: "bad-channels-json", message: `Cannot parse ${file}: not a JSON object of channels` });
+      if (!this.doc) this.logger.log({ level: "warn", event: "bad-channels-json", msg: `Cannot parse ${file}: not a JSON object of channels` });
     } catch {
       this.key = "";
       this.doc = undefined;
@@ -150,7 +150,7 @@ export class DeviceWatch {
         channel: id.channel,
         device: id.device,
         build: id.build,
-        message: `Device asks for ${problem === "unknown channel" ? `channel '${id.channel}', which channels.json lacks` : `device '${id.device}', which channel '${id.channel}' lacks`}: the client will silently report "Already up-to-date"`,
+        msg: `Device asks for ${problem === "unknown channel" ? `channel '${id.channel}', which channels.json lacks` : `device '${id.device}', which channel '${id.channel}' lacks`}: the client will silently report "Already up-to-date"`,
       });
     } else if (info.status === 404 && info.path !== undefined) {
       const where = locateMissing(info.path, this.catalogue.current());
@@ -160,7 +160,7 @@ export class DeviceWatch {
         event: where.problem.replace(" ", "-"),
         channel: where.channel,
         device: where.device,
-        message: `Not found for channel '${where.channel}', device '${where.device}' (${where.problem}): ${info.path}`,
+        msg: `Not found for channel '${where.channel}', device '${where.device}' (${where.problem}): ${info.path}`,
       });
     }
   }

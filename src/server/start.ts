@@ -10,6 +10,7 @@ import { ConfigError } from "../errors.js";
 import { DeviceWatch } from "./device-watch.js";
 import { startListeners, type ListenerSpec } from "./listener.js";
 import { accessEntry, jsonLineLogger, type ServerLogger } from "./log.js";
+import { rawHeader } from "./respond.js";
 import { StaticTree, type RequestRecord, type StaticTreeOptions } from "./static-files.js";
 import { readTlsMaterial } from "./tls.js";
 
@@ -72,23 +73,30 @@ export function publicHandler(
   accessLog: boolean,
   counts?: RequestCounts,
 ): RequestListener {
+  const finished = (req: IncomingMessage, res: ServerResponse, rec: RequestRecord, started: number) => {
+    counts?.record(rec.path, res.statusCode);
+    if (accessLog) logger.log(accessEntry(listener, req, res, rec, started));
+    if (res.statusCode === 404 || rec.path === "/channels.json") {
+      watch.observe({
+        method: req.method,
+        path: rec.path,
+        status: res.statusCode,
+        userAgent: rawHeader(req, "user-agent"),
+        remote: req.socket.remoteAddress,
+      });
+    }
+  };
   return (req: IncomingMessage, res: ServerResponse) => {
-    const started = performance.now();
     const rec: RequestRecord = { bytes: 0 };
-    res.once("close", () => {
-      counts?.record(rec.path, res.statusCode);
-      if (accessLog) logger.log(accessEntry(listener, req, res, rec, started));
-      if (res.statusCode === 404 || rec.path === "/channels.json") {
-        watch.observe({
-          method: req.method,
-          path: rec.path,
-          status: res.statusCode,
-          userAgent: req.headers["user-agent"],
-          remote: req.socket.remoteAddress,
-        });
-      }
-    });
-    void tree.handle(req, res, rec);
+    if (!accessLog) {
+      // Status and path are settled when handle() returns (it writes the head at once), and
+      // without an access line nothing waits for the end: no listener per request.
+      tree.handle(req, res, rec);
+      return finished(req, res, rec, 0);
+    }
+    const started = performance.now();
+    res.once("close", () => finished(req, res, rec, started));
+    tree.handle(req, res, rec);
   };
 }
 
@@ -146,6 +154,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
     },
     async close() {
       await group.close();
+      tree.close();
       logger.flush?.();
     },
   };

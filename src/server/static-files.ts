@@ -8,18 +8,30 @@
  *   and capped us at a fraction of nginx's request rate.
  * - Every file is checked once with realpath (it must lie inside publish_path, with no
  *   dot-name on the way) and remembered by its identity (device, inode, size, mtime, ctime)
- *   with its response headers, and small files (the JSON and .asc) with their bytes. A
- *   request then costs one stat: the same identity means the same, already checked inode,
- *   whatever the path now points through; any change (a publish renames new files in)
- *   means a new check and a new read, so updates are visible at once.
+ *   with its response headers, and small files (the JSON and .asc) with their bytes. Any
+ *   change of identity (a publish renames new files in) means a new check and a new read.
+ * - Small files are answered from memory without touching the disk: the stat that compares
+ *   identities was about a quarter of the CPU time of a request for channels.json. A copy is
+ *   re-checked (one stat) when an inotify event on its directory names it (dir-watch.ts:
+ *   within an event-loop turn of the rename), and in any case when it was last checked more
+ *   than `revalidateMs` (default 10 ms) ago: the bound on serving an old channels.json,
+ *   index.json or .asc after a publish replaced it, should the event be missed (a directory
+ *   renamed away and replaced, a file system without inotify). A publish renames a document
+ *   and at once its signature (src/tree/commit.ts), so both events come in the same read and
+ *   both copies go together; a device that still gets a pair from two commits retries
+ *   channels.json after fetching the keyring (client-protocol §3 step 4), well after the
+ *   bound, and takes each index from a content-named file that never changes
+ *   (src/tree/versioned-index.ts). A deleted file answers 404 within the same bound.
  * - Large files stream from one open fd whose fstat must match the checked identity, so
- *   headers and body describe the same inode even while the tree is being replaced.
+ *   headers and body describe the same inode even while the tree is being replaced; they are
+ *   never served from memory and never stale.
  */
 import { closeSync, fstatSync, openSync, readFileSync, realpathSync, statSync, type Stats } from "node:fs";
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { join, sep } from "node:path";
+import { dirname, join, sep } from "node:path";
 import { etagOf, lastModifiedOf } from "./conditional.js";
 import { cacheControlOf, contentTypeOf } from "./content-rules.js";
+import { DirWatches } from "./dir-watch.js";
 import { respondPlain, respondWithFile, type RequestRecord, type ServedFile } from "./respond.js";
 import { canonicalPath, pathSegments } from "./url-path.js";
 
@@ -34,13 +46,37 @@ export interface StaticTreeOptions {
   maxEntries?: number;
   /** Read size when streaming large files. Default 256 KiB (measured best: fits in cache). */
   chunkSize?: number;
+  /**
+   * Longest time a file kept in memory is served without a stat (the staleness bound when
+   * no inotify event announces a change). Default 10 ms; 0 stats on every request.
+   */
+  revalidateMs?: number;
+  /** Watch the directories of in-memory files with inotify. Default true. */
+  watch?: boolean;
 }
 
 interface Entry extends ServedFile {
   dev: number;
   ino: number;
   ctimeMs: number;
+  /** performance.now() of the last stat that found this identity; -Infinity: re-check. */
+  checkedAt: number;
 }
+
+/** A request target resolved to the file it names. */
+interface Target {
+  file: string;
+  /** Canonical URL path (`/pool/x`), for headers, logs and counts. */
+  path: string;
+}
+
+/**
+ * Request targets remembered with their resolution (devices ask for the same few URLs all
+ * day); longer targets than MAX_TARGET_LENGTH are resolved every time, so that odd requests
+ * cannot fill memory (at most ~2048 × 1.5 KB).
+ */
+const MAX_TARGETS = 2048;
+const MAX_TARGET_LENGTH = 512;
 
 /** fs errors that mean "no such servable file" rather than a server fault. */
 const NOT_FOUND_CODES = new Set(["ENOENT", "ENOTDIR", "ELOOP", "ENAMETOOLONG", "EACCES", "EPERM", "EISDIR", "EINVAL"]);
@@ -51,11 +87,14 @@ const sameFile = (e: Entry, s: Stats) =>
 export class StaticTree {
   private realRoot: string | undefined;
   private readonly entries = new Map<string, Entry>();
+  private readonly targets = new Map<string, Target | null>();
+  private readonly watches: DirWatches | undefined;
   private cachedBytes = 0;
   private readonly smallFileLimit: number;
   private readonly cacheBytes: number;
   private readonly maxEntries: number;
   private readonly chunkSize: number;
+  private readonly revalidateMs: number;
 
   constructor(
     readonly root: string,
@@ -65,6 +104,8 @@ export class StaticTree {
     this.cacheBytes = opts.cacheBytes ?? 64 * 1024 * 1024;
     this.maxEntries = opts.maxEntries ?? 20_000;
     this.chunkSize = opts.chunkSize ?? 256 * 1024;
+    this.revalidateMs = opts.revalidateMs ?? 10;
+    if (opts.watch ?? true) this.watches = new DirWatches((dir, name) => this.changed(dir, name));
   }
 
   /** Answers one request completely; never throws. */
@@ -73,19 +114,43 @@ export class StaticTree {
     if (method !== "GET" && method !== "HEAD") {
       return respondPlain(req, res, rec, 405, "Method Not Allowed", { Allow: "GET, HEAD" });
     }
-    const segments = pathSegments(req.url ?? "");
-    if (!segments) return respondPlain(req, res, rec, 404, "Not Found");
-    rec.path = canonicalPath(segments);
-    const file = join(this.root, ...segments);
+    const target = this.resolve(req.url ?? "");
+    if (!target) return respondPlain(req, res, rec, 404, "Not Found");
+    rec.path = target.path;
+    const file = target.file;
+    const known = this.entries.get(file);
+    // In memory and checked recently, with no event since: no disk access at all.
+    if (known?.data && performance.now() - known.checkedAt < this.revalidateMs) {
+      return respondWithFile(req, res, rec, known, undefined, this.chunkSize);
+    }
     let fd: number | undefined;
     try {
       // A file replaced between stat and open is looked up again (twice at most).
       for (let attempt = 0; attempt < 3; attempt++) {
+        // Taken before the stat: a change after this instant is either announced by the
+        // watch or caught by the next re-check, at most revalidateMs later.
+        const checkedAt = performance.now();
         const st = statSync(file, { throwIfNoEntry: false });
-        if (!st?.isFile()) return respondPlain(req, res, rec, 404, "Not Found");
-        const known = this.entries.get(file);
-        const entry = known && sameFile(known, st) ? known : this.check(file, rec.path, st);
-        if (!entry) return respondPlain(req, res, rec, 404, "Not Found");
+        const current = this.entries.get(file);
+        if (!st?.isFile()) {
+          if (current) this.forget(file, current);
+          return respondPlain(req, res, rec, 404, "Not Found");
+        }
+        let entry: Entry | undefined;
+        if (current && sameFile(current, st)) {
+          entry = current;
+          entry.checkedAt = checkedAt;
+        } else {
+          // Changed without an event: the watch follows a directory no longer at this path.
+          if (current?.data && current.checkedAt !== -Infinity) this.watches?.restart(dirname(file));
+          entry = this.check(file, target.path, st, checkedAt);
+        }
+        if (!entry) {
+          // Now leads out of the tree or to a dot-name: the old version must go too.
+          const old = this.entries.get(file);
+          if (old) this.forget(file, old);
+          return respondPlain(req, res, rec, 404, "Not Found");
+        }
         if (entry.data || method === "HEAD") return respondWithFile(req, res, rec, entry, undefined, this.chunkSize);
         fd = openSync(file, "r");
         if (sameFile(entry, fstatSync(fd))) {
@@ -108,24 +173,52 @@ export class StaticTree {
     }
   }
 
+  /** Stops watching directories (the server is closing). */
+  close(): void {
+    this.watches?.close();
+  }
+
+  /** Request target → file, or null when it must not be served (url-path.ts, pure). */
+  private resolve(url: string): Target | null {
+    let target = this.targets.get(url);
+    if (target === undefined) {
+      const segments = pathSegments(url);
+      target = segments ? { file: join(this.root, ...segments), path: canonicalPath(segments) } : null;
+      if (url.length > MAX_TARGET_LENGTH) return target;
+      if (this.targets.size >= MAX_TARGETS) this.targets.clear();
+      this.targets.set(url, target);
+    }
+    return target;
+  }
+
+  /** inotify: `name` in `dir` changed (undefined: anything in dir may have). Re-check at next use. */
+  private changed(dir: string, name: string | undefined): void {
+    if (name !== undefined) {
+      const entry = this.entries.get(join(dir, name));
+      if (entry) entry.checkedAt = -Infinity;
+      return;
+    }
+    for (const [file, entry] of this.entries) if (dirname(file) === dir) entry.checkedAt = -Infinity;
+  }
+
   /**
    * First sight of this file (or of a new version): its real path must lie inside the tree
    * (a symlink may not lead out of publish_path, nor to a dot-name such as a temp file in
    * it). Small files are read here, through one fd, so the bytes match the identity.
    */
-  private check(file: string, path: string, st: Stats): Entry | undefined {
+  private check(file: string, path: string, st: Stats, checkedAt: number): Entry | undefined {
     const real = this.inside(realpathSync.native(file));
     if (real === undefined) return undefined;
-    if (st.size > this.smallFileLimit) return this.remember(file, entryOf(path, st));
+    if (st.size > this.smallFileLimit) return this.remember(file, entryOf(path, st), checkedAt);
     const fd = openSync(real, "r");
     try {
       const fst = fstatSync(fd);
-      if (fst.size > this.smallFileLimit) return this.remember(file, entryOf(path, fst)); // grew meanwhile
+      if (fst.size > this.smallFileLimit) return this.remember(file, entryOf(path, fst), checkedAt); // grew meanwhile
       const data = readFileSync(fd);
       const entry = entryOf(path, fst, data);
       // Written in place while we read (not by our atomic publisher): serve what was read,
       // with a length that matches it, but do not remember it.
-      return data.length === fst.size ? this.remember(file, entry) : { ...entry, size: data.length };
+      return data.length === fst.size ? this.remember(file, entry, checkedAt) : { ...entry, size: data.length };
     } finally {
       closeSync(fd);
     }
@@ -144,16 +237,21 @@ export class StaticTree {
     return undefined;
   }
 
-  private remember(file: string, entry: Entry): Entry {
+  private remember(file: string, entry: Entry, checkedAt: number): Entry {
+    const size = entry.data?.length ?? 0;
+    // Watch before the entry counts as checked (an event from now on re-checks it), and
+    // before the old version lets go of the directory, so the watch stays up across versions.
+    const watched = size <= this.cacheBytes && entry.data !== undefined;
+    if (watched) this.watches?.add(dirname(file));
     const old = this.entries.get(file);
     if (old) this.forget(file, old);
-    const size = entry.data?.length ?? 0;
     if (size > this.cacheBytes) return entry;
     // Oldest first out: Map iteration follows insertion order.
     for (const [key, e] of this.entries) {
       if (this.cachedBytes + size <= this.cacheBytes && this.entries.size < this.maxEntries) break;
       this.forget(key, e);
     }
+    entry.checkedAt = checkedAt;
     this.entries.set(file, entry);
     this.cachedBytes += size;
     return entry;
@@ -162,6 +260,7 @@ export class StaticTree {
   private forget(file: string, entry: Entry): void {
     this.entries.delete(file);
     this.cachedBytes -= entry.data?.length ?? 0;
+    if (entry.data) this.watches?.remove(dirname(file));
   }
 }
 
@@ -170,6 +269,7 @@ function entryOf(path: string, st: Stats, data?: Buffer): Entry {
     dev: st.dev,
     ino: st.ino,
     ctimeMs: st.ctimeMs,
+    checkedAt: -Infinity,
     size: st.size,
     mtimeMs: st.mtimeMs,
     etag: etagOf(st),

@@ -89,15 +89,15 @@ export async function superviseWorkers(count: number, spec: WorkerSpec, logger: 
           if (Object.keys(urls).length === 0) urls = m.urls;
           // A stop sent before the worker listened for messages was lost: repeat it.
           if (stopping) worker.send({ si: "stop" } satisfies ToWorker);
-          else if (replacement) logger.log({ level: "info", event: "worker-ready", worker: worker.process.pid, message: "Replacement worker serving" });
+          else if (replacement) logger.log({ level: "info", event: "worker-ready", worker: worker.process.pid, msg: "Replacement worker serving" });
           resolve();
         } else if (m?.si === "counts") {
           counts.set(worker, m.counts);
           countWaiters.get(worker)?.();
         } else if (m?.si === "tls-reloaded") {
           const pid = worker.process.pid;
-          if (m.error) logger.log({ level: "error", event: "tls-reload-failed", worker: pid, message: m.error });
-          else logger.log({ level: "info", event: "tls-reloaded", worker: pid, message: "Reloaded TLS certificate and key" });
+          if (m.error) logger.log({ level: "error", event: "tls-reload-failed", worker: pid, msg: m.error });
+          else logger.log({ level: "info", event: "tls-reloaded", worker: pid, msg: "Reloaded TLS certificate and key" });
         }
       });
       worker.on("exit", (code, signal) => {
@@ -109,16 +109,16 @@ export async function superviseWorkers(count: number, spec: WorkerSpec, logger: 
           return reject(new SiError(failure ?? `Cannot start serve worker ${worker.process.pid}: it exited with ${signal ?? `status ${code}`}`));
         }
         if (stopping) return;
-        logger.log({ level: "error", event: "worker-exit", worker: worker.process.pid, code, signal, message: "Serve worker died; starting another" });
+        logger.log({ level: "error", event: "worker-exit", worker: worker.process.pid, code, signal, msg: "Serve worker died; starting another" });
         const now = Date.now();
         crashes.push(now);
         while (crashes.length > 0 && crashes[0]! < now - CRASH_WINDOW_MS) crashes.shift();
         if (crashes.length >= CRASH_LIMIT) {
-          logger.log({ level: "error", event: "workers-crashing", message: `${CRASH_LIMIT} worker deaths within a minute: giving up` });
+          logger.log({ level: "error", event: "workers-crashing", msg: `${CRASH_LIMIT} worker deaths within a minute: giving up` });
           return giveUp(false);
         }
         fork(true).catch((err: unknown) => {
-          logger.log({ level: "error", event: "worker-start-failed", message: String(err) });
+          logger.log({ level: "error", event: "worker-start-failed", msg: String(err) });
           giveUp(false);
         });
       });

@@ -142,3 +142,18 @@ export async function eventually<T>(read: () => T | undefined, what: string, ms 
     await new Promise((r) => setTimeout(r, 20));
   }
 }
+
+/**
+ * Repeats `attempt` until it returns a value, for up to `ms`. Small files are served from
+ * memory and a change reaches them within a bound (inotify event or re-check: src/server/
+ * static-files.ts), so a test of an update asks until the bound has passed, never once.
+ */
+export async function within<T>(ms: number, what: string, attempt: () => Promise<T | undefined>): Promise<T> {
+  const until = Date.now() + ms;
+  for (;;) {
+    const v = await attempt();
+    if (v !== undefined) return v;
+    if (Date.now() > until) throw new Error(`${what}: not seen within ${ms} ms`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}

@@ -129,7 +129,7 @@ describe("unknown channel / device warnings", () => {
     // HEAD + GET is one client run: one warning.
     expect(w).toHaveLength(1);
     expect(w[0]).toMatchObject({ level: "warn", event: "unknown-device", channel: "16.04/devel", device: "flo", build: "7", path: "/channels.json" });
-    expect(String(w[0]!.message)).toContain("Already up-to-date");
+    expect(String(w[0]!.msg)).toContain("Already up-to-date");
   });
 
   it("warns for an unknown channel, not for a known channel and device", async () => {

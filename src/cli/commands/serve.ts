@@ -76,10 +76,12 @@ export function register(program: Command, ctx: CliContext): void {
         const server = await startServer(config, { ...startOpts, extraListeners: ops.listener ? [ops.listener] : [] });
         ops.setRequestCounts(() => server.requests.snapshot());
         const { admin, ...publicUrls } = server.urls;
+        // Signal handlers before "listening" is announced: a SIGINT right after it must stop
+        // the server cleanly, not kill it.
+        const signalled = untilSignal(logger, () => stopAll(ops, () => server.close().then(() => true)), () => reload(server.reloadTls(), logger));
         announce(config, publicUrls, logger);
         await ops.start(admin);
-        const clean = await untilSignal(logger, () => stopAll(ops, () => server.close().then(() => true)), () => reload(server.reloadTls(), logger));
-        return finish(clean, ops, logger);
+        return finish(await signalled, ops, logger);
       }
       // The admin listener first: if its port is taken, no worker is started at all.
       const admin = await startListeners(ops.listener ? [ops.listener] : [], SHUTDOWN_MS);
@@ -92,13 +94,11 @@ export function register(program: Command, ctx: CliContext): void {
       }
       const sup = supervisor;
       ops.setRequestCounts(() => sup.requestCounts());
+      const stop = () => stopAll(ops, () => Promise.all([sup.stop(SHUTDOWN_MS), admin.close()]).then(([ok]) => ok));
+      const signalled = untilSignal(logger, stop, () => sup.reloadTls());
       announce(config, sup.urls, logger);
       await ops.start(admin.urls.admin);
-      const stop = () => stopAll(ops, () => Promise.all([sup.stop(SHUTDOWN_MS), admin.close()]).then(([ok]) => ok));
-      const clean = await Promise.race([
-        untilSignal(logger, stop, () => sup.reloadTls()),
-        sup.failed.then(stop).then(() => false),
-      ]);
+      const clean = await Promise.race([signalled, sup.failed.then(stop).then(() => false)]);
       finish(clean, ops, logger);
     });
 }
