@@ -1,6 +1,6 @@
 /**
- * Child of `npm run bench`: makes one delta with the importer's code path (makeDelta: pass 1
- * over both images, plan, pass 2 into xz) so it can be measured as a process tree.
+ * Child of `npm run bench`: makes one delta with the importer's code path (makeDelta: one
+ * pass over each image, see archive/diff/one-pass.ts) so it can be measured as a process tree.
  * `node dist/bench/delta-run.js OLD NEW OUT LEVEL` prints the DeltaSummary sizes as JSON.
  */
 import { makeDelta } from "../src/archive/diff/delta.js";
@@ -11,4 +11,4 @@ if (!oldPath || !newPath || !out) {
   process.exit(2);
 }
 const s = await makeDelta(oldPath, newPath, out, { xzLevel: Number(level) });
-process.stdout.write(JSON.stringify({ members: s.members, uncompressedBytes: s.uncompressedBytes, compressedBytes: s.compressedBytes }) + "\n");
+process.stdout.write(JSON.stringify({ members: s.members, uncompressedBytes: s.uncompressedBytes, compressedBytes: s.compressedBytes, onePass: s.onePass, why: s.why }) + "\n");

@@ -1,10 +1,11 @@
 /**
- * `npm run bench [-- --input DIR] [--scale N] [--debootstrap] [--xz-level N] [--clean] [--keep]`
+ * `npm run bench [-- --input DIR] [--scale N] [--delta-mb N] [--debootstrap] [--xz-level N] [--clean] [--keep]`
  * (issue 8): the cost of `si import-images` on realistic rootfs tarballs against the limit
  * set by xz, in one table.
  *
  * Inputs: two `.tar.xz` rootfs versions — by default made from this machine's /usr
- * (bench/rootfs.ts, ~310 MB × scale uncompressed), with --debootstrap a Debian minbase root
+ * (bench/rootfs.ts, ~340 MB × scale uncompressed; --delta-mb N changes as many files as make
+ * a delta of about N MB, else 5 % of them), with --debootstrap a Debian minbase root
  * and a copy with more packages, with --input the two `*.tar.xz` of DIR in name order.
  * Generated inputs are kept in bench-work/ for the next run (--clean removes them; --keep
  * also keeps the instance and the delta's tar).
@@ -19,6 +20,7 @@ import { readFileSync, readdirSync, rmSync, statSync } from "node:fs";
 import { loadavg } from "node:os";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { DELTA_BLOCK } from "../src/archive/diff/delta.js";
 import { compressArgs } from "../src/io/xz.js";
 import { makeDebootstrapPair } from "./debootstrap.js";
 import { SI, buildFarm, makeBenchInstance } from "./instance.js";
@@ -37,6 +39,7 @@ const work = resolve("bench-work");
 const scale = Number(opt("--scale", "1"));
 const level = Number(opt("--xz-level", "9"));
 const input = opt("--input", "");
+const deltaMB = opt("--delta-mb", "");
 
 function uncompressed(xzFile: string): number {
   const totals = execFileSync("xz", ["--robot", "-l", xzFile], { encoding: "utf8" }).split("\n").find((l) => l.startsWith("totals"))!;
@@ -57,8 +60,8 @@ if (input) {
   ({ v1, v2, summary: what } = makeDebootstrapPair(dir, log));
   generated.push(dir);
 } else {
-  const dir = join(work, `usr-scale${scale}`);
-  ({ v1, v2, summary: what } = makeRootfsPair(dir, scale, log));
+  const dir = join(work, `usr-scale${scale}${deltaMB ? `-delta${deltaMB}` : ""}`);
+  ({ v1, v2, summary: what } = makeRootfsPair(dir, scale, log, deltaMB ? Number(deltaMB) * 1e6 : undefined));
   generated.push(dir);
 }
 const mb = (n: number) => n / 1e6;
@@ -99,7 +102,8 @@ try {
 
   log("delta generation alone");
   const alone = join(work, "delta-alone.tar.xz");
-  const dg = check("delta alone", await measure(process.execPath, [fileURLToPath(new URL("./delta-run.js", import.meta.url)), v1, v2, alone, String(level)]));
+  const dg = check("delta alone", await measure(process.execPath, [fileURLToPath(new URL("./delta-run.js", import.meta.url)), v1, v2, alone, String(level)], { stdout: "capture" }));
+  const dgInfo = JSON.parse(dg.stdout ?? "{}") as { onePass?: boolean; why?: string };
   rmSync(alone, { force: true });
 
   log("limit: decompress both inputs in parallel");
@@ -109,7 +113,7 @@ try {
   const xzTo = (args: string[]) => ["-c", `xz ${args.join(" ")} '${deltaTar}' > '${xzOut}'`];
   const lc = check("xz -T0", await measure("sh", xzTo(["-z", "-c", "-T0", `-${level}`])));
   const plainOut = mb(statSync(xzOut).size);
-  const lo = check("xz (import settings)", await measure("sh", xzTo(compressArgs({ level, sizeHint: dBytes }))));
+  const lo = check("xz (import settings)", await measure("sh", xzTo(compressArgs({ level, blockSize: DELTA_BLOCK }))));
   rmSync(xzOut, { force: true });
   if (!flag("--keep")) rmSync(deltaTar, { force: true });
 
@@ -128,7 +132,8 @@ try {
   const sum = (a: Cost, b: Cost) => ({ wallS: a.wallS + b.wallS, cpuS: a.cpuS + b.cpuS, peakRssMB: Math.max(a.peakRssMB, b.peakRssMB) });
   console.log(`input: ${what}`);
   console.log(`v1 ${v1MB.toFixed(0)} MB (${mb(statSync(v1).size).toFixed(0)} MB xz), v2 ${v2MB.toFixed(0)} MB (${mb(statSync(v2).size).toFixed(0)} MB xz); delta ${dMB.toFixed(1)} MB -> ${dXzMB.toFixed(2)} MB (plain xz -${level}: ${plainOut.toFixed(2)} MB)`);
-  console.log(`xz level ${level}; import's delta compression: xz ${compressArgs({ level, sizeHint: dBytes }).join(" ")}; ${execFileSync("nproc").toString().trim()} cores; load average ${load0.toFixed(2)} before, ${loadavg()[0]!.toFixed(2)} after`);
+  console.log(`xz level ${level}; import's delta compression: xz ${compressArgs({ level, blockSize: DELTA_BLOCK }).join(" ")}; ${execFileSync("nproc").toString().trim()} cores; load average ${load0.toFixed(2)} before, ${loadavg()[0]!.toFixed(2)} after`);
+  console.log(`delta alone made in ${dgInfo.onePass ? "one pass" : `two passes (${dgInfo.why ?? "?"})`}`);
   console.log("MB/s: uncompressed MB read (both inputs) or compressed (delta) per wall second; ratio = wall / limit wall");
   console.log(
     table([

@@ -86,11 +86,49 @@ function uncompressedSize(xzFile: string): number {
 
 function pack(stage: string, out: string): void {
   const tmp = `${out}.part`;
-  execFileSync("sh", ["-c", `tar --format=gnu --numeric-owner --owner=0 --group=0 --sort=name -C '${stage}' -cf - system | xz -6 -T0 > '${tmp}' && mv '${tmp}' '${out}'`], { stdio: "inherit" });
+  // SI_BENCH_PACK_LEVEL: a faster preset when generating big inputs on a busy machine.
+  const level = Number(process.env.SI_BENCH_PACK_LEVEL ?? 6);
+  execFileSync("sh", ["-c", `tar --format=gnu --numeric-owner --owner=0 --group=0 --sort=name -C '${stage}' -cf - system | xz -${level} -T0 > '${tmp}' && mv '${tmp}' '${out}'`], { stdio: "inherit" });
 }
 
-/** Makes (or reuses) `dir/rootfs-v1.tar.xz` and `dir/rootfs-v2.tar.xz`. */
-export function makeRootfsPair(dir: string, scale: number, log: (s: string) => void): RootfsPair {
+const tarBlocks = (n: number) => Math.ceil(n / 512) * 512;
+/** Header bytes of a member (GNU long-name record for names over 100 bytes). */
+const headerBytes = (name: string) => 512 + (Buffer.byteLength(name) > 100 ? 512 + tarBlocks(Buffer.byteLength(name) + 1) : 0);
+/** Size of a changed file after edited(). */
+function editedSize(path: string, size: number, sameSize: boolean): number {
+  return sameSize ? size : size + (1 + Math.floor(h(path, "len") * 64)) * Buffer.byteLength(`\n# rebuilt ${path}\n`);
+}
+
+/**
+ * Which kept files v2 changes (files with h(path, "v2") < 0.01 are removed): those below
+ * 0.06 (5 %) by default; with `deltaBytes`, files in order of h(path, "v2") whose delta
+ * (changed files, their hard links, `fixed` bytes of additions and symlinks) reaches that
+ * size within 0.5 %, skipping files that would overshoot it (issue 8: compare at the
+ * reference's delta size).
+ */
+function changeSet(chosen: Found["files"], deltaBytes: number | undefined, fixed: number): (f: Found["files"][number], u: number) => boolean {
+  if (deltaBytes === undefined) return (_f, u) => u < 0.06;
+  const candidates = chosen.map((f) => ({ f, u: h(f.path, "v2") })).filter((c) => c.u >= 0.01).sort((a, b) => a.u - b.u);
+  const picked = new Set<string>();
+  let total = fixed;
+  for (const { f } of candidates) {
+    if (total >= deltaBytes * 0.995) break;
+    const name = `system/${f.path}`;
+    let bytes = headerBytes(name) + tarBlocks(editedSize(f.path, f.st.size, h(f.path, "same") < 0.2));
+    // Rewriting a file breaks its hard link: `.hl` keeps the old inode and becomes a file.
+    if (h(f.path, "hl") < 0.01) bytes += headerBytes(`${name}.hl`) + tarBlocks(f.st.size);
+    if (total + bytes > deltaBytes * 1.005) continue;
+    total += bytes;
+    picked.add(f.path);
+  }
+  return (f) => picked.has(f.path);
+}
+
+/**
+ * Makes (or reuses) `dir/rootfs-v1.tar.xz` and `dir/rootfs-v2.tar.xz`. `deltaBytes`: change
+ * as many files as make a delta of about that many uncompressed bytes (else 5 % of them).
+ */
+export function makeRootfsPair(dir: string, scale: number, log: (s: string) => void, deltaBytes?: number): RootfsPair {
   const v1 = join(dir, "rootfs-v1.tar.xz");
   const v2 = join(dir, "rootfs-v2.tar.xz");
   const summaryFile = join(dir, "summary.txt");
@@ -116,46 +154,27 @@ export function makeRootfsPair(dir: string, scale: number, log: (s: string) => v
 
   const s1 = join(dir, "stage-v1");
   const s2 = join(dir, "stage-v2");
-  rmSync(s1, { recursive: true, force: true });
   rmSync(s2, { recursive: true, force: true });
-  log(`staging v1: ${chosen.length} files (${((small + large) / 1e6).toFixed(0)} MB), ${links.length} symlinks`);
-  for (const f of chosen) copyInto(s1, f.path, f.st);
-  let hardlinks = 0;
-  for (const f of chosen) {
-    if (h(f.path, "hl") >= 0.01) continue;
-    linkSync(join(s1, "system", f.path), join(s1, "system", `${f.path}.hl`));
-    hardlinks++;
-  }
-  for (const s of links) {
-    const dest = join(s1, "system", s);
-    symlinkSync(readlinkSync(join("/", s)), dest);
-    const st = lstatSync(join("/", s));
-    lutimesSync(dest, st.atime, st.mtime);
-  }
-  pack(s1, v1);
+  const hardlinks = chosen.filter((f) => h(f.path, "hl") < 0.01).length;
+  // An interrupted run that had packed v1 left its staging tree: resume from there. A v1
+  // without its tree (another delta size) is staged again, identically, but not repacked.
+  if (!(existsSync(v1) && existsSync(s1))) {
+    rmSync(s1, { recursive: true, force: true });
+    log(`staging v1: ${chosen.length} files (${((small + large) / 1e6).toFixed(0)} MB), ${links.length} symlinks`);
+    for (const f of chosen) copyInto(s1, f.path, f.st);
+    for (const f of chosen) if (h(f.path, "hl") < 0.01) linkSync(join(s1, "system", f.path), join(s1, "system", `${f.path}.hl`));
+    for (const s of links) {
+      const dest = join(s1, "system", s);
+      symlinkSync(readlinkSync(join("/", s)), dest);
+      const st = lstatSync(join("/", s));
+      lutimesSync(dest, st.atime, st.mtime);
+    }
+    if (!existsSync(v1)) pack(s1, v1);
+  } else log(`reusing ${v1} and its staging tree`);
 
   log("staging v2");
   execFileSync("cp", ["-al", s1, s2]);
   const sys2 = join(s2, "system");
-  let changed = 0;
-  let same = 0;
-  let removed = 0;
-  for (const f of chosen) {
-    const u = h(f.path, "v2");
-    const p = join(sys2, f.path);
-    if (u < 0.01) {
-      unlinkSync(p);
-      removed++;
-    } else if (u < 0.06) {
-      const keep = h(f.path, "same") < 0.2;
-      const data = edited(readFileSync(p), f.path, keep);
-      unlinkSync(p); // never write through the link to v1's inode
-      writeFileSync(p, data, { mode: f.st.mode & 0o7777 });
-      utimesSync(p, f.st.atime, keep ? f.st.mtime : new Date(f.st.mtimeMs + 86_400_000));
-      changed++;
-      if (keep) same++;
-    }
-  }
   // 1 % more files, sized like the rest (spare's head is all large files: budgets fill unevenly).
   const added: Found["files"] = [];
   let addedBytes = 0;
@@ -165,10 +184,31 @@ export function makeRootfsPair(dir: string, scale: number, log: (s: string) => v
     added.push(f);
     addedBytes += f.st.size;
   }
+  const retarget = links.filter((s) => h(s, "retarget") < 0.01);
+  const fixed = added.reduce((n, f) => n + headerBytes(`system/${f.path}`) + tarBlocks(f.st.size), 0) + retarget.reduce((n, s) => n + headerBytes(`system/${s}`), 0) + 2048;
+  const changes = changeSet(chosen, deltaBytes, fixed);
+  let changed = 0;
+  let same = 0;
+  let removed = 0;
+  for (const f of chosen) {
+    const u = h(f.path, "v2");
+    const p = join(sys2, f.path);
+    if (u < 0.01) {
+      unlinkSync(p);
+      removed++;
+    } else if (changes(f, u)) {
+      const keep = h(f.path, "same") < 0.2;
+      const data = edited(readFileSync(p), f.path, keep);
+      unlinkSync(p); // never write through the link to v1's inode
+      writeFileSync(p, data, { mode: f.st.mode & 0o7777 });
+      utimesSync(p, f.st.atime, keep ? f.st.mtime : new Date(f.st.mtimeMs + 86_400_000));
+      changed++;
+      if (keep) same++;
+    }
+  }
   for (const f of added) copyInto(s2, f.path, f.st);
   let retargeted = 0;
-  for (const s of links) {
-    if (h(s, "retarget") >= 0.01) continue;
+  for (const s of retarget) {
     const p = join(sys2, s);
     unlinkSync(p);
     symlinkSync(`${readlinkSync(join("/", s))}.new`, p);

@@ -19,6 +19,11 @@ export interface XzOptions {
   threads?: number;
   /** Expected uncompressed size, when known before writing (a delta's plan). */
   sizeHint?: number;
+  /**
+   * Fixed block size when the size is not known in advance (a delta made in one pass):
+   * the dictionary is the smallest power of two holding a block, as with `sizeHint`.
+   */
+  blockSize?: number;
 }
 
 export interface XzCodec {
@@ -83,9 +88,14 @@ const GRAIN = 64 << 10;
 export function blockPlan(size: number, threads: number, level: number): { blockSize: number; dictSize: number } {
   const count = Math.ceil(Math.ceil(Math.max(size, 1) / MAX_BLOCK) / threads) * threads;
   const blockSize = Math.max(GRAIN, Math.ceil(size / count / GRAIN) * GRAIN);
+  return { blockSize, dictSize: dictFor(blockSize, level) };
+}
+
+/** The smallest power of two (≥ 256 KiB) holding a block, at most the preset's dictionary. */
+function dictFor(blockSize: number, level: number): number {
   let dictSize = 256 << 10;
   while (dictSize < blockSize) dictSize *= 2;
-  return { blockSize, dictSize: Math.min(dictSize, PRESET_DICT[level] ?? 64 * MiB) };
+  return Math.min(dictSize, PRESET_DICT[level] ?? 64 * MiB);
 }
 
 /**
@@ -93,8 +103,9 @@ export function blockPlan(size: number, threads: number, level: number): { block
  * With a size hint the preset keeps its match finder and modes and only gets the block
  * and dictionary sizes of blockPlan(); the check stays CRC64 (client-protocol §8.3).
  */
-export function compressArgs({ level = 9, threads = 0, sizeHint }: XzOptions = {}): string[] {
+export function compressArgs({ level = 9, threads = 0, sizeHint, blockSize: fixed }: XzOptions = {}): string[] {
   const args = ["-z", "-c", `-T${threads}`, "--memlimit-compress=70%"];
+  if (fixed !== undefined) return [...args, `--block-size=${fixed}`, `--lzma2=preset=${level},dict=${dictFor(fixed, level)}`];
   if (sizeHint === undefined) return [...args, `-${level}`];
   const { blockSize, dictSize } = blockPlan(sizeHint, threads || availableParallelism(), level);
   return [...args, `--block-size=${blockSize}`, `--lzma2=preset=${level},dict=${dictSize}`];

@@ -84,7 +84,7 @@ export function compareCatalogues(oldCat: Catalogue, newCat: Catalogue): ChangeS
   const removed: string[] = [];
   const warnings: string[] = [];
 
-  for (const [path, b] of newCat.entries) {
+  for (const [path, b] of newCat.all()) {
     const a = oldCat.get(path);
     if (!a) {
       if (!b.implicit) added.push(path);
@@ -96,7 +96,7 @@ export function compareCatalogues(oldCat: Catalogue, newCat: Catalogue): ChangeS
 
   // LP #1444347: links to rewritten paths are rewritten too, transitively (links to links).
   const linksTo = new Map<string, string[]>();
-  for (const [path, b] of newCat.entries) {
+  for (const [path, b] of newCat.all()) {
     if (b.type !== "link" || b.linkname === undefined) continue;
     const list = linksTo.get(b.linkname);
     if (list) list.push(path);

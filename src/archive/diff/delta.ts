@@ -1,26 +1,34 @@
 /**
- * Making a delta tarball (server-reference §6.4, §5.7) in two streaming passes:
- *   1. read the old and the new image concurrently (each with its own decompressor) into
- *      catalogues of metadata + SHA-256;
- *   2. plan (pure: compare.ts, plan.ts), then re-read the new image and stream the planned
- *      members straight into the GNU tar writer -> xz -> a temporary file in the destination
- *      directory, renamed into place when complete.
- * Nothing but per-entry metadata is kept in memory; no uncompressed tarball touches the disk.
+ * Making a delta tarball (server-reference §6.4, §5.7).
+ *
+ * Normally in ONE pass over each image (buildDelta, one-pass.ts): the old image is scanned
+ * while the new one is read once and its members are streamed through the GNU tar writer
+ * into xz as soon as they are decided; the `removed` member, which must come first but is
+ * known only at the end, is compressed as its own xz block and put in front when the final
+ * .xz stream is assembled (io/xz-container.ts).
+ *
+ * The two-pass path (diffImages + writeDeltaTar) remains: 1. scan both images into
+ * catalogues; 2. plan (compare.ts, plan.ts), then re-read the new image into the writer. It
+ * is the fallback when the one-pass output is not the canonical delta (one-pass.ts).
+ * Nothing but per-entry metadata and a bounded amount of held content is kept in memory; no
+ * uncompressed tarball touches the disk.
  */
-import { randomBytes } from "node:crypto";
 import { createWriteStream } from "node:fs";
-import { rename, unlink } from "node:fs/promises";
+import { mkdtemp, rename, rm } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import type { Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { ArchiveError } from "../../errors.js";
 import { HashingStream } from "../../io/hashing.js";
-import { defaultCodec } from "../../io/xz.js";
+import { defaultCodec, type XzCodec } from "../../io/xz.js";
+import { joinXzStreams } from "../../io/xz-container.js";
 import { readTar } from "../tar/read.js";
 import type { TarHeader } from "../tar/types.js";
-import { GnuTarWriter } from "../tar/write.js";
+import { BLOCK } from "../tar/header.js";
+import { encodeGnuHeader, GnuTarWriter } from "../tar/write.js";
 import type { Catalogue } from "./catalogue.js";
 import { compareCatalogues, type ChangeSet } from "./compare.js";
+import { OnePassDelta } from "./one-pass.js";
 import { planMemberOrder, removedContent } from "./plan.js";
 import { openImageTar, scanImage } from "./scan.js";
 
@@ -54,6 +62,8 @@ export interface DeltaOptions {
   xzLevel?: number;
   /** mtime of the `removed` member (default: now). */
   now?: Date;
+  /** Tests: turn one-pass speculation off (one-pass.ts). */
+  speculate?: boolean;
 }
 
 /** Pass 1 and the plan. */
@@ -119,7 +129,6 @@ export async function writeDeltaTar(newPath: string, diff: ImageDiff, out: Writa
   return writer.bytesWritten;
 }
 
-const BLOCK = 512;
 const RECORD = 20 * BLOCK;
 const blocks = (n: number) => Math.ceil(n / BLOCK) * BLOCK;
 
@@ -146,37 +155,100 @@ export function deltaFileName(sourcePath: string, targetPath: string): string {
   return `${strip(targetPath)}.delta-${strip(sourcePath)}.tar.xz`;
 }
 
-/** Makes `outPath` (xz-compressed delta) from two image files; atomic rename at the end. */
-export async function makeDelta(oldPath: string, newPath: string, outPath: string, opts: DeltaOptions = {}): Promise<DeltaSummary> {
-  const diff = await diffImages(oldPath, newPath);
-  const tmp = join(dirname(outPath), `.${basename(outPath)}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`);
-  const compressor = defaultCodec().compress({ level: opts.xzLevel ?? 9, sizeHint: deltaTarSize(diff) });
-  const hasher = new HashingStream();
-  const file = createWriteStream(tmp, { flags: "wx" });
-  const written = pipeline(compressor, hasher, file);
-  let uncompressedBytes: number;
-  try {
-    const [bytes] = await Promise.all([writeDeltaTar(newPath, diff, compressor, opts.now), written]);
-    uncompressedBytes = bytes;
-    await rename(tmp, outPath);
-  } catch (err) {
-    compressor.destroy();
-    await written.catch(() => undefined);
-    await unlink(tmp).catch(() => undefined);
-    throw err;
+export interface BuildOptions {
+  codec: XzCodec;
+  /** xz preset (reference: 9, §8.3). */
+  level: number;
+  /** mtime of the `removed` member. */
+  now: Date;
+  /** An empty directory on the destination's filesystem for the temporary files. */
+  tmpDir: string;
+  /** Tests: turn one-pass speculation off (one-pass.ts). */
+  speculate?: boolean;
+}
+
+/** A delta made, as .xz files whose blocks joined in order are the delta (xz-container.ts). */
+export interface BuiltDelta {
+  diff: ImageDiff;
+  parts: string[];
+  uncompressedBytes: number;
+  /** Whether the one-pass output was kept; else `why` the second pass was needed. */
+  onePass: boolean;
+  why?: string;
+}
+
+/**
+ * xz block size of the one-pass delta, whose size is unknown until the end: 2 MiB with a
+ * 2 MiB dictionary, so every delta of 4 MiB or more keeps both cores busy. Measured on the
+ * bench's 19 MB delta (2 threads, preset 9): 3 MiB blocks (4 MiB dictionary) are 1.3 %
+ * smaller but take 84 MB of xz memory instead of 55 MB and 14 % more CPU; with them the
+ * import's process tree peaked at 302 MB on a 900 MB image (target: 300, issue 8).
+ */
+export const DELTA_BLOCK = 2 << 20;
+
+async function compressBuffer(codec: XzCodec, level: number, data: Buffer, path: string): Promise<void> {
+  const xz = codec.compress({ level, sizeHint: data.length });
+  const writing = pipeline(xz, createWriteStream(path, { flags: "wx" }));
+  xz.end(data);
+  await writing;
+}
+
+/**
+ * Makes the delta in one pass over each image (one-pass.ts): everything after `removed`
+ * is compressed while the images are read; then `removed`, known only at the end, is
+ * compressed as its own block. Falls back to the second pass when the one-pass output is not
+ * the canonical delta. The caller joins `parts` into the final file and removes `tmpDir`.
+ */
+export async function buildDelta(oldPath: string, newPath: string, opts: BuildOptions): Promise<BuiltDelta> {
+  const engine = new OnePassDelta({ codec: opts.codec, level: opts.level, blockSize: DELTA_BLOCK, tmpDir: opts.tmpDir, ...(opts.speculate !== undefined ? { speculate: opts.speculate } : {}) });
+  const r = await engine.run(oldPath, newPath);
+  const { changes } = r;
+  const diff: ImageDiff = { oldCat: r.oldCat, newCat: r.newCat, changes, order: r.canonical };
+  const removed = removedContent(changes.removed);
+  if (r.complete) {
+    const head = Buffer.concat([encodeGnuHeader(removedHeader(removed, opts.now)), removed, Buffer.alloc((BLOCK - (removed.length % BLOCK)) % BLOCK)]);
+    const first = join(opts.tmpDir, "removed.xz");
+    const [rest] = await Promise.all([r.finish(head.length), compressBuffer(opts.codec, opts.level, head, first)]);
+    const uncompressedBytes = head.length + rest;
+    return { diff, parts: [first, join(opts.tmpDir, "rest.xz")], uncompressedBytes, onePass: true };
   }
-  const { changes } = diff;
-  return {
-    path: outPath,
-    added: changes.added.length,
-    changed: changes.changed.length,
-    deleted: changes.deleted.length,
-    removedLines: changes.removed.length,
-    members: diff.order.length,
-    uncompressedBytes,
-    compressedBytes: hasher.bytes,
-    sha256: hasher.sha256,
-    warnings: changes.warnings,
-    changes,
-  };
+  await r.abort();
+  const whole = join(opts.tmpDir, "second-pass.xz");
+  const xz = opts.codec.compress({ level: opts.level, sizeHint: deltaTarSize(diff) });
+  const [bytes] = await Promise.all([writeDeltaTar(newPath, diff, xz, opts.now), pipeline(xz, createWriteStream(whole, { flags: "wx" }))]);
+  return { diff, parts: [whole], uncompressedBytes: bytes, onePass: false, ...(r.why ? { why: r.why } : {}) };
+}
+
+/** Makes `outPath` (xz-compressed delta) from two image files; atomic rename at the end. */
+export async function makeDelta(oldPath: string, newPath: string, outPath: string, opts: DeltaOptions = {}): Promise<DeltaSummary & { onePass: boolean; why?: string }> {
+  const tmpDir = await mkdtemp(join(dirname(outPath), `.${basename(outPath)}.tmp-`));
+  const tmp = join(tmpDir, "delta.tar.xz");
+  try {
+    const built = await buildDelta(oldPath, newPath, { codec: defaultCodec(), level: opts.xzLevel ?? 9, now: opts.now ?? new Date(), tmpDir, ...(opts.speculate !== undefined ? { speculate: opts.speculate } : {}) });
+    const hasher = new HashingStream();
+    const file = createWriteStream(tmp, { flags: "wx" });
+    const written = pipeline(hasher, file);
+    await joinXzStreams(built.parts, hasher);
+    hasher.end();
+    await written;
+    await rename(tmp, outPath);
+    const { changes } = built.diff;
+    return {
+      path: outPath,
+      added: changes.added.length,
+      changed: changes.changed.length,
+      deleted: changes.deleted.length,
+      removedLines: changes.removed.length,
+      members: built.diff.order.length,
+      uncompressedBytes: built.uncompressedBytes,
+      compressedBytes: hasher.bytes,
+      sha256: hasher.sha256,
+      warnings: changes.warnings,
+      changes,
+      onePass: built.onePass,
+      ...(built.why ? { why: built.why } : {}),
+    };
+  } finally {
+    await rm(tmpDir, { recursive: true, force: true });
+  }
 }

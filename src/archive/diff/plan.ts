@@ -17,7 +17,7 @@ export function removedContent(removed: readonly string[]): Buffer {
 
 /** Paths to write, in the order they must appear in the delta (after `removed`). */
 export function planMemberOrder(newCat: Catalogue, write: ReadonlySet<string>): string[] {
-  const byOrdinal = [...write].sort((a, b) => newCat.get(a)!.ordinal - newCat.get(b)!.ordinal);
+  const byOrdinal = [...write].sort((a, b) => newCat.ordinal(a)! - newCat.ordinal(b)!);
   const out: string[] = [];
   const written = new Set<string>();
   const waiting = new Map<string, string[]>();
@@ -50,7 +50,7 @@ export function planMemberOrder(newCat: Catalogue, write: ReadonlySet<string>): 
   }
   // Only a cycle of links can still wait; such an image cannot be extracted either.
   const stuck = [...waiting.values()].flat().filter((p) => !written.has(p));
-  stuck.sort((a, b) => newCat.get(a)!.ordinal - newCat.get(b)!.ordinal);
+  stuck.sort((a, b) => newCat.ordinal(a)! - newCat.ordinal(b)!);
   for (const p of stuck) if (!written.has(p)) emit(p);
   return out;
 }

@@ -125,8 +125,8 @@ export class GnuTarWriter {
     });
   }
 
-  /** Adds one member; for a regular file `content` must hold exactly `header.size` bytes. */
-  async add(header: TarHeader, content?: Buffer | Readable): Promise<void> {
+  /** Adds one member; for a regular file `content` (bytes or chunks) must hold exactly `header.size` bytes. */
+  async add(header: TarHeader, content?: Buffer | Readable | AsyncIterable<Buffer>): Promise<void> {
     await this.write(encodeGnuHeader(header));
     const size = header.type === "file" ? header.size : 0;
     let got = 0;
@@ -149,10 +149,14 @@ export class GnuTarWriter {
     if (pad) await this.write(ZEROS.subarray(0, pad));
   }
 
-  /** Writes the end-of-archive blocks (padded to a full record) and, by default, ends `out`. */
-  async finish({ end = true }: { end?: boolean } = {}): Promise<void> {
+  /**
+   * Writes the end-of-archive blocks (padded to a full record) and, by default, ends `out`.
+   * `precededBy`: bytes of the same archive written elsewhere before this writer's first
+   * (a delta's `removed` member, compressed on its own), counted for the record padding.
+   */
+  async finish({ end = true, precededBy = 0 }: { end?: boolean; precededBy?: number } = {}): Promise<void> {
     const trailer = 2 * BLOCK;
-    const total = this.written + trailer;
+    const total = precededBy + this.written + trailer;
     await this.write(ZEROS.subarray(0, trailer + ((RECORD - (total % RECORD)) % RECORD)));
     if (end) {
       const finished = once(this.out, "finish");
