@@ -49,6 +49,8 @@ export interface CrashResult {
   /** One line per failed check. */
   failures: string[];
   byCommand: Record<string, number>;
+  /** Runs started per command, killed or not (a fast one may finish before its kill). */
+  attempted: Record<string, number>;
   summary: string;
 }
 
@@ -213,7 +215,7 @@ export async function runCrashCampaign(opts: CrashOptions): Promise<CrashResult>
   span["generate-keyrings"] = (await must(["generate-keyrings", "--force"])).ms;
   log(`I: run times (ms): ${JSON.stringify(span)}`);
 
-  const result: CrashResult = { kills: 0, consistent: 0, lostImages: 0, failures: [], byCommand: {}, summary: "" };
+  const result: CrashResult = { kills: 0, consistent: 0, lostImages: 0, failures: [], byCommand: {}, attempted: {}, summary: "" };
   // Counts only runs that the kill really interrupted; a run that finished first is still checked.
   for (let i = 0; result.kills < opts.kills && i < opts.kills * 3; i++) {
     const cmd = commands[i % commands.length]!;
@@ -233,6 +235,7 @@ export async function runCrashCampaign(opts: CrashOptions): Promise<CrashResult>
     const before = publishedImages(config.publish_path);
     const at = Math.floor(rand() * span[cmd] * 1.1);
     const r = await si(args, at);
+    result.attempted[cmd] = (result.attempted[cmd] ?? 0) + 1;
     const killed = r.signal === "SIGKILL";
     if (killed) {
       result.kills++;
