@@ -26,6 +26,7 @@ import { verifyTree } from "../src/verify/index.js";
 import { formatReport } from "../src/verify/report.js";
 import { buildFarm } from "./instance.js";
 import { repoRoot, standardInstance } from "./standard-instance.js";
+import { mulberry32 } from "./rng.js";
 
 const REPO = repoRoot();
 const SI = join(REPO, "bin/si.js");
@@ -54,17 +55,6 @@ export interface CrashResult {
   summary: string;
 }
 
-/** mulberry32: reproducible kill moments for a given --seed. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface Run {
   status: number | null;
@@ -202,7 +192,7 @@ export async function setupCrashInstance(opts: { files?: number } = {}): Promise
 
 export async function runCrashCampaign(opts: CrashOptions): Promise<CrashResult> {
   const log = opts.log ?? (() => {});
-  const rand = rng(opts.seed ?? 1);
+  const rand = mulberry32(opts.seed ?? 1);
   const commands = opts.commands ?? ["import-images", "copy-image", "tag-image", "generate-keyrings"];
   const { work, config, farm, bump, si, must } = await setupCrashInstance(opts);
   const first = await must(["import-images"]);

@@ -14,9 +14,8 @@ import { loadConfig } from "../config/load.js";
 import type { Config } from "../config/types.js";
 import { importImages } from "../importer/import-images.js";
 import type { Logger } from "../io/log.js";
-import { buildKeyrings } from "../pgp/keyring-build.js";
+import { rebuildKeyrings } from "../keys/rebuild.js";
 import { KEY_TITLES, generateKey, keyExists, storeKey } from "../pgp/keys.js";
-import { LocalSigner } from "../pgp/local-signer.js";
 import { KEY_NAMES, type KeyName } from "../pgp/signer.js";
 import { ensureSelfSignedCertificate } from "../server/tls.js";
 import { Tree } from "../tree/index.js";
@@ -75,14 +74,7 @@ async function ensureKeys(config: Config, log: Logger): Promise<void> {
   }
   const missing = KEY_NAMES.filter((k) => !existsSync(join(config.gpg_keyring_path, `${k}.tar.xz`))) as KeyName[];
   if (missing.length) {
-    await buildKeyrings({
-      keyPath: config.gpg_key_path,
-      keyringPath: config.gpg_keyring_path,
-      signer: new LocalSigner(config.gpg_key_path),
-      imageSigningDays: config.image_signing_expiry_days,
-      deviceSigningDays: config.device_signing_expiry_days,
-      only: missing,
-    });
+    await rebuildKeyrings(config, { only: missing });
     log.info(`built keyrings: ${missing.join(", ")}`);
   }
 }

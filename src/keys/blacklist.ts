@@ -11,9 +11,8 @@ import { readFile } from "node:fs/promises";
 import type { Config } from "../config/types.js";
 import { KeyError_, UsageError } from "../errors.js";
 import { withLock } from "../admin/lock.js";
-import { buildKeyrings } from "../pgp/keyring-build.js";
+import { rebuildKeyrings } from "./rebuild.js";
 import { keyExists, loadSigningKey } from "../pgp/keys.js";
-import { LocalSigner } from "../pgp/local-signer.js";
 import type { KeyName } from "../pgp/signer.js";
 import { publishKeyringFiles } from "../tree/keyrings.js";
 import { instancePublicKeyFiles, readExtraKeys, readKeyFile, writeExtraKeys } from "./key-files.js";
@@ -87,16 +86,7 @@ export async function blacklistKey(config: Config, fingerprint: string, opts: Bl
     const list = await readExtraKeys(config.gpg_key_path, "blacklist");
     const added = !list.some((k) => k.fingerprint === fpr);
     if (added) await writeExtraKeys(config.gpg_key_path, "blacklist", [...list, { binary }]);
-    await buildKeyrings({
-      keyPath: config.gpg_key_path,
-      keyringPath: config.gpg_keyring_path,
-      signer: new LocalSigner(config.gpg_key_path),
-      imageSigningDays: config.image_signing_expiry_days,
-      deviceSigningDays: config.device_signing_expiry_days,
-      force: true,
-      only: ["blacklist"],
-      xzLevel: config.xz_level,
-    });
+    await rebuildKeyrings(config, { only: ["blacklist"], force: true });
     await publishKeyringFiles(config.publish_path, config.gpg_keyring_path, "blacklist");
     log(`I: published the blacklist keyring`);
     const blacklisted = (await readExtraKeys(config.gpg_key_path, "blacklist")).map((k) => k.fingerprint);

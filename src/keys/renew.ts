@@ -12,11 +12,9 @@ import type { Config } from "../config/types.js";
 import { withLock } from "../admin/lock.js";
 import { KeyError_, errorMessage } from "../errors.js";
 import type { Logger } from "../io/log.js";
-import { buildKeyrings } from "../pgp/keyring-build.js";
 import { readKeyringTarball } from "../pgp/keyring.js";
-import { LocalSigner } from "../pgp/local-signer.js";
-import { publishKeyringFiles } from "../tree/keyrings.js";
 import { exists } from "../tree/paths.js";
+import { rebuildKeyrings, republishIfPublished } from "./rebuild.js";
 
 export interface RenewResult {
   renewed: boolean;
@@ -56,22 +54,9 @@ export async function renewExpiringKeyrings(
   return withLock(config.state_path, { waitMs: opts.lockWaitMs ?? 60_000, what: "renew the image-signing keyring" }, async () => {
     const check = await due();
     if (!check.due) return { renewed: false, previousExpiry: check.expiry, expiry: check.expiry, reason: `expires in more than ${days} days` };
-    const { built, skipped } = await buildKeyrings({
-      keyPath: config.gpg_key_path,
-      keyringPath: config.gpg_keyring_path,
-      signer: new LocalSigner(config.gpg_key_path),
-      imageSigningDays: config.image_signing_expiry_days,
-      deviceSigningDays: config.device_signing_expiry_days,
-      force: true,
-      only: ["image-signing"],
-      xzLevel: config.xz_level,
-      now,
-    });
+    const { built, skipped } = await rebuildKeyrings(config, { only: ["image-signing"], force: true, now });
     if (built.length === 0) throw new KeyError_(`Cannot rebuild ${file}: ${skipped.join("; ") || "nothing was built"}`);
-    // Like rotate-key: an instance that never published the keyring is left as it is.
-    if (exists(join(config.publish_path, "gpg", "image-signing.tar.xz"))) {
-      await publishKeyringFiles(config.publish_path, config.gpg_keyring_path, "image-signing");
-    }
+    await republishIfPublished(config, "image-signing");
     return { renewed: true, previousExpiry: check.expiry, expiry: built[0]?.expiry, reason: "expiring soon" };
   });
 }

@@ -23,12 +23,11 @@ import * as openpgp from "openpgp";
 import type { Config } from "../config/types.js";
 import { KeyError_, UsageError } from "../errors.js";
 import { withLock } from "../admin/lock.js";
-import { buildKeyrings } from "../pgp/keyring-build.js";
 import { KEY_TITLES, generateKey, keyDir, loadSigningKey } from "../pgp/keys.js";
 import { LocalSigner, writeFileAtomic } from "../pgp/local-signer.js";
 import type { KeyName } from "../pgp/signer.js";
-import { publishKeyringFiles } from "../tree/keyrings.js";
 import { exists } from "../tree/paths.js";
+import { rebuildKeyrings, republishIfPublished } from "./rebuild.js";
 import { installKeyPair, keepOldKey, publicOfPrivate, readKeyFile, writeExtraKeys } from "./key-files.js";
 import { listSignatures, resignFrom, signedBy } from "./resign.js";
 
@@ -82,11 +81,6 @@ async function currentUserEmail(config: Config, key: KeyName): Promise<string | 
   return (await k?.getPrimaryUser().catch(() => null))?.user.userID?.email || undefined;
 }
 
-async function publishIfPublished(config: Config, name: KeyName): Promise<void> {
-  // Published keyrings are refreshed; an instance that never published one is left as it is.
-  if (exists(join(config.publish_path, "gpg", `${name}.tar.xz`))) await publishKeyringFiles(config.publish_path, config.gpg_keyring_path, name);
-}
-
 export async function rotateKey(config: Config, key: string, opts: RotateOptions = {}): Promise<RotateResult> {
   if (!(ROTATABLE as readonly string[]).includes(key)) {
     throw new UsageError(`Cannot rotate key '${key}': only ${ROTATABLE.join(" and ")} can be rotated (the masters are the devices' root of trust)`);
@@ -129,19 +123,9 @@ export async function rotateKey(config: Config, key: string, opts: RotateOptions
     log(`I: ${name}: ${oldFpr.toUpperCase()} -> ${newFpr.toUpperCase()}`);
 
     const signer = new LocalSigner(config.gpg_key_path);
-    const { built } = await buildKeyrings({
-      keyPath: config.gpg_key_path,
-      keyringPath: config.gpg_keyring_path,
-      signer,
-      imageSigningDays: config.image_signing_expiry_days,
-      deviceSigningDays: config.device_signing_expiry_days,
-      force: true,
-      only: [name],
-      xzLevel: config.xz_level,
-      now,
-    });
+    const { built } = await rebuildKeyrings(config, { only: [name], force: true, now });
     if (built.length === 0) throw new KeyError_(`Cannot rebuild the ${name} keyring: a key it needs is missing`);
-    await publishIfPublished(config, name);
+    await republishIfPublished(config, name);
     log(`I: published the ${name} keyring`);
 
     let resigned = 0;

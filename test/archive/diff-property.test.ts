@@ -11,20 +11,11 @@ import { describe, expect, it } from "vitest";
 import { makeDelta } from "../../src/archive/diff/index.js";
 import { applyCheck } from "../helpers/apply-delta.js";
 import { tempDir, writeTarWithPython, writeTarWithWriter, xzFile, type FixtureEntry } from "../helpers/tar-fixtures.js";
+import { mulberry32 } from "../../bench/rng.js";
 
 type Node = Omit<FixtureEntry, "name">;
 type Image = Map<string, Node>;
 
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 class Gen {
   constructor(readonly rnd: () => number) {}
@@ -204,7 +195,7 @@ async function writeImage(seed: number, path: string, entries: FixtureEntry[]): 
 describe("delta apply check over random images", () => {
   for (let seed = 1; seed <= 30; seed++) {
     it(`seed ${seed}`, async () => {
-      const g = new Gen(prng(seed * 7919));
+      const g = new Gen(mulberry32(seed * 7919));
       const oldImg = randomImage(g);
       const newImg = clone(oldImg);
       mutate(g, newImg);

@@ -15,7 +15,7 @@ import { primaryFingerprints, unpackKeyring } from "../helpers/device-gpg.js";
 import { GpgHome } from "../helpers/gpg.js";
 import { makeInstance, type Instance } from "../helpers/instance.js";
 import { tmp } from "../importer/fixtures.js";
-import { spawnServe } from "./serve-process.js";
+import { spawnServe } from "../helpers/serve-process.js";
 
 const DAY = 86400;
 

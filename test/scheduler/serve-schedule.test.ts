@@ -14,7 +14,7 @@ import { ImportHistory } from "../../src/state/history.js";
 import { parseMetrics } from "../admin-server/metrics-parse.js";
 import type { Instance } from "../helpers/instance.js";
 import { makeDeviceTree, makeRootfsV1, makeRootfsV2, standardInstance, tarXz, tmp } from "../importer/fixtures.js";
-import { get, spawnServe } from "./serve-process.js";
+import { get, spawnServe } from "../helpers/serve-process.js";
 
 /** A build farm whose rootfs download can be held until the test lets it go. */
 class GatedFarm {

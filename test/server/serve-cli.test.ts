@@ -4,7 +4,7 @@
  * TLS helpers behind its HTTPS listener.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { spawn, type ChildProcess } from "node:child_process";
+import { spawn } from "node:child_process";
 import { randomBytes, X509Certificate } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { createServer, request } from "node:http";
@@ -16,6 +16,7 @@ import { ConfigError } from "../../src/errors.js";
 import { startServer } from "../../src/server/start.js";
 import { ensureSelfSignedCertificate } from "../../src/server/tls.js";
 import { REPO, runSi } from "../helpers/instance.js";
+import { spawnServe as spawnServeAt } from "../helpers/serve-process.js";
 import { collectingLogger, fetchRaw, makeSite, type Site } from "./fixtures.js";
 
 let site: Site;
@@ -27,47 +28,7 @@ beforeAll(async () => {
 });
 afterAll(() => rmSync(site.base, { recursive: true, force: true }));
 
-interface Running {
-  child: ChildProcess;
-  lines: Record<string, unknown>[];
-  stderr: string[];
-  exit: Promise<number | null>;
-  waitFor(pred: (l: Record<string, unknown>) => boolean): Promise<Record<string, unknown>>;
-}
-
-function spawnServe(...args: string[]): Running {
-  const child = spawn(process.execPath, [join(REPO, "bin/si.js"), "--config", join(site.base, "etc/config"), "serve", ...args], {
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  const lines: Record<string, unknown>[] = [];
-  const stderr: string[] = [];
-  const waiters: (() => void)[] = [];
-  let buf = "";
-  child.stdout!.setEncoding("utf8").on("data", (chunk: string) => {
-    buf += chunk;
-    let nl;
-    while ((nl = buf.indexOf("\n")) >= 0) {
-      // Every stdout line must be JSON: JSON.parse throws (and fails the test) otherwise.
-      lines.push(JSON.parse(buf.slice(0, nl)) as Record<string, unknown>);
-      buf = buf.slice(nl + 1);
-    }
-    for (const w of waiters.splice(0)) w();
-  });
-  child.stderr!.setEncoding("utf8").on("data", (c: string) => stderr.push(c));
-  const exit = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
-  const waitFor = (pred: (l: Record<string, unknown>) => boolean) =>
-    new Promise<Record<string, unknown>>((resolve, reject) => {
-      const check = () => {
-        const hit = lines.find(pred);
-        if (hit) return resolve(hit);
-        if (child.exitCode !== null) return reject(new Error(`si serve exited ${child.exitCode}: ${stderr.join("")}`));
-        waiters.push(check);
-      };
-      child.on("exit", check);
-      check();
-    });
-  return { child, lines, stderr, exit, waitFor };
-}
+const spawnServe = (...args: string[]) => spawnServeAt(join(site.base, "etc/config"), ...args);
 
 const portOf = (url: unknown) => Number(new URL(String(url)).port);
 
@@ -105,7 +66,7 @@ describe("si serve", () => {
       expect(await s.exit).toBe(0);
       expect(s.lines.at(-1)).toMatchObject({ event: "stopped" });
       expect(s.lines.find((l) => l.event === "access" && l.path === "/pool/big.tar.xz")).toMatchObject({ status: 200, bytes: BIG });
-      expect(s.stderr.join("")).toBe("");
+      expect(s.stderr()).toBe("");
     } finally {
       s.child.kill("SIGKILL");
     }
@@ -199,7 +160,7 @@ describe("si serve", () => {
       const s = spawnServe("--address", "127.0.0.1", "--workers", "2", "--http-port", String(port));
       expect(await s.exit).toBe(1);
       // Reported once by the supervisor, not once per worker.
-      expect(s.stderr.join("")).toBe(`si: error: Cannot listen on 127.0.0.1:${port} (http): EADDRINUSE\n`);
+      expect(s.stderr()).toBe(`si: error: Cannot listen on 127.0.0.1:${port} (http): EADDRINUSE\n`);
     } finally {
       busy.close();
     }

@@ -5,13 +5,13 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { request } from "node:http";
 import { join } from "node:path";
-import { REPO } from "../helpers/instance.js";
+import { REPO } from "./instance.js";
 
 export interface Serve {
   child: ChildProcess;
   lines: Record<string, unknown>[];
   stderr: () => string;
-  waitFor(pred: (l: Record<string, unknown>) => boolean, what: string): Promise<Record<string, unknown>>;
+  waitFor(pred: (l: Record<string, unknown>) => boolean, what?: string): Promise<Record<string, unknown>>;
   exit: Promise<number | null>;
 }
 
@@ -33,7 +33,7 @@ export function spawnServe(config: string, ...args: string[]): Serve {
   });
   child.stderr!.setEncoding("utf8").on("data", (c: string) => (err += c));
   const exit = new Promise<number | null>((r) => child.on("exit", (code) => r(code)));
-  const waitFor = (pred: (l: Record<string, unknown>) => boolean, what: string) =>
+  const waitFor = (pred: (l: Record<string, unknown>) => boolean, what = "a matching line") =>
     new Promise<Record<string, unknown>>((resolve, reject) => {
       const check = () => {
         const hit = lines.find(pred);
