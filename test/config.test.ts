@@ -358,6 +358,12 @@ describe("[global] defaults and paths (§4.3)", () => {
       xz_level: 9,
       http_retries: 2,
       versioned_index: true,
+      image_max_bytes: 16 * 1024 ** 3,
+      image_max_members: 2_000_000,
+      image_max_ratio: 50,
+      image_allow_devices: false,
+      delta_mtime: "content",
+      delta_xz_block_mib: 2,
       mirrors: {},
       channels: new Map(),
     });

@@ -16,8 +16,8 @@ import { pyRealpath, type Tree } from "../tree/index.js";
  * The channel's config section, or what the reference assumes for a channel that is not in
  * the config: a manual channel whose delta base is itself (§8.4 get_required_deltas).
  */
-export function channelConfigOf(config: Pick<Config, "channels">, name: string): ChannelConfig {
-  return config.channels.get(name) ?? { name, type: "manual", versionbase: 1, fullcount: 0, deltabase: [name], files: [] };
+export function channelConfigOf(config: Pick<Config, "channels"> & Partial<Pick<Config, "delta_mtime">>, name: string): ChannelConfig {
+  return config.channels.get(name) ?? { name, type: "manual", versionbase: 1, fullcount: 0, deltabase: [name], files: [], delta_mtime: config.delta_mtime ?? "content" };
 }
 
 /** `channel.ini.version_detail` of a version tarball's sidecar (§2.5), "" when absent. */

@@ -8,7 +8,7 @@ import { readFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { ConfigError, type PyKind } from "../errors.js";
 import { parseIni, pyStrip, pyStripChars, type IniOption, type IniSection } from "./ini.js";
-import type { ChannelConfig, Config, FileEntry, MirrorConfig } from "./types.js";
+import type { ChannelConfig, Config, DeltaMtimePolicy, FileEntry, MirrorConfig } from "./types.js";
 
 /** Generator names a `file_*` entry may use (server-reference §5.1). */
 export const GENERATOR_NAMES: readonly string[] = [
@@ -22,6 +22,9 @@ export const GENERATOR_NAMES: readonly string[] = [
   "system-image",
   "remote-system-image",
 ];
+
+/** Default xz block size for deltas (issue 19's measured curve, README "xz settings"). */
+export const DEFAULT_DELTA_XZ_BLOCK_MIB = 2;
 
 const MIRROR_KEYS = ["ssh_user", "ssh_key", "ssh_port", "ssh_command"] as const;
 
@@ -159,11 +162,26 @@ class Reader {
       http_timeout: this.opt(G, "http_timeout") ? this.int(G, "http_timeout", 0, 1, 3600) : undefined,
       http_retries: this.int(G, "http_retries", 2, 0, 10),
       versioned_index: this.bool(G, "versioned_index", true),
+      image_max_bytes: this.int(G, "image_max_bytes", 16 * 1024 ** 3, 1, Number.MAX_SAFE_INTEGER),
+      image_max_members: this.int(G, "image_max_members", 2_000_000, 1, Number.MAX_SAFE_INTEGER),
+      image_max_ratio: this.int(G, "image_max_ratio", 50, 1, 1_000_000),
+      image_allow_devices: this.bool(G, "image_allow_devices", false),
+      delta_mtime: this.mtimePolicy(G, "content"),
+      delta_xz_block_mib: this.int(G, "delta_xz_block_mib", DEFAULT_DELTA_XZ_BLOCK_MIB, 1, 1024),
       mirrors: this.mirrors(base),
-      channels: this.channels(),
+      channels: this.channels(this.mtimePolicy(G, "content")),
     };
     // Keep the object free of `key: undefined`, so JSON and toEqual see only the set keys.
     return Object.fromEntries(Object.entries(conf).filter(([, v]) => v !== undefined)) as unknown as Config;
+  }
+
+  /** `delta_mtime = content | exact` in `section`, else `fallback`. */
+  mtimePolicy(section: string, fallback: DeltaMtimePolicy): DeltaMtimePolicy {
+    const o = this.opt(section, "delta_mtime");
+    if (!o) return fallback;
+    const v = this.str(section, "delta_mtime");
+    if (v !== "content" && v !== "exact") this.fail(o.line, `must be 'content' or 'exact', got '${v}'`, "ValueError", section, "delta_mtime");
+    return v;
   }
 
   /** §4.4. */
@@ -198,7 +216,7 @@ class Reader {
   }
 
   /** §4.5. */
-  channels(): Map<string, ChannelConfig> {
+  channels(globalMtime: DeltaMtimePolicy): Map<string, ChannelConfig> {
     const channels = new Map<string, ChannelConfig>();
     const listed = this.list("global", "channels");
     for (const name of listed?.names ?? []) {
@@ -218,6 +236,7 @@ class Reader {
         fullcount: this.int(sname, "fullcount", 0, 0, Number.MAX_SAFE_INTEGER),
         deltabase: this.list(sname, "deltabase")?.names ?? [name],
         files: (files?.names ?? []).map((entry) => this.fileEntry(sname, entry, files!.line)),
+        delta_mtime: this.mtimePolicy(sname, globalMtime),
       });
     }
     return channels;

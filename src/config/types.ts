@@ -29,6 +29,24 @@ export interface ChannelConfig {
   fullcount: number;
   deltabase: string[];
   files: FileEntry[];
+  /** Delta policy for members whose only change is their mtime (issue 19): `content` (default)
+   *  leaves them out of the delta, as the reference does; `exact` ships them. Per channel,
+   *  falling back to `[global] delta_mtime`. */
+  delta_mtime: DeltaMtimePolicy;
+}
+
+export type DeltaMtimePolicy = "content" | "exact";
+
+/** Limits every image passes before it is signed (issue 13). */
+export interface ImageLimits {
+  /** Total expanded (tar) bytes; default 16 GiB. */
+  max_bytes: number;
+  /** Members; default 2,000,000. */
+  max_members: number;
+  /** Expanded / compressed bytes, checked once 64 MiB have been expanded; default 50. */
+  max_ratio: number;
+  /** Device nodes outside `system/dev/` (refused unless true). */
+  allow_devices: boolean;
 }
 
 export interface Config {
@@ -66,7 +84,26 @@ export interface Config {
    *  (`/<channel>/<device>/index-<sha256/16>.json`), so a device never gets an index and a
    *  signature from two different commits (src/tree/versioned-index.ts); default on. */
   versioned_index: boolean;
+  /** ImageLimits (issue 13): `[global] image_max_bytes` etc.; see imageLimits(). */
+  image_max_bytes: number;
+  image_max_members: number;
+  image_max_ratio: number;
+  image_allow_devices: boolean;
+  /** `[global] delta_mtime` (channels may override): see ChannelConfig.delta_mtime. */
+  delta_mtime: DeltaMtimePolicy;
+  /** `[global] delta_xz_block_mib`: xz block (and dictionary) size for deltas, MiB. */
+  delta_xz_block_mib: number;
   mirrors: Record<string, MirrorConfig>;
   /** Channels in config order (Map keeps insertion order). */
   channels: Map<string, ChannelConfig>;
+}
+
+/** The image limits of a config (defaults when a test builds a partial Config). */
+export function imageLimits(conf: Partial<Config>): ImageLimits {
+  return {
+    max_bytes: conf.image_max_bytes ?? 16 * 1024 ** 3,
+    max_members: conf.image_max_members ?? 2_000_000,
+    max_ratio: conf.image_max_ratio ?? 50,
+    allow_devices: conf.image_allow_devices ?? false,
+  };
 }

@@ -23,6 +23,8 @@ const SCALARS: (keyof Config)[] = [
   "public_fqdn", "public_http_port", "public_https_port", "tls_cert", "tls_key",
   "import_schedule", "admin_address", "admin_port", "image_signing_expiry_days",
   "device_signing_expiry_days", "keyring_auto_renew_days", "xz_level", "http_timeout", "http_retries",
+  "versioned_index", "image_max_bytes", "image_max_members", "image_max_ratio", "image_allow_devices",
+  "delta_mtime", "delta_xz_block_mib",
 ];
 
 export function configToText(conf: Config): string[] {
@@ -38,7 +40,7 @@ export function configToText(conf: Config): string[] {
   for (const ch of conf.channels.values()) {
     lines.push(
       `  ${ch.name}: type=${ch.type} versionbase=${ch.versionbase} fullcount=${ch.fullcount}` +
-        ` deltabase=${ch.deltabase.join(",")}`,
+        ` deltabase=${ch.deltabase.join(",")} delta_mtime=${ch.delta_mtime}`,
     );
     for (const f of ch.files) lines.push(`    ${f.name}: ${[f.generator, ...f.arguments].join(";")}`);
   }
