@@ -1,12 +1,13 @@
 /**
- * `npm run bench [-- --input DIR] [--scale N] [--delta-mb N] [--debootstrap] [--xz-level N] [--clean] [--keep]`
+ * `npm run bench [-- --input DIR] [--scale N] [--delta-mb N] [--debootstrap [--size minbase|phone]] [--xz-level N] [--xz-block-mib N] [--clean] [--keep]`
  * (issue 8): the cost of `si import-images` on realistic rootfs tarballs against the limit
- * set by xz, in one table.
+ * set by xz, in one table. `--help` prints the usage.
  *
  * Inputs: two `.tar.xz` rootfs versions — by default made from this machine's /usr
  * (bench/rootfs.ts, ~340 MB × scale uncompressed; --delta-mb N changes as many files as make
- * a delta of about N MB, else 5 % of them), with --debootstrap a Debian minbase root
- * and a copy with more packages, with --input the two `*.tar.xz` of DIR in name order.
+ * a delta of about N MB, else 5 % of them), with --debootstrap a Debian root and its next
+ * version (bench/debootstrap.ts; `--size phone` is the ~900 MB phone-like pair of issue 19),
+ * with --input a pair of DIR (bench/pair-input.ts).
  * Generated inputs are kept in bench-work/ for the next run (--clean removes them; --keep
  * also keeps the instance and the delta's tar).
  *
@@ -16,30 +17,57 @@
  * uncompressed bytes (also with the import's own xz settings, for comparison).
  */
 import { execFileSync } from "node:child_process";
-import { readFileSync, readdirSync, rmSync, statSync } from "node:fs";
+import { mkdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { loadavg } from "node:os";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { DELTA_BLOCK } from "../src/archive/diff/delta.js";
+import { DEFAULT_DELTA_XZ_BLOCK_MIB } from "../src/config/load.js";
 import { compressArgs } from "../src/io/xz.js";
-import { makeDebootstrapPair } from "./debootstrap.js";
+import { parseBenchArgs } from "./args.js";
+import { DEBOOTSTRAP_SIZES, makeDebootstrapPair, type DebootstrapSize } from "./debootstrap.js";
 import { SI, buildFarm, makeBenchInstance } from "./instance.js";
+import { findPair } from "./pair-input.js";
 import { measure, table, type Cost } from "./proctree.js";
 import { makeRootfsPair } from "./rootfs.js";
 
-const argv = process.argv.slice(2);
-const opt = (name: string, dflt: string) => {
-  const i = argv.indexOf(name);
-  return i >= 0 && argv[i + 1] !== undefined ? argv[i + 1]! : dflt;
-};
-const flag = (name: string) => argv.includes(name);
+const USAGE = `usage: npm run bench -- [options]
+
+The cost of \`si import-images\` (v1 full, v2 full + delta, nothing new, the delta alone) on a
+pair of rootfs tarballs, against the limit set by xz.
+
+inputs (one of; default: a pair made from this machine's /usr):
+  --input DIR          a pair in DIR: two *.tar.xz (v1, v2 in name order) or v1/*.tar.xz + v2/*.tar.xz
+  --debootstrap        a Debian bookworm root and its next version (needs root, debootstrap, the
+                       mirror of this machine's apt sources)
+  --size minbase|phone with --debootstrap: minbase (default) or the ~900 MB phone-like pair
+  --scale N            /usr pair: ~340 MB x N (default 1)
+  --delta-mb N         /usr pair: change as many files as make a delta of about N MB
+
+options:
+  --xz-level N         xz_level of the instance (default 9)
+  --xz-block-mib N     delta_xz_block_mib of the instance (default ${DEFAULT_DELTA_XZ_BLOCK_MIB})
+  --work DIR           where generated inputs and the instance live (default bench-work/)
+  --keep               keep the instance and the delta's tar
+  --clean              remove the generated inputs afterwards
+  --help               this text
+`;
+const args = parseBenchArgs(process.argv.slice(2), USAGE, ["--input", "--scale", "--delta-mb", "--xz-level", "--xz-block-mib", "--size", "--work"], ["--debootstrap", "--clean", "--keep"]);
+const flag = args.flag;
 const log = (s: string) => process.stderr.write(`bench: ${s}\n`);
 
-const work = resolve("bench-work");
-const scale = Number(opt("--scale", "1"));
-const level = Number(opt("--xz-level", "9"));
-const input = opt("--input", "");
-const deltaMB = opt("--delta-mb", "");
+const work = resolve(args.opt("--work", "bench-work"));
+mkdirSync(work, { recursive: true });
+const scale = args.num("--scale", 1);
+const level = args.num("--xz-level", 9);
+const blockMiB = args.num("--xz-block-mib", DEFAULT_DELTA_XZ_BLOCK_MIB);
+const input = args.opt("--input", "");
+const deltaMB = args.opt("--delta-mb", "");
+const size = args.opt("--size", "minbase") as DebootstrapSize;
+if (!DEBOOTSTRAP_SIZES.includes(size)) {
+  process.stderr.write(`--size must be one of ${DEBOOTSTRAP_SIZES.join(", ")}, got ${size}\n`);
+  process.exit(2);
+}
+const importXzArgs = compressArgs({ level, blockSize: blockMiB << 20 });
 
 function uncompressed(xzFile: string): number {
   const totals = execFileSync("xz", ["--robot", "-l", xzFile], { encoding: "utf8" }).split("\n").find((l) => l.startsWith("totals"))!;
@@ -51,13 +79,11 @@ let v2: string;
 let what: string;
 const generated: string[] = [];
 if (input) {
-  const xz = readdirSync(input).filter((f) => f.endsWith(".tar.xz")).sort();
-  if (xz.length !== 2) throw new Error(`--input ${input}: expected exactly two *.tar.xz files, found ${xz.length}`);
-  [v1, v2] = xz.map((f) => join(input, f)) as [string, string];
+  ({ v1, v2 } = findPair(resolve(input)));
   what = `${v1} -> ${v2}`;
 } else if (flag("--debootstrap")) {
-  const dir = join(work, "debootstrap");
-  ({ v1, v2, summary: what } = makeDebootstrapPair(dir, log));
+  const dir = join(work, `debootstrap-${size}`);
+  ({ v1, v2, summary: what } = makeDebootstrapPair(dir, size, log));
   generated.push(dir);
 } else {
   const dir = join(work, `usr-scale${scale}${deltaMB ? `-delta${deltaMB}` : ""}`);
@@ -74,7 +100,7 @@ const routes = new Map<string, { file?: string; body?: string }>([
   ["/rootfs.version", { body: "1\n" }],
 ]);
 const farm = await buildFarm(routes);
-const inst = await makeBenchInstance(work, farm.url, level);
+const inst = await makeBenchInstance(work, farm.url, level, { global: [`delta_xz_block_mib = ${blockMiB}`] });
 const check = (step: string, c: Cost) => {
   if (c.exitCode !== 0) throw new Error(`${step} failed with exit code ${c.exitCode}`);
   return c;
@@ -113,7 +139,7 @@ try {
   const xzTo = (args: string[]) => ["-c", `xz ${args.join(" ")} '${deltaTar}' > '${xzOut}'`];
   const lc = check("xz -T0", await measure("sh", xzTo(["-z", "-c", "-T0", `-${level}`])));
   const plainOut = mb(statSync(xzOut).size);
-  const lo = check("xz (import settings)", await measure("sh", xzTo(compressArgs({ level, blockSize: DELTA_BLOCK }))));
+  const lo = check("xz (import settings)", await measure("sh", xzTo(importXzArgs)));
   rmSync(xzOut, { force: true });
   if (!flag("--keep")) rmSync(deltaTar, { force: true });
 
@@ -132,7 +158,7 @@ try {
   const sum = (a: Cost, b: Cost) => ({ wallS: a.wallS + b.wallS, cpuS: a.cpuS + b.cpuS, peakRssMB: Math.max(a.peakRssMB, b.peakRssMB) });
   console.log(`input: ${what}`);
   console.log(`v1 ${v1MB.toFixed(0)} MB (${mb(statSync(v1).size).toFixed(0)} MB xz), v2 ${v2MB.toFixed(0)} MB (${mb(statSync(v2).size).toFixed(0)} MB xz); delta ${dMB.toFixed(1)} MB -> ${dXzMB.toFixed(2)} MB (plain xz -${level}: ${plainOut.toFixed(2)} MB)`);
-  console.log(`xz level ${level}; import's delta compression: xz ${compressArgs({ level, blockSize: DELTA_BLOCK }).join(" ")}; ${execFileSync("nproc").toString().trim()} cores; load average ${load0.toFixed(2)} before, ${loadavg()[0]!.toFixed(2)} after`);
+  console.log(`xz level ${level}; import's delta compression: xz ${importXzArgs.join(" ")}; ${execFileSync("nproc").toString().trim()} cores; load average ${load0.toFixed(2)} before, ${loadavg()[0]!.toFixed(2)} after`);
   console.log(`delta alone made in ${dgInfo.onePass ? "one pass" : `two passes (${dgInfo.why ?? "?"})`}`);
   console.log("MB/s: uncompressed MB read (both inputs) or compressed (delta) per wall second; ratio = wall / limit wall");
   console.log(

@@ -40,8 +40,19 @@ export interface BenchInstance {
   si(...args: string[]): string;
 }
 
-/** Creates the instance under `parent`; `farmUrl` serves /rootfs.tar.xz and /rootfs.version. */
-export async function makeBenchInstance(parent: string, farmUrl: string, xzLevel: number): Promise<BenchInstance> {
+export interface BenchInstanceOptions {
+  /** More [global] lines (e.g. `delta_xz_block_mib = 4`). */
+  global?: string[];
+  /**
+   * Signing keys to copy (a `secret/gpg/keys` tree); default test-artifacts/keys. When it
+   * does not exist the keys are generated and, with this option, saved there for next time.
+   */
+  keys?: string;
+}
+
+/** Creates the instance under `parent` (created); `farmUrl` serves /rootfs.tar.xz and /rootfs.version. */
+export async function makeBenchInstance(parent: string, farmUrl: string, xzLevel: number, opts: BenchInstanceOptions = {}): Promise<BenchInstance> {
+  mkdirSync(parent, { recursive: true });
   const base = mkdtempSync(join(parent, "instance-"));
   for (const d of ["etc", "www", "state"]) mkdirSync(join(base, d));
   const config = join(base, "etc/config");
@@ -54,6 +65,7 @@ export async function makeBenchInstance(parent: string, farmUrl: string, xzLevel
       "public_http_port = 880",
       "public_https_port = 8443",
       `xz_level = ${xzLevel}`,
+      ...(opts.global ?? []),
       "channels = devel",
       "[channel_devel]",
       "type = auto",
@@ -66,9 +78,12 @@ export async function makeBenchInstance(parent: string, farmUrl: string, xzLevel
     ].join("\n"),
   );
   const si = (...args: string[]) => execFileSync(process.execPath, [SI, "--config", config, ...args], { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"] });
-  const keys = join(REPO, "test-artifacts/keys");
+  const keys = opts.keys ?? join(REPO, "test-artifacts/keys");
   if (existsSync(keys)) cpSync(keys, join(base, "secret/gpg/keys"), { recursive: true });
-  else si("generate-keys", "--bits", "2048");
+  else {
+    si("generate-keys", "--bits", "2048");
+    if (opts.keys) cpSync(join(base, "secret/gpg/keys"), opts.keys, { recursive: true });
+  }
   si("generate-keyrings");
   const tree = new Tree(await loadConfig(config));
   await tree.createChannel("devel");

@@ -5,9 +5,9 @@
  * measured command would otherwise have on a 2-core machine), so `xz` children count too.
  */
 import { spawn } from "node:child_process";
-import { readFileSync, readdirSync, mkdtempSync } from "node:fs";
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 
 export interface Cost {
   wallS: number;
@@ -52,15 +52,31 @@ function treeRssKB(root: number): number {
   return total;
 }
 
-export async function measure(cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv; stdout?: "inherit" | "ignore" | "capture" } = {}): Promise<Cost> {
+export interface MeasureOptions {
+  /** Added to this process's environment. */
+  env?: NodeJS.ProcessEnv;
+  /** The whole environment instead (e.g. without PYTHONPATH). */
+  exactEnv?: NodeJS.ProcessEnv;
+  cwd?: string;
+  /** "capture" returns stdout in Cost.stdout; stderr is captured with it when `stderr` is "stdout". */
+  stdout?: "inherit" | "ignore" | "capture";
+  stderr?: "inherit" | "stdout";
+}
+
+export async function measure(cmd: string, args: string[], opts: MeasureOptions = {}): Promise<Cost> {
   const timeFile = join(mkdtempSync(join(tmpdir(), "si-bench-")), "time");
   const start = process.hrtime.bigint();
+  const capture = opts.stdout === "capture";
+  const stdout = opts.stdout === "capture" ? "pipe" : (opts.stdout ?? "ignore");
+  const stderr: "inherit" | "pipe" = capture && opts.stderr === "stdout" ? "pipe" : "inherit";
   const child = spawn("/usr/bin/time", ["-o", timeFile, "-f", "%U %S", cmd, ...args], {
-    stdio: ["ignore", opts.stdout === "capture" ? "pipe" : (opts.stdout ?? "ignore"), "inherit"],
-    env: { ...process.env, ...opts.env },
+    stdio: ["ignore", stdout, stderr],
+    env: opts.exactEnv ?? { ...process.env, ...opts.env },
+    ...(opts.cwd ? { cwd: opts.cwd } : {}),
   });
   let out = "";
   child.stdout?.setEncoding("utf8").on("data", (d: string) => (out += d));
+  child.stderr?.setEncoding("utf8").on("data", (d: string) => (out += d));
   let peak = 0;
   const timer = setInterval(() => {
     peak = Math.max(peak, treeRssKB(child.pid!));
@@ -69,6 +85,7 @@ export async function measure(cmd: string, args: string[], opts: { env?: NodeJS.
   clearInterval(timer);
   const wallS = Number(process.hrtime.bigint() - start) / 1e9;
   const [u, s] = readFileSync(timeFile, "utf8").trim().split("\n").pop()!.split(" ").map(Number);
+  rmSync(dirname(timeFile), { recursive: true, force: true });
   return { wallS, cpuS: u + s, peakRssMB: peak / 1024, exitCode, ...(opts.stdout === "capture" ? { stdout: out } : {}) };
 }
 

@@ -67,7 +67,7 @@ export function renderChart(points: RunPoint[]): SafeHtml {
   const bars = points.map((p, i) => {
     const tip = `Run #${p.id} ${new Date(p.started * 1000).toISOString()}: ${p.outcome}, ${p.published} image(s), ${formatBytes(p.publishedBytes)}, ${p.duration === undefined ? "running" : formatDuration(p.duration)}`;
     const y = r(yBytes(p.publishedBytes));
-    const failed = p.outcome === "failed" || p.outcome === "partial";
+    const failed = p.outcome === "failed" || p.outcome === "partial" || p.outcome === "interrupted";
     return html`<g><title>${tip}</title><rect x="${r(x(i) - barW / 2)}" y="${y}" width="${r(barW)}" height="${r(PAD.top + plotH - y)}" class="bar"/>${
       failed ? html`<rect x="${r(x(i) - barW / 2)}" y="${PAD.top + plotH + 3}" width="${r(barW)}" height="4" class="${p.outcome}"/>` : ""
     }</g>`;
@@ -79,7 +79,7 @@ export function renderChart(points: RunPoint[]): SafeHtml {
     (i) => html`<text x="${r(x(i))}" y="${H - PAD.bottom + 24}" text-anchor="middle" class="axis">${day(points[i]!.started)}</text>`,
   );
   return html`<svg class="chart" viewBox="0 0 ${W} ${H}" role="img" aria-label="Published bytes and import durations per run">
-<style>.grid{stroke:#d0d7de;stroke-width:1}.axis{font:13px system-ui,sans-serif;fill:#57606a}.axis.bytes{fill:#0969da}.axis.secs{fill:#bc4c00}.bar{fill:#54aeff}.dot{fill:#bc4c00}.failed{fill:#cf222e}.partial{fill:#d4a72c}polyline{fill:none;stroke:#bc4c00;stroke-width:2}</style>
+<style>.grid{stroke:#d0d7de;stroke-width:1}.axis{font:13px system-ui,sans-serif;fill:#57606a}.axis.bytes{fill:#0969da}.axis.secs{fill:#bc4c00}.bar{fill:#54aeff}.dot{fill:#bc4c00}.failed,.interrupted{fill:#cf222e}.partial{fill:#d4a72c}polyline{fill:none;stroke:#bc4c00;stroke-width:2}</style>
 ${grid}${bars}
 ${timed.length > 1 ? html`<polyline points="${line}"/>` : ""}${dots}${ticks}
 </svg>

@@ -29,7 +29,7 @@ export interface DashboardData {
   imagesPerDevice?: number;
 }
 
-const OUTCOME_BADGE: Record<string, string> = { ok: "ok", published: "ok", unchanged: "", running: "info", partial: "warn", skipped: "warn", failed: "bad", error: "bad" };
+const OUTCOME_BADGE: Record<string, string> = { ok: "ok", published: "ok", unchanged: "", running: "info", partial: "warn", skipped: "warn", failed: "bad", error: "bad", interrupted: "bad" };
 const badge = (text: string, kind = OUTCOME_BADGE[text] ?? "") => html`<span class="badge ${kind}">${text}</span>`;
 
 /** `2026-03-01 14:05` (UTC, as the header says) in a <time> element with the exact instant. */
@@ -149,6 +149,12 @@ ${r.skipped.length ? html`<ul class="problems">${r.skipped.map((s) => html`<li c
   return html`<section id="verification"><h2>Tree verification</h2>${state}${body}<p>${button}</p></section>`;
 }
 
+/** Files verify-tree found imported without verify= (issue 13): a warning badge in the Tree tile. */
+const unverifiedUpstreams = (problems: { message: string }[] | undefined) => {
+  const n = (problems ?? []).filter((p) => p.message.startsWith("unverified upstream")).length;
+  return n ? html` ${badge(`${n} unverified upstream file${n === 1 ? "" : "s"}`, "warn")}` : "";
+};
+
 function summary(data: DashboardData): SafeHtml {
   const devices = data.fleet.channels.reduce((n, c) => n + c.devices.length, 0);
   const last = data.runs[0];
@@ -161,7 +167,7 @@ function summary(data: DashboardData): SafeHtml {
 ${tile("Channels", String(data.fleet.channels.length), `${devices} device(s)`)}
 ${tile("Last import", last ? badge(last.outcome) : html`<span class="muted">none</span>`, last ? ago(new Date(last.started_at), data.now) : "")}
 ${tile("Keyrings", expiring.length ? badge(`${expiring.length} need${expiring.length === 1 ? "s" : ""} attention`, "warn") : badge("ok", "ok"), `${data.keyrings.length} published`)}
-${tile("Tree", v?.report ? (v.report.ok ? badge("verified", "ok") : badge(`${v.report.errors} error(s)`, "bad")) : v ? badge("error") : html`<span class="muted">not verified</span>`, v ? ago(new Date(v.started_at), data.now) : "")}
+${tile("Tree", v?.report ? (v.report.ok ? badge("verified", "ok") : badge(`${v.report.errors} error(s)`, "bad")) : v ? badge("error") : html`<span class="muted">not verified</span>`, html`${v ? ago(new Date(v.started_at), data.now) : ""}${unverifiedUpstreams(v?.report?.problems)}`)}
 ${tile("Schedule", s ? html`<code>${s.expression}</code>` : html`<span class="muted">off</span>`, s ? (s.runningSince ? "import running" : s.nextRun ? `next ${ago(s.nextRun, data.now)}` : "") : "import_schedule unset")}
 </div>`;
 }

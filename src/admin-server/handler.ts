@@ -114,6 +114,8 @@ export function createAdminHandler(deps: AdminDeps): RequestListener {
     }
     if (path === "/" || path === "/index.html") {
       const fleet = await readFleet(config);
+      // First: it marks runs whose process is gone as interrupted, and the table shows that.
+      const stats = deps.stats.get();
       const body = renderDashboard({
         now: new Date(),
         title: config.public_fqdn ?? "system-image server",
@@ -121,7 +123,7 @@ export function createAdminHandler(deps: AdminDeps): RequestListener {
         fleet,
         keyrings: await deps.keyrings.list(fleet),
         runs: deps.history.listRuns(deps.historyRuns ?? 25),
-        stats: deps.stats.get(),
+        stats,
         verification: { last: deps.verification.last(), running: deps.verification.running() },
         scheduler: deps.scheduler(),
       });

@@ -36,7 +36,10 @@ export interface RunPoint {
 
 export interface HistoryStats {
   runs: { trigger: string; outcome: string; count: number }[];
-  /** Finished runs: total seconds and count (a Prometheus summary without quantiles). */
+  /**
+   * Finished runs: total seconds and count (a Prometheus summary without quantiles). An
+   * interrupted run did not finish: when it stopped is not known, so it is not counted.
+   */
   durationSum: number;
   durationCount: number;
   lastRun?: RunPoint;
@@ -87,7 +90,7 @@ export function historyStats(runs: RunRow[], chartPoints = 60): HistoryStats {
   for (const r of real) {
     const k = `${r.trigger}\n${r.outcome}`;
     byRun.set(k, (byRun.get(k) ?? 0) + 1);
-    if (r.finished_at) {
+    if (r.finished_at && r.outcome !== "interrupted") {
       durationSum += Math.max(0, secs(r.finished_at) - secs(r.started_at));
       durationCount++;
     }
@@ -107,18 +110,20 @@ export function historyStats(runs: RunRow[], chartPoints = 60): HistoryStats {
 }
 
 /**
- * Stats of the whole history, recomputed only when the newest run changed (a new run, a
- * finished one, another device row): a scrape every few seconds costs one small query.
+ * Stats of the whole history, recomputed only when the file changed (any process's commit: a
+ * new run, a finished or interrupted one, another device row): a scrape every few seconds
+ * costs two pragmas. Each call first marks runs whose process is gone as interrupted, so
+ * /metrics, the dashboard and `si history` agree without waiting for a restart.
  */
 export class HistoryStatsCache {
-  private key = "";
+  private key: string | null = null;
   private stats: HistoryStats = historyStats([]);
 
   constructor(private readonly history: ImportHistory) {}
 
   get(): HistoryStats {
-    const newest = this.history.listRuns(1)[0];
-    const key = newest ? `${newest.id} ${newest.outcome} ${newest.finished_at} ${newest.devices.length}` : "";
+    this.history.sweepInterrupted();
+    const key = this.history.changeStamp();
     if (key !== this.key) {
       this.stats = historyStats(this.history.listRuns(Number.MAX_SAFE_INTEGER));
       this.key = key;

@@ -44,10 +44,10 @@ const round3 = (n: number) => Math.round(n * 1000) / 1000;
 export function renderMetrics(m: MetricsInput): string {
   const w = new Writer();
   const { stats } = m;
-  w.family("si_import_runs_total", "counter", "Import runs recorded in the history, by trigger (cli, schedule) and outcome.",
+  w.family("si_import_runs_total", "counter", "Import runs recorded in the history, by trigger (cli, schedule) and outcome (ok, partial, failed, interrupted, running).",
     stats.runs.map((r) => [{ trigger: r.trigger, outcome: r.outcome }, r.count]));
   w.raw(
-    "# HELP si_import_run_duration_seconds Duration of finished import runs.",
+    "# HELP si_import_run_duration_seconds Duration of finished import runs (interrupted ones are left out).",
     "# TYPE si_import_run_duration_seconds summary",
     `si_import_run_duration_seconds_sum ${round3(stats.durationSum)}`,
     `si_import_run_duration_seconds_count ${stats.durationCount}`,
@@ -56,7 +56,7 @@ export function renderMetrics(m: MetricsInput): string {
   w.family("si_last_import_run_timestamp_seconds", "gauge", "Start of the newest import run (Unix time).", last ? [[{}, round3(last.started)]] : []);
   w.family("si_last_import_run_duration_seconds", "gauge", "Duration of the newest finished import run.",
     last?.duration !== undefined ? [[{}, round3(last.duration)]] : []);
-  w.family("si_last_import_run_success", "gauge", "1 if the newest import run ended ok, 0 if it failed in part or in whole.",
+  w.family("si_last_import_run_success", "gauge", "1 if the newest import run ended ok, 0 if it failed in part or in whole or was interrupted.",
     last && last.outcome !== "running" ? [[{}, last.outcome === "ok" ? 1 : 0]] : []);
 
   const dev = (d: { channel: string; device: string }) => ({ channel: d.channel, device: d.device });

@@ -20,6 +20,7 @@ import type { Config } from "../config/types.js";
 import { SiError } from "../errors.js";
 import { generateDelta, generateFile, type GeneratorContext } from "../generators/index.js";
 import { deltaSource } from "../importer/plan.js";
+import { channelConfigOf } from "./tools.js";
 import type { Logger } from "../io/log.js";
 import type { FileEntry, Image } from "../model/index-doc.js";
 import { basenameOf, filePrefix, sidecarPath, versionTarballName } from "../model/naming.js";
@@ -91,9 +92,11 @@ function seedChecksums(gctx: GeneratorContext, entries: readonly FileEntry[]): v
   }
 }
 
-async function deltaFiles(gctx: GeneratorContext, full: string[], base: Image, log: Logger): Promise<string[]> {
+async function deltaFiles(gctx: GeneratorContext, channel: string, full: string[], base: Image, log: Logger): Promise<string[]> {
   const pub = gctx.config.publish_path;
   const baseUrls = new Set(base.files.map((f) => f.path));
+  // The sources' digests, so their stored catalogues are checked without hashing them.
+  seedChecksums(gctx, base.files);
   const out: string[] = [];
   for (const path of full) {
     const { url } = expandPath(path, pub);
@@ -107,7 +110,8 @@ async function deltaFiles(gctx: GeneratorContext, full: string[], base: Image, l
     const srcAbs = pyRealpath(`${pub}/${src}`);
     if (srcAbs === path && !keyring) continue;
     log.info(`delta from version ${base.version} for ${basenameOf(url)}`);
-    out.push(await generateDelta(gctx, srcAbs, path));
+    // The destination channel's mtime policy: devices of that channel apply the delta.
+    out.push(await generateDelta(gctx, srcAbs, path, { mtime: channelConfigOf(gctx.config, channel).delta_mtime }));
   }
   return out;
 }
@@ -137,7 +141,7 @@ export async function buildAndPublish(config: Config, gctx: GeneratorContext, tr
       log.warn(`no delta from version ${base.version}: it is not older than version ${req.version}`);
       continue;
     }
-    deltas.push({ base: base.version, paths: await deltaFiles(gctx, full, base, log) });
+    deltas.push({ base: base.version, paths: await deltaFiles(gctx, req.channel, full, base, log) });
   }
   const images: ImageSpec[] = [
     { type: "full", version: req.version, description: detail, paths: full, versionDetail: detail },

@@ -59,6 +59,7 @@ export function generatorContext(r: Resolved, clock?: Clock): GeneratorContext {
   return makeGeneratorContext(r.config, {
     signer: r.signer,
     clock,
-    log: (line) => r.log.debug(line.replace(/^[A-Z]: /, "")),
+    // "W: " lines (an unverified upstream, a dangling hard link) are warnings an operator must see.
+    log: (line) => (line.startsWith("W: ") ? r.log.warn(line.slice(3)) : r.log.debug(line.replace(/^[A-Z]: /, ""))),
   });
 }

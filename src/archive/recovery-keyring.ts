@@ -9,12 +9,14 @@ import { createReadStream, createWriteStream } from "node:fs";
 import { chmod, rename, stat, unlink } from "node:fs/promises";
 import { randomBytes } from "node:crypto";
 import { pipeline } from "node:stream/promises";
+import { imageLimits, type ImageLimits } from "../config/types.js";
 import { ArchiveError } from "../errors.js";
 import { defaultCodec } from "../io/xz.js";
+import { TarInspector } from "./inspect/inspector.js";
 import { buildBootImage, parseBootImage } from "./bootimg.js";
 import { compressBuffer, decompressBuffer } from "./compression.js";
 import { buildCpio, normalName, parseCpio, S_IFDIR, S_IFREG, type CpioEntry } from "./cpio.js";
-import { GnuTarWriter, readTar } from "./tar/index.js";
+import { GnuTarWriter } from "./tar/index.js";
 
 export interface RecoveryKeyring {
   /** Keyring name: the files become `<name>.tar.xz` and `<name>.tar.xz.asc`. */
@@ -145,18 +147,30 @@ async function readAll(body: NodeJS.ReadableStream, limit: number, what: string)
  * recovery image is held in memory). Returns false, leaving `path` untouched, when the
  * tarball has no recovery image. One pass: only a tarball without a recovery image (rare,
  * and then deleted by the caller, §5.4.9 step 8) pays for a compression that is thrown away.
+ *
+ * The tarball is read through the image inspector (issue 13): a hostile member or a bomb is
+ * refused before it is recompressed (`limits`: the config's, default imageLimits({}); the
+ * published result is inspected again with the config's limits).
  */
-export async function repackDeviceTarballKeyring(path: string, keyring: RecoveryKeyring, device?: string): Promise<boolean> {
+export async function repackDeviceTarballKeyring(
+  path: string,
+  keyring: RecoveryKeyring,
+  device?: string,
+  opts: { limits?: ImageLimits; label?: string } = {},
+): Promise<boolean> {
   const codec = defaultCodec();
   const tmp = `${path}.repack-${process.pid}-${randomBytes(4).toString("hex")}`;
-  const input = createReadStream(path).pipe(codec.decompress());
+  const inspector = new TarInspector({ file: opts.label ?? path, limits: opts.limits ?? imageLimits({}) });
+  const file = createReadStream(path);
+  file.on("data", (chunk) => (inspector.compressed += chunk.length));
+  const input = file.pipe(codec.decompress());
   const compressor = codec.compress({ level: 9 });
   const written = pipeline(compressor, createWriteStream(tmp, { flags: "wx" }));
   written.catch(() => undefined); // awaited below; this only avoids an unhandled rejection
   const writer = new GnuTarWriter(compressor);
   let found = false;
   try {
-    for await (const { header, body } of readTar(input)) {
+    for await (const { header, body } of inspector.entries(input)) {
       if (header.type === "file" && header.name === RECOVERY_MEMBER) {
         const label = `${path}: ${RECOVERY_MEMBER}`;
         const img = await readAll(body, MAX_RECOVERY, label);

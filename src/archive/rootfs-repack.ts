@@ -10,9 +10,10 @@
 import type { Readable, Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { createGunzip } from "node:zlib";
+import { imageLimits, type ImageLimits } from "../config/types.js";
 import { ArchiveError, errorMessage } from "../errors.js";
 import { defaultCodec } from "../io/xz.js";
-import { readTar } from "./tar/read.js";
+import { ImageRefusedError, TarInspector } from "./inspect/inspector.js";
 import type { TarHeader } from "./tar/types.js";
 import { GnuTarWriter } from "./tar/write.js";
 
@@ -25,6 +26,14 @@ export interface RepackOptions {
   now?: Date;
   /** xz preset (reference: 9). */
   xzLevel?: number;
+  /**
+   * Image limits for reading the rootfs (issue 13; default imageLimits({})). Device nodes
+   * are let through here: the repacked image is inspected when published, where the policy
+   * applies to the `system/` names devices extract.
+   */
+  limits?: ImageLimits;
+  /** Names the rootfs in errors (a path or URL). */
+  label?: string;
 }
 
 export interface RepackResult {
@@ -65,6 +74,8 @@ function prefixed(name: string): string {
 /** Repacks the gzip'd rootfs `input` into an xz-compressed GNU tar on `output` (ended). */
 export async function repackRootfs(input: Readable, output: Writable, opts: RepackOptions): Promise<RepackResult> {
   const gunzip = createGunzip();
+  const inspector = new TarInspector({ file: opts.label ?? "rootfs", limits: { ...(opts.limits ?? imageLimits({})), allow_devices: true } });
+  input.on("data", (chunk: Buffer) => (inspector.compressed += chunk.length));
   const xz = defaultCodec().compress({ level: opts.xzLevel ?? 9 });
   const feeding = pipeline(input, gunzip);
   const draining = pipeline(xz, output);
@@ -73,7 +84,7 @@ export async function repackRootfs(input: Readable, output: Writable, opts: Repa
   let dropped = 0;
   try {
     const repack = async () => {
-      for await (const { header, body } of readTar(gunzip)) {
+      for await (const { header, body } of inspector.entries(gunzip)) {
         if (DROPPED.has(header.name)) {
           dropped++;
           continue;
@@ -91,8 +102,9 @@ export async function repackRootfs(input: Readable, output: Writable, opts: Repa
     gunzip.destroy();
     xz.destroy();
     await Promise.allSettled([feeding, draining]);
-    const reason = errorMessage(err).replace(/^Cannot read tar archive: /, "");
-    throw new ArchiveError(`Cannot repack rootfs tarball: ${reason}`, "Exception", { cause: err });
+    // A refusal reads "Cannot repack rootfs tarball: member 'x': ...".
+    const reason = errorMessage(err).replace(err instanceof ImageRefusedError ? /^Cannot publish image '[^']*': / : /^Cannot read tar archive: /, "");
+    throw new ArchiveError(`Cannot repack rootfs tarball${opts.label ? ` '${opts.label}'` : ""}: ${reason}`, "Exception", { cause: err });
   }
   return { copied, dropped, uncompressedBytes: writer.bytesWritten };
 }

@@ -25,6 +25,8 @@ export const GENERATOR_NAMES: readonly string[] = [
 
 /** Default xz block size for deltas (issue 19's measured curve, README "xz settings"). */
 export const DEFAULT_DELTA_XZ_BLOCK_MIB = 2;
+/** Default delta policy: leave mtime-only changes out, as the reference does (issue 19). */
+export const DEFAULT_DELTA_MTIME: DeltaMtimePolicy = "content";
 
 const MIRROR_KEYS = ["ssh_user", "ssh_key", "ssh_port", "ssh_command"] as const;
 
@@ -166,10 +168,10 @@ class Reader {
       image_max_members: this.int(G, "image_max_members", 2_000_000, 1, Number.MAX_SAFE_INTEGER),
       image_max_ratio: this.int(G, "image_max_ratio", 50, 1, 1_000_000),
       image_allow_devices: this.bool(G, "image_allow_devices", false),
-      delta_mtime: this.mtimePolicy(G, "content"),
+      delta_mtime: this.mtimePolicy(G, DEFAULT_DELTA_MTIME),
       delta_xz_block_mib: this.int(G, "delta_xz_block_mib", DEFAULT_DELTA_XZ_BLOCK_MIB, 1, 1024),
       mirrors: this.mirrors(base),
-      channels: this.channels(this.mtimePolicy(G, "content")),
+      channels: this.channels(this.mtimePolicy(G, DEFAULT_DELTA_MTIME)),
     };
     // Keep the object free of `key: undefined`, so JSON and toEqual see only the set keys.
     return Object.fromEntries(Object.entries(conf).filter(([, v]) => v !== undefined)) as unknown as Config;

@@ -21,8 +21,10 @@ import { compareCodePoints } from "../format/pyjson.js";
 import { HashingStream } from "../io/hashing.js";
 import { isDir } from "../tree/paths.js";
 import { optionsAt, requireArgs } from "./args.js";
-import { exists, poolPath, publishPoolFile, reuseExisting, xzProducer } from "./pool.js";
+import { exists, poolPath, publishPoolFile, xzProducer } from "./pool.js";
+import { checkedItem, makeOrigin, reuseOwned, type OwnerClaim } from "./pool-owner.js";
 import type { Environment, Generator, GeneratorContext } from "./types.js";
+import { imageLimits } from "../config/types.js";
 
 interface Flavour {
   generator: "cdimage-ubuntu" | "cdimage-custom" | "cdimage-device-raw";
@@ -149,9 +151,16 @@ function cdimageGenerator(f: Flavour): Generator {
     const file = `${series}-preinstalled-${product}-${f.arch(env.device_name)}${f.suffix}`;
     const { version, input, hash } = await pickVersion(root, file, importMode === "good");
 
-    const detail = `${f.detailKey}=${version}`;
+    // The version is a directory name of the cdimage tree: it reaches channel.ini (issue 13 #1).
+    const detail = checkedItem(join(root, version), f.detailKey, version);
     const path = poolPath(ctx, `${f.prefix}-${hash}.tar.xz`);
-    if (await reuseExisting(ctx, env, path, detail)) return path;
+    // Content-addressed: the same generator kind and source checksum own the name.
+    const claim: OwnerClaim = {
+      origin: makeOrigin(env, f.generator, { source: input, checksum: hash }),
+      identity: ["generator", "checksum"],
+      legacy: (s) => s.generator === f.generator && s[`${f.stem}_checksum`] === hash,
+    };
+    if (await reuseOwned(ctx, env, path, detail, claim)) return path;
 
     const source = new HashingStream();
     const reading = pipeline(createReadStream(input), source);
@@ -161,7 +170,7 @@ function cdimageGenerator(f: Flavour): Generator {
     };
     const producer = f.repack
       ? async (out: Writable) => {
-          await repackRootfs(source, out, { product, now: ctx.clock(), xzLevel: ctx.config.xz_level });
+          await repackRootfs(source, out, { product, now: ctx.clock(), xzLevel: ctx.config.xz_level, limits: imageLimits(ctx.config), label: input });
           await checkHash();
         }
       : xzProducer(ctx, async (xz) => {

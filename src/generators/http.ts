@@ -16,11 +16,18 @@ import type { Writable } from "node:stream";
 import { repackRootfs } from "../archive/rootfs-repack.js";
 import { guessCompression } from "../archive/compression.js";
 import { GeneratorError, errorMessage } from "../errors.js";
+import type { JsonValue } from "../format/pyjson.js";
 import { optionsAt, requireArgs } from "./args.js";
-import { poolPath, publishPoolFile, reuseExisting, withPoolTemp } from "./pool.js";
+import { poolPath, publishPoolFile, withPoolTemp } from "./pool.js";
+import { checkedItem, makeOrigin, reuseOwned, type OwnerClaim } from "./pool-owner.js";
 import { fetchOpts, type Generator, type GeneratorContext } from "./types.js";
+import { imageLimits } from "../config/types.js";
 
 interface Flavour {
+  /** The generator name, recorded as the pool file's owner. */
+  generator: "http" | "http-cdimage";
+  /** The sidecar's legacy `generator` value (§2.6). */
+  sidecarGenerator: "http" | "cdimage-ubports";
   defaultName: string;
   /** The reference's socket timeouts: 5 s for http, 20 s for http-cdimage. */
   downloadTimeoutMs: number;
@@ -67,6 +74,22 @@ async function head(path: string, n: number): Promise<Buffer> {
   }
 }
 
+/**
+ * Who owns `<name>-<version>`: with a monitor, the URL, name and version; with a content hash
+ * (no monitor), the name and the hash (any URL serving those bytes made the same file).
+ */
+function claimFor(f: Flavour, env: Parameters<Generator>[2], url: string, name: string, version: string, monitored: boolean): OwnerClaim {
+  return {
+    origin: makeOrigin(env, f.generator, { url, name, version }),
+    identity: monitored ? ["generator", "url", "name", "version"] : ["generator", "name", "version"],
+    legacy: (s) =>
+      s.generator === f.sidecarGenerator &&
+      String(s.version) === version &&
+      (!monitored || s.url === url) &&
+      (typeof s.version_detail !== "string" || s.version_detail.startsWith(`${name}=`)),
+  };
+}
+
 function httpGenerator(f: Flavour): Generator {
   return async (ctx, args, env) => {
     requireArgs(args, ["url"]);
@@ -77,18 +100,23 @@ function httpGenerator(f: Flavour): Generator {
     const cacheKey = `http_${url}`;
     let version = ctx.cache.get(cacheKey) ?? null;
     let target: string | null = null;
+    // A content hash (no monitor) names the bytes, not the URL.
+    const monitored = opts.monitor !== undefined;
+    /** `<name>=<version>`, grammar-checked: it reaches channel.ini (issue 13 #1). */
+    const detailOf = (v: string) => checkedItem(opts.monitor ?? url, name, v);
 
     if (opts.monitor !== undefined || version !== null) {
       if (version === null) {
         version = await monitorVersion(ctx, opts.monitor!);
         ctx.cache.set(cacheKey, version);
       }
-      const detail = `${name}=${version}`;
+      const detail = detailOf(version);
+      const claim = claimFor(f, env, url, name, version, monitored);
       // Legacy name (servers before Sept 2014), then the hashed one (§1.2).
       const legacy = poolPath(ctx, `${name}-${version}.tar.xz`);
-      if (await reuseExisting(ctx, env, legacy, detail)) return legacy;
+      if (await reuseOwned(ctx, env, legacy, detail, claim)) return legacy;
       target = poolPath(ctx, `${name}-${sha256(`${url}:${version}`)}.tar.xz`);
-      if (await reuseExisting(ctx, env, target, detail)) return target;
+      if (await reuseOwned(ctx, env, target, detail, claim)) return target;
     }
 
     return withPoolTemp(ctx, async (dir) => {
@@ -104,23 +132,24 @@ function httpGenerator(f: Flavour): Generator {
         // No monitor: the content hash is the version (and the legacy name is the pool name).
         version = got.sha256;
         target = poolPath(ctx, `${name}-${version}.tar.xz`);
-        if (await reuseExisting(ctx, env, target, `${name}=${version}`)) {
+        if (await reuseOwned(ctx, env, target, detailOf(version), claimFor(f, env, url, name, version, monitored))) {
           ctx.cache.set(cacheKey, version);
           return target;
         }
       }
-      const detail = `${name}=${version}`;
+      const detail = detailOf(version);
       const path = target!;
+      const origin = claimFor(f, env, url, name, version, monitored).origin as Record<string, JsonValue>;
       if (f.cdimage) {
         const product = opts.product ?? "touch";
         await publishPoolFile(
-          (out: Writable) => repackRootfs(createReadStream(download), out, { product, alwaysAndroid: true, now: ctx.clock(), xzLevel: ctx.config.xz_level }),
+          (out: Writable) => repackRootfs(createReadStream(download), out, { product, alwaysAndroid: true, now: ctx.clock(), xzLevel: ctx.config.xz_level, limits: imageLimits(ctx.config), label: url }),
           path,
           ctx,
-          { sidecar: { generator: "cdimage-ubports", version, version_detail: detail, rootfs_path: download, url } },
+          { sidecar: { generator: "cdimage-ubports", version, version_detail: detail, rootfs_path: download, url, origin } },
         );
       } else {
-        await publishPoolFile(download, path, ctx, { sidecar: { generator: "http", version, version_detail: detail, url } });
+        await publishPoolFile(download, path, ctx, { sidecar: { generator: "http", version, version_detail: detail, url, origin } });
       }
       // Cached only once the file exists: a cached content hash is looked up by its legacy name.
       ctx.cache.set(cacheKey, version);
@@ -131,5 +160,5 @@ function httpGenerator(f: Flavour): Generator {
   };
 }
 
-export const http = httpGenerator({ defaultName: "http", downloadTimeoutMs: 5_000, cdimage: false });
-export const httpCdimage = httpGenerator({ defaultName: "http-cdimage", downloadTimeoutMs: 20_000, cdimage: true });
+export const http = httpGenerator({ generator: "http", sidecarGenerator: "http", defaultName: "http", downloadTimeoutMs: 5_000, cdimage: false });
+export const httpCdimage = httpGenerator({ generator: "http-cdimage", sidecarGenerator: "cdimage-ubports", defaultName: "http-cdimage", downloadTimeoutMs: 20_000, cdimage: true });

@@ -10,7 +10,8 @@ import { join } from "node:path";
 import { GnuTarWriter, type TarHeader } from "../archive/tar/index.js";
 import { GeneratorError } from "../errors.js";
 import { requireArgs } from "./args.js";
-import { exists, poolPath, publishPoolFile, xzProducer } from "./pool.js";
+import { poolPath, publishPoolFile, xzProducer } from "./pool.js";
+import { checkedItem, makeOrigin, reuseOwned, type OwnerClaim } from "./pool-owner.js";
 import type { Generator } from "./types.js";
 
 const MEMBER = "system/usr/share/system-image/archive-master.tar.xz";
@@ -36,10 +37,18 @@ export const keyring: Generator = async (ctx, args, env) => {
   const signature = await readKeyringFile(`${base}.tar.xz.asc`, "keyring signature");
   const hash = sha256(`${sha256(tarball)}/${sha256(signature)}`);
   const path = poolPath(ctx, `keyring-${hash}.tar.xz`);
-  const detail = `keyring=${name}`;
-  // Appended whether or not the file exists (§5.4.6 step 5); no sidecar lookup here.
+  const detail = checkedItem(`${base}.tar.xz`, "keyring", name);
+  // The name is public (hashes of the published keyring): another source (a remote upstream
+  // listing /pool/keyring-<hash>.tar.xz) must not supply the keyring every image ships.
+  const claim: OwnerClaim = {
+    origin: makeOrigin(env, "keyring", { version: hash }),
+    identity: ["generator", "version"],
+    legacy: (s) => s.generator === "keyring" && s.version === hash,
+  };
+  // Appended whether or not the file exists (§5.4.6 step 5); the sidecar's is not used.
+  const reused = await reuseOwned(ctx, { ...env, version_detail: [] }, path, detail, claim);
   env.version_detail.push(detail);
-  if (exists(path)) return path;
+  if (reused) return path;
 
   // root_ownership (§5.3): 0644, now, root; uid/gid 0 (the reference kept the file's, a quirk).
   const mtime = Math.floor(ctx.clock().getTime() / 1000);

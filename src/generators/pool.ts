@@ -8,13 +8,24 @@
  * makes the file visible under its final name. The existence of `X.tar.xz` (the reference's
  * cache test) therefore implies that its signature and sidecar are complete, and a crash at
  * any point leaves at most hidden temporaries behind (cleanup removes them as orphans).
+ *
+ * Images (issue 13): a pool `*.tar.xz` that is not a delta is also streamed, in the same
+ * pass, through an xz decompressor into the image inspector (src/archive/inspect); nothing
+ * is signed or renamed unless it passes. Its catalogue (issue 19) is written as
+ * `X.catalogue.gz` before the `.asc` and the rename, so a pool file never exists without its
+ * catalogue; a crash in between leaves a catalogue whose pool file does not exist, which the
+ * orphan cleanup removes (src/model/orphans.ts keeps it only beside a referenced pool file).
  */
 import { createHash, randomBytes } from "node:crypto";
 import { createReadStream, createWriteStream } from "node:fs";
 import { copyFile, mkdir, mkdtemp, open, readFile, readdir, rename, rm, unlink } from "node:fs/promises";
-import { basename, dirname, join } from "node:path";
+import { basename, dirname, join, relative } from "node:path";
 import { Transform, type Readable, type Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
+import type { Catalogue } from "../archive/diff/catalogue.js";
+import { catalogueSidecarPath, writeCatalogueFile } from "../archive/diff/catalogue-file.js";
+import { ImageInspection } from "../archive/inspect/index.js";
+import { imageLimits } from "../config/types.js";
 import { dumpPyJson, type JsonValue } from "../format/pyjson.js";
 import { sidecarPath } from "../model/naming.js";
 import { writeFileAtomic } from "../pgp/local-signer.js";
@@ -121,10 +132,24 @@ export type PoolSource = string | Readable | ((out: Writable) => Promise<unknown
 export interface PublishOptions {
   /** The sidecar: a JSON value (written with dumpPyJson) or text written as is. */
   sidecar?: JsonValue | string;
+  /** Inspect the bytes as an image tarball; default: isImageTarball(dest). */
+  inspect?: boolean;
 }
 
 export interface PublishedFile extends FileDigest {
   path: string;
+  /** An inspected image's catalogue (also written as its `.catalogue.gz` sidecar). */
+  catalogue?: Catalogue;
+}
+
+/**
+ * Whether `dest` is an image every device may install: a `.tar.xz` in the pool that is not
+ * a delta (deltas are made from images inspected when they were published).
+ */
+export function isImageTarball(dest: string, ctx: GeneratorContext): boolean {
+  const name = basename(dest);
+  if (!name.endsWith(".tar.xz") || name.includes(".delta-")) return false;
+  return dirname(dest) === dirname(poolPath(ctx, name)) || basename(dirname(dest)) === "pool";
 }
 
 /** Publishes `dest` (+ `.asc`, + sidecar) from `source`; see the module comment for the order. */
@@ -133,23 +158,32 @@ export async function publishPoolFile(source: PoolSource, dest: string, ctx: Gen
   const sig = await ctx.signer.begin("image-signing");
   const hash = createHash("sha256");
   let size = 0;
-  const take = (chunk: Buffer) => {
+  const inspection =
+    (opts.inspect ?? isImageTarball(dest, ctx))
+      ? new ImageInspection({ file: relative(ctx.config.publish_path, dest) || dest, limits: imageLimits(ctx.config), codec: ctx.codec })
+      : undefined;
+  // Hash, sign, and (images) inspect each chunk; resolves when the inspector takes more.
+  const take = (chunk: Buffer): Promise<void> | undefined => {
     hash.update(chunk);
     sig.update(chunk);
     size += chunk.length;
+    return inspection?.write(chunk);
   };
   let tmp: string | undefined; // ours to delete on failure
+  let catalogueWritten = false;
+  let catalogue: Catalogue | undefined;
   try {
     let ready: string;
     if (typeof source === "string") {
-      for await (const chunk of createReadStream(source)) take(chunk as Buffer);
+      for await (const chunk of createReadStream(source)) await take(chunk as Buffer);
       ready = source;
     } else {
       tmp = tempSibling(dest);
       const tap = new Transform({
         transform(chunk: Buffer, _enc, cb) {
-          take(chunk);
-          cb(null, chunk);
+          const waiting = take(chunk);
+          if (waiting === undefined) cb(null, chunk);
+          else waiting.then(() => cb(null, chunk), cb);
         },
       });
       const file = createWriteStream(tmp, { flags: "wx", mode: 0o644 });
@@ -167,22 +201,33 @@ export async function publishPoolFile(source: PoolSource, dest: string, ctx: Gen
       }
       ready = tmp;
     }
+    // Nothing is signed or renamed before the inspector has read the image to its end.
+    catalogue = await inspection?.end();
+    const sha256 = hash.digest("hex");
     await fsyncPath(ready);
     if (opts.sidecar !== undefined) {
       const text = typeof opts.sidecar === "string" ? opts.sidecar : dumpPyJson(opts.sidecar);
       await writeSignedText(ctx, sidecarPath(dest), text);
     }
+    if (catalogue) {
+      await writeCatalogueFile(dest, catalogue, sha256);
+      catalogueWritten = true;
+    }
     await writeFileAtomic(`${dest}.asc`, await sig.finish());
     await renameInto(ready, dest);
     tmp = undefined;
     await fsyncPath(dirname(dest), true);
+    const digest = { sha256, size };
+    ctx.checksums.set(dest, digest);
+    return catalogue ? { path: dest, ...digest, catalogue } : { path: dest, ...digest };
   } catch (err) {
+    // A refused image also breaks the pipeline feeding it: report the refusal, not the break.
+    const refusal = inspection?.refusal;
+    inspection?.abort();
     if (tmp) await unlink(tmp).catch(() => {});
-    throw err;
+    if (catalogueWritten && !exists(dest)) await unlink(catalogueSidecarPath(dest)).catch(() => {});
+    throw refusal ?? err;
   }
-  const digest = { sha256: hash.digest("hex"), size };
-  ctx.checksums.set(dest, digest);
-  return { path: dest, ...digest };
 }
 
 /**

@@ -8,10 +8,12 @@ import { GeneratorError } from "../errors.js";
 import { parseChannels } from "../model/channels.js";
 import { parseIndex, type Image } from "../model/index-doc.js";
 import { filePrefix } from "../model/naming.js";
+import { publishedPathProblem } from "../model/published-path.js";
 import { readTextOrNull } from "../tree/commit.js";
 import { deviceDirOf, pyRealpath } from "../tree/paths.js";
 import { optionsAt, requireArgs } from "./args.js";
 import { sidecarVersionDetail } from "./pool.js";
+import { checkedDetail } from "./pool-owner.js";
 import type { Generator } from "./types.js";
 
 /** The full image with the highest version, or undefined. */
@@ -38,10 +40,14 @@ export const systemImage: Generator = async (ctx, args, env) => {
   if (!full) throw new GeneratorError(`${channel}/${device} has no full image`);
   const file = full.files.find((f) => typeof f.path === "string" && filePrefix(f.path) === prefix);
   if (!file) throw new GeneratorError(`no file with prefix '${prefix}' in ${channel}/${device} version ${full.version}`);
+  // A tree made elsewhere (the reference, a hand edit) may hold paths we would not publish.
+  const bad = publishedPathProblem(file.path);
+  if (bad) throw new GeneratorError(`refusing file path ${JSON.stringify(file.path)} of ${channel}/${device} version ${full.version} in ${indexFile}: ${bad}`, "ValueError");
   // The file's existence is not checked here (§5.4.8): create_image refuses a missing one.
+  // Its owner is our own signed index, so no owner check (pool-owner.ts) applies here.
   const path = pyRealpath(`${root}/${file.path}`);
   const detail = await sidecarVersionDetail(path);
-  if (detail !== null) env.version_detail.push(detail);
+  if (detail !== null) env.version_detail.push(checkedDetail(path, detail));
   ctx.log(`I: reusing ${path} from ${channel}/${device}`);
   return path;
 };

@@ -4,7 +4,7 @@
  * expire old images. A failing generator cancels this device's image and leaves its
  * published files untouched; pool files it wrote become orphans that cleanup removes.
  */
-import { realpathSync } from "node:fs";
+import { realpathSync, statSync } from "node:fs";
 import { join } from "node:path";
 import type { ChannelConfig } from "../config/types.js";
 import { generateDelta, generateFile, type Environment, type GeneratorContext } from "../generators/index.js";
@@ -34,6 +34,19 @@ export interface DeviceOutcome {
   bytes: number;
   steps: Record<string, number>;
   error?: string;
+}
+
+/**
+ * The delta source's SHA-256 from the index entry devices verified (when its size matches
+ * the file): its stored catalogue is checked against it without hashing the file again.
+ */
+function seedDigest(gctx: GeneratorContext, path: string, entry: { checksum: string; size: number } | undefined): void {
+  if (!entry || gctx.checksums.has(path) || !/^[0-9a-f]{64}$/.test(entry.checksum)) return;
+  try {
+    if (statSync(path).size === entry.size) gctx.checksums.set(path, { sha256: entry.checksum, size: entry.size });
+  } catch {
+    // missing: the delta reports it
+  }
 }
 
 async function imagesOf(tree: Tree, channels: ChannelsDoc, channel: string, device: string): Promise<Image[]> {
@@ -114,9 +127,11 @@ export async function importDevice(
         continue;
       }
       const srcAbs = realpathSync(join(publish, src));
+      seedDigest(gctx, srcAbs, base.files.find((f) => f.path === src));
       // An unchanged file is left out of the delta, except keyring and boot overlays (§5.6).
       if (srcAbs === path && !alwaysShipped(url)) continue;
-      const delta = await timed("delta", () => generateDelta(gctx, srcAbs, path));
+      // The channel's mtime policy: it decides what the delta carries (and its pool name).
+      const delta = await timed("delta", () => generateDelta(gctx, srcAbs, path, { mtime: conf.delta_mtime }));
       result.deltas[i].files.push(delta);
     }
   }

@@ -28,6 +28,8 @@ export interface ImportOptions {
   clock?: () => Date;
   /** Mirror trigger runner (tests inject one). */
   runMirror?: (argv: string[]) => Promise<void>;
+  /** Called once the run is recorded in the history (not for a dry run). */
+  onRunStarted?: (runId: number) => void;
 }
 
 export interface ImportResult {
@@ -42,10 +44,12 @@ export async function importImages(config: Config, opts: ImportOptions): Promise
   const result: ImportResult = { plans: [], devices: [], failed: 0, published: 0 };
   // A dry run reads only: it neither waits for nor takes the lock.
   const lock = opts.dryRun ? undefined : acquireGlobalLock(config.state_path);
-  const history = opts.dryRun ? undefined : ImportHistory.open(config.state_path);
+  // Holding the lock, no other import can be running: any run still "running" is interrupted.
+  const history = opts.dryRun ? undefined : ImportHistory.open(config.state_path, { lockHeld: true });
   try {
     const runId = history?.startRun(opts.trigger ?? "cli", false);
     result.runId = runId;
+    if (runId !== undefined) opts.onRunStarted?.(runId);
     try {
       return await runChannels(config, opts, result, history, runId);
     } catch (err) {
@@ -75,7 +79,8 @@ async function runChannels(
       ...(config.http_timeout ? { connectTimeoutMs: config.http_timeout * 1000, readTimeoutMs: config.http_timeout * 1000 } : {}),
       ...opts.fetchOptions,
     },
-    log: (line) => log.debug(line.replace(/^[A-Z]: /, "")),
+    // "W: " lines (an unverified upstream, a dangling hard link) are warnings an operator must see.
+    log: (line) => (line.startsWith("W: ") ? log.warn(line.slice(3)) : log.debug(line.replace(/^[A-Z]: /, ""))),
   });
   const tree = new Tree(config, { signer: gctx.signer, clock: gctx.clock });
   // Download directories of a killed run (we hold the lock: nobody else owns one).

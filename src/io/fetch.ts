@@ -3,14 +3,17 @@
  * timeouts, bounded retries with backoff, redirects (bounded), a size cap and the
  * `system-image-server` User-Agent. Every failure is a GeneratorError that names the URL;
  * downloads go to a caller-chosen temporary path and are hashed while written, so nothing
- * half-downloaded is ever published and nothing is re-read to checksum it.
+ * half-downloaded is ever published and nothing is re-read to checksum it. Memory stays
+ * bounded (backpressure down to TCP), and nothing the HTTP client does, even an internal
+ * assertion of undici's, can take the process down (see Exchange).
  */
 import { createHash } from "node:crypto";
 import { createWriteStream } from "node:fs";
 import { unlink } from "node:fs/promises";
-import { Transform } from "node:stream";
+import type { Socket } from "node:net";
+import { Readable, Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import { Agent, interceptors, request, type Dispatcher } from "undici";
+import { Agent, buildConnector, interceptors, type Dispatcher } from "undici";
 import { GeneratorError } from "../errors.js";
 
 export const USER_AGENT = "system-image-server";
@@ -58,19 +61,123 @@ const DEFAULTS: Required<Omit<FetchOptions, "onProgress">> & Pick<FetchOptions, 
 /** Failures worth another try: network errors, timeouts, 5xx. A 404 or an HTML page is final. */
 class Retryable extends Error {}
 
-const agents = new Map<string, Dispatcher>();
 type Resolved = typeof DEFAULTS;
 
-function dispatcher(o: Resolved): Dispatcher {
-  const key = `${o.connectTimeoutMs}/${o.readTimeoutMs}/${o.maxRedirects}`;
-  let d = agents.get(key);
-  if (!d) {
-    d = new Agent({ connect: { timeout: o.connectTimeoutMs }, headersTimeout: o.readTimeoutMs, bodyTimeout: o.readTimeoutMs }).compose(
-      interceptors.redirect({ maxRedirections: o.maxRedirects }),
-    );
-    agents.set(key, d);
+/**
+ * One response, its body a Readable with backpressure, on an undici Agent of its own. The
+ * Agent is private so that each socket it opens belongs to exactly this response: the two
+ * guards below need to know whose body a socket carries. Connection reuse is lost, which
+ * costs one TCP handshake per document (a few per import), never per byte.
+ *
+ * Why the guards (issue 13 item 7; nodejs/undici#5360, fixed by #5389/#5474 only in undici 8,
+ * which needs Node 22; 7.30.x has it): backpressure pauses undici's llhttp parser. A build
+ * server that answers `Connection: close` (python3 -m http.server, nginx with
+ * keepalive_timeout 0) writes headers, body and FIN at once, so the socket can reach its end
+ * while the parser is paused on the body's last bytes. undici's socket 'end' listener then
+ * calls `parser.finish()`, which asserts `!this.paused`: an AssertionError thrown from an
+ * event listener, i.e. an uncaught exception that kills the whole process.
+ * 1. We listen to 'end' before undici does and resume a parser we paused. That costs no
+ *    memory: a paused parser gives its unparsed bytes back to the socket (`unshift`), and a
+ *    socket emits 'end' only once it holds none, so resuming parses zero bytes and just
+ *    completes the message (Content-Length check included); the body is already queued.
+ * 2. Whatever undici still throws from inside a socket event (the same `finish()` on its
+ *    ECONNRESET path, or any other internal check) is caught around that socket's `emit` and
+ *    fails this download, as a retryable error naming the URL, instead of the process.
+ */
+export const fetchInternals = {
+  /** Guard 1 on. Only tests turn it off, to show that guard 2 alone keeps the process up. */
+  resumeOnPeerClose: true,
+  /** Body bytes held in memory per download before the parser, then TCP, is paused. */
+  bodyHighWater: 256 * 1024,
+};
+
+class Exchange implements Dispatcher.DispatchHandler {
+  private controller: Dispatcher.DispatchController | null = null;
+  private ended = false;
+  private draining = false;
+  private settle!: { resolve: (v: { status: number; headers: Record<string, unknown> }) => void; reject: (e: unknown) => void };
+  readonly response = new Promise<{ status: number; headers: Record<string, unknown> }>((resolve, reject) => (this.settle = { resolve, reject }));
+  readonly body = new Readable({
+    highWaterMark: fetchInternals.bodyHighWater,
+    read: () => this.controller?.resume(),
+    destroy: (err, cb) => {
+      if (!this.ended) this.controller?.abort(err ?? new Error("body closed"));
+      cb(err);
+    },
+  });
+  private readonly agent: Agent;
+
+  constructor(url: string, o: Resolved) {
+    const connect = buildConnector({ timeout: o.connectTimeoutMs });
+    this.agent = new Agent({
+      headersTimeout: o.readTimeoutMs,
+      bodyTimeout: o.readTimeoutMs,
+      connect: (opts, cb) =>
+        connect(opts, (...args) => {
+          if (args[1]) this.guard(args[1]);
+          cb(...args);
+        }),
+    });
+    // Failures reach the caller through `response` or the body's iterator; these listeners
+    // only keep an unread failure (after an early status error) from going unhandled.
+    this.response.catch(() => {});
+    this.body.on("error", () => {});
+    const u = new URL(url);
+    try {
+      this.agent
+        .compose(interceptors.redirect({ maxRedirections: o.maxRedirects }))
+        .dispatch({ origin: u.origin, path: u.pathname + u.search, method: "GET", headers: { "user-agent": USER_AGENT } }, this);
+    } catch (err) {
+      this.fail(err);
+    }
   }
-  return d;
+
+  private guard(socket: Socket): void {
+    socket.prependListener("end", () => {
+      if (this.controller?.paused && fetchInternals.resumeOnPeerClose) {
+        this.draining = true; // no pause from here on; there is nothing left to read anyway
+        this.controller.resume();
+      }
+    });
+    const emit = socket.emit;
+    socket.emit = ((event: string | symbol, ...args: unknown[]) => {
+      try {
+        return Reflect.apply(emit, socket, [event, ...args]) as boolean;
+      } catch (err) {
+        this.fail(new Error(`the HTTP client failed on the connection's ${String(event)}: ${reason(err)}`, { cause: err }));
+        socket.destroy();
+        return true;
+      }
+    }) as Socket["emit"];
+  }
+
+  fail(err: unknown): void {
+    this.settle.reject(err);
+    this.body.destroy(err as Error);
+  }
+
+  /** Drops the connection (a no-op for one the server closed). */
+  close(): void {
+    this.agent.destroy().catch(() => {});
+  }
+
+  onRequestStart(controller: Dispatcher.DispatchController): void {
+    this.controller = controller;
+  }
+  onResponseStart(controller: Dispatcher.DispatchController, status: number, headers: Record<string, unknown>): void {
+    this.controller = controller;
+    this.settle.resolve({ status, headers });
+  }
+  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    if (!this.body.push(chunk) && !this.draining) controller.pause();
+  }
+  onResponseEnd(): void {
+    this.ended = true;
+    this.body.push(null);
+  }
+  onResponseError(_controller: Dispatcher.DispatchController, err: Error): void {
+    this.fail(err);
+  }
 }
 
 function reason(err: unknown): string {
@@ -85,7 +192,8 @@ function reason(err: unknown): string {
     case "ECONNREFUSED":
       return "connection refused";
     default:
-      return e.message?.replace(/^Error: /, "") ?? String(err);
+      // One line: undici's assertion messages span several.
+      return (e.message?.replace(/^Error: /, "") ?? String(err)).replace(/\s+/g, " ").trim();
   }
 }
 
@@ -97,41 +205,45 @@ export function looksLikeArchive(head: Buffer): boolean {
 }
 
 async function attempt(url: string, o: Resolved, sink: (body: AsyncIterable<Buffer>, headers: Record<string, unknown>) => Promise<void>): Promise<void> {
-  let res: Dispatcher.ResponseData;
+  if (!/^https?:\/\//i.test(url) || !URL.canParse(url)) throw new GeneratorError(`Cannot download ${url}: not an http or https URL`);
+  const ex = new Exchange(url, o);
   try {
-    res = await request(url, { dispatcher: dispatcher(o), headers: { "user-agent": USER_AGENT } });
+    await fetchBody(url, o, ex, sink);
+  } finally {
+    ex.close();
+  }
+}
+
+async function fetchBody(url: string, o: Resolved, ex: Exchange, sink: (body: AsyncIterable<Buffer>, headers: Record<string, unknown>) => Promise<void>): Promise<void> {
+  let res: { status: number; headers: Record<string, unknown> };
+  try {
+    res = await ex.response;
   } catch (err) {
     const msg = reason(err);
     if (/redirect/i.test(msg)) throw new GeneratorError(`Cannot download ${url}: too many redirects`);
     throw new Retryable(msg);
   }
-  if (res.statusCode >= 400) {
-    await res.body.dump().catch(() => {});
-    const msg = `HTTP ${res.statusCode}`;
-    if (res.statusCode >= 500) throw new Retryable(msg);
+  if (res.status >= 400) {
+    const msg = `HTTP ${res.status}`;
+    if (res.status >= 500) throw new Retryable(msg);
     throw new GeneratorError(`Cannot download ${url}: ${msg}`);
   }
-  if (res.statusCode >= 300) {
-    await res.body.dump().catch(() => {});
-    throw new GeneratorError(`Cannot download ${url}: too many redirects (HTTP ${res.statusCode})`);
-  }
+  if (res.status >= 300) throw new GeneratorError(`Cannot download ${url}: too many redirects (HTTP ${res.status})`);
   const declared = Number(res.headers["content-length"] ?? NaN);
-  if (declared > o.maxBytes) {
-    await res.body.dump().catch(() => {});
-    throw new GeneratorError(`Cannot download ${url}: ${declared} bytes is more than the cap of ${o.maxBytes}`);
-  }
+  if (declared > o.maxBytes) throw new GeneratorError(`Cannot download ${url}: ${declared} bytes is more than the cap of ${o.maxBytes}`);
+  const body = ex.body;
   let received = 0;
   let windowStart = Date.now();
   let windowBytes = 0;
   const counted = (async function* () {
-    for await (const chunk of res.body) {
+    for await (const chunk of body) {
       received += (chunk as Buffer).length;
       if (received > o.maxBytes) throw new GeneratorError(`Cannot download ${url}: body is larger than the cap of ${o.maxBytes} bytes`);
       windowBytes += (chunk as Buffer).length;
       const elapsed = Date.now() - windowStart;
       if (elapsed >= o.readTimeoutMs) {
         if (windowBytes < (o.minBytesPerSecond * elapsed) / 1000) {
-          res.body.destroy();
+          body.destroy();
           throw new Retryable(`too slow: ${windowBytes} bytes in ${(elapsed / 1000).toFixed(1)} s (less than ${o.minBytesPerSecond} bytes/s)`);
         }
         windowStart = Date.now();

@@ -47,9 +47,13 @@ export function missingFiles(existing: ReadonlySet<string>, referenced: Readonly
   return sorted([...referenced].filter((p) => !existing.has(p)));
 }
 
+/** Files owned by a pool file `X.tar.xz`: its sidecars (§1.3) and catalogue (issue 19). */
+const OWNED_SUFFIXES = [".json", ".json.asc", ".catalogue.gz"];
+
 /**
- * (existing − referenced) ∪ empty directories, minus the sidecars `X.json` / `X.json.asc` of
- * a referenced `X.tar.xz` (§1.3). Sorted by code point, like Python's sorted().
+ * (existing − referenced) ∪ empty directories, minus the files a referenced `X.tar.xz` owns:
+ * `X.json`, `X.json.asc` (§1.3) and `X.catalogue.gz` (its catalogue, issue 19), which thus
+ * expire with it. Sorted by code point, like Python's sorted().
  */
 export function orphanedFiles(
   existing: ReadonlySet<string>,
@@ -59,8 +63,9 @@ export function orphanedFiles(
   const out = new Set<string>([...existing].filter((p) => !referenced.has(p)));
   for (const d of emptyDirs) out.add(d);
   for (const p of [...out]) {
-    if (p.endsWith(".json") && referenced.has(p.slice(0, -".json".length) + ".tar.xz")) out.delete(p);
-    if (p.endsWith(".json.asc") && referenced.has(p.slice(0, -".json.asc".length) + ".tar.xz")) out.delete(p);
+    for (const suffix of OWNED_SUFFIXES) {
+      if (p.endsWith(suffix) && referenced.has(p.slice(0, -suffix.length) + ".tar.xz")) out.delete(p);
+    }
   }
   return sorted(out);
 }

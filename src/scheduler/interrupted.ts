@@ -1,7 +1,9 @@
 /**
  * A scheduled run that ends without the importer finishing its history row (the importer
  * threw after recording the start, or the server stopped mid-import) would show as "running"
- * forever on the dashboard. This closes that row as failed, with the reason.
+ * until the next sweep (ImportHistory.sweepInterrupted) noticed its process is gone, and then
+ * without the reason. This closes that row as failed at once, with the reason. (A run in a
+ * child process is closed by child-runner.ts, which knows the child's pid.)
  */
 import { ImportHistory } from "../state/history.js";
 

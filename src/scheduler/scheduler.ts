@@ -7,13 +7,23 @@
  * `si import-images` without waiting (server-reference §8.6): if something else holds it,
  * the tick logs "lock busy, skipped" and records nothing. Every run that starts is recorded
  * in the import history by the importer itself, with trigger "schedule".
+ *
+ * Each run is a child process (child-runner.ts, import-child.ts), never this one: a run that
+ * dies (uncaught error, out of memory, SIGKILL) is recorded as failed with the reason, the
+ * server goes on serving, and the next tick runs as usual. The lock is the child's, so it is
+ * released by the kernel whatever way the child ends.
  */
 import { createTask, validateDetailed, type ScheduledTask } from "node-cron";
 import type { Config } from "../config/types.js";
 import { ConfigError, LockBusyError, errorMessage } from "../errors.js";
 import type { Logger } from "../io/log.js";
-import { importImages, type ImportResult } from "../importer/import-images.js";
+import type { ImportResult } from "../importer/import-images.js";
+import { ImportChildError, runImportInChild } from "./child-runner.js";
 import { markInterrupted } from "./interrupted.js";
+
+const INTERRUPTED_BY_STOP = "interrupted: si serve stopped during the import";
+/** How long stop() waits for a killed import child to go. */
+const REAP_MS = 5_000;
 
 export type TickOutcome = "ok" | "partial" | "failed" | "error" | "skipped";
 
@@ -38,8 +48,13 @@ export interface SchedulerStatus {
 
 export interface SchedulerOptions {
   log: Logger;
-  /** The job (tests inject one); default: importImages with trigger "schedule". */
-  runImport?: (log: Logger) => Promise<ImportResult>;
+  /**
+   * The job (tests inject one); default: import-images with trigger "schedule" in a child
+   * process. `signal` is aborted when the server stops and will not wait any longer.
+   */
+  runImport?: (log: Logger, signal: AbortSignal) => Promise<ImportResult>;
+  /** The child entry and its Node options (tests running from src/ point at dist/). */
+  child?: { entry?: string; execArgv?: string[] };
   /** Called after every run that took the lock (not after a skipped tick). */
   afterRun?: (result: TickResult) => Promise<unknown>;
 }
@@ -57,6 +72,7 @@ export class ImportScheduler {
   private readonly task: ScheduledTask;
   private readonly log: Logger;
   private running: Promise<void> | null = null;
+  private abort: AbortController | null = null;
   private runningSince: Date | null = null;
   private last: TickResult | null = null;
   private skipped = 0;
@@ -137,23 +153,32 @@ export class ImportScheduler {
     const t0 = performance.now();
     const log = this.log.child({ trigger: "schedule" });
     log.info("scheduled import-images started");
+    const abort = (this.abort = new AbortController());
+    const job = this.opts.runImport ?? ((l, signal) => runImportInChild(this.config, { log: l, signal, stopping: () => (this.stopped ? INTERRUPTED_BY_STOP : undefined), ...this.opts.child }));
     let r: TickResult;
     try {
-      const res = await (this.opts.runImport ?? ((l) => importImages(this.config, { log: l, trigger: "schedule" })))(log);
+      const res = await job(log, abort.signal);
       const outcome = res.failed === 0 ? "ok" : res.published > 0 ? "partial" : "failed";
       r = { at, outcome, published: res.published, failed: res.failed, duration_ms: Math.round(performance.now() - t0) };
       const line = `scheduled import-images finished: ${outcome}, ${res.published} published, ${res.failed} failed`;
       (outcome === "ok" ? log.info : log.error)(line, { run: res.runId ?? null, published: res.published, failed: res.failed, duration_ms: r.duration_ms });
     } catch (err) {
       if (err instanceof LockBusyError) return this.skip("lock busy");
-      // The importer recorded the run before it failed; make sure it does not stay "running".
       const message = errorMessage(err);
-      markInterrupted(this.config.state_path, at, `import-images failed: ${message}`);
       r = { at, outcome: "error", message, duration_ms: Math.round(performance.now() - t0) };
+      // Stopping: stop() records and logs what happened to the run; nothing more is started.
+      if (abort.signal.aborted) return (this.last = r);
+      // The importer recorded the run before it failed; make sure it does not stay "running"
+      // (the child runner has already closed the run of a child that died).
+      if (!(err instanceof ImportChildError)) markInterrupted(this.config.state_path, at, `import-images failed: ${message}`);
       log.error(`scheduled import-images failed: ${message}`, { duration_ms: r.duration_ms });
+    } finally {
+      this.abort = null;
     }
     this.last = r;
-    if (this.opts.afterRun) {
+    // After every run that took the lock, failed or not: a keyring renewal must not depend
+    // on imports working (an import that always crashes must not let the keyring expire).
+    if (this.opts.afterRun && !this.stopped) {
       try {
         await this.opts.afterRun(r);
       } catch (err) {
@@ -165,8 +190,9 @@ export class ImportScheduler {
 
   /**
    * Stops ticking and waits up to `waitMs` for a run in progress. Resolves true when none is
-   * left; false when one was abandoned (it is marked as interrupted in the history, and the
-   * caller should exit: the lock goes with the process, commits are atomic).
+   * left; false when one was abandoned: its child process is killed (the kernel frees the
+   * lock; commits are atomic, so nothing is half-published), the run is marked as
+   * interrupted in the history, and the caller should exit.
    */
   async stop(waitMs: number): Promise<boolean> {
     this.stopped = true;
@@ -180,7 +206,11 @@ export class ImportScheduler {
     ]);
     clearTimeout(timer);
     if (!finished && since) {
-      markInterrupted(this.config.state_path, since, "interrupted: si serve stopped during the import");
+      this.abort?.abort(new Error(INTERRUPTED_BY_STOP));
+      // Wait (a little) for the killed child to be reaped and its run recorded.
+      await Promise.race([this.idle(), new Promise<void>((resolve) => (timer = setTimeout(resolve, REAP_MS)))]);
+      clearTimeout(timer);
+      markInterrupted(this.config.state_path, since, INTERRUPTED_BY_STOP);
       this.log.warn("scheduled import-images interrupted by the server stopping", { trigger: "schedule" });
     }
     return finished;

@@ -8,6 +8,11 @@ import type { Config } from "../config/types.js";
 import type { Image, IndexDoc } from "../model/index-doc.js";
 import { cleanupPhased, parseIndex } from "../model/index-doc.js";
 import { findImage, getPhasedPercentage } from "../model/images.js";
+import { describePathProblem, publishedPathProblem } from "../model/published-path.js";
+import { urlPathProblem } from "../model/naming.js";
+import { textProblem } from "../model/version-detail.js";
+import { TreeError } from "../errors.js";
+import { expandPath } from "./paths.js";
 import { readTextOrNull } from "./commit.js";
 import { addSnakeAliases, Runner, type TreeOptions } from "./context.js";
 import {
@@ -47,6 +52,29 @@ const toArgs = (s: ImageSpec): CreateImageArgs => ({
   minversion: s.minversion,
   versionDetail: s.versionDetail ?? s.version_detail,
 });
+
+/**
+ * What enters an index reaches devices (issue 13): every file's URL path is safe
+ * (published-path.ts); version_detail and descriptions have no control characters and a
+ * length cap. (The key=value grammar is enforced where items enter: generators, tag helpers.)
+ */
+function checkSpec(s: ImageSpec, pubPath: string, indexPath: string): void {
+  const what = `Cannot create ${s.type} image ${String(s.version)} in ${indexPath}`;
+  for (const p of Array.isArray(s.paths) ? s.paths : []) {
+    if (typeof p !== "string" || p === "") continue; // fileEntries reports those
+    const { url } = expandPath(p, pubPath);
+    // urlPathProblem's cases keep the reference's message (fileEntries reports them).
+    const bad = urlPathProblem(url) ? undefined : publishedPathProblem(url);
+    if (bad) throw new TreeError(`${what}: file path ${describePathProblem(url, bad)}`, "ValueError");
+  }
+  checkText(what, "version_detail", s.versionDetail ?? s.version_detail);
+  checkText(what, "description", s.description);
+}
+
+function checkText(what: string, key: string, text: unknown): void {
+  const bad = typeof text === "string" ? textProblem(text) : undefined;
+  if (bad) throw new TreeError(`${what}: ${key} ${bad.replace(/^it /, "")}`, "ValueError");
+}
 
 export class Device {
   readonly config: Config;
@@ -100,6 +128,7 @@ export class Device {
       typeof baseOrOptions === "object" && baseOrOptions !== null ? baseOrOptions : { base: baseOrOptions, bootme, minversion, versionDetail };
     const args = toArgs({ ...o, type, version, description, paths });
     return this.runner.txn("create_image", [type, version, description, paths, o], async (t) => {
+      checkSpec({ ...o, type, version, description, paths }, this.pub_path, this.indexpath);
       await opCreateImage(t, this.indexpath, this.pub_path, args);
       return true as const;
     });
@@ -112,6 +141,7 @@ export class Device {
    */
   createImages(images: ImageSpec[], opts: { checksums?: KnownDigests } = {}): Promise<true> {
     return this.runner.txn("create_images", [images], async (t) => {
+      for (const spec of images) checkSpec(spec, this.pub_path, this.indexpath);
       for (const spec of images) await opCreateImage(t, this.indexpath, this.pub_path, toArgs(spec), opts.checksums);
       return true as const;
     });
@@ -133,6 +163,11 @@ export class Device {
   /** Sets `description` and one `description_<lang>` per translation. */
   setDescription(type: string, version: number, description: string, translations: Record<string, string> = {}, base?: number | null): Promise<true> {
     return this.runner.txn("set_description", [type, version, description, translations, base], async (t) => {
+      const what = `Cannot set the description of ${type} image ${String(version)} in ${this.indexpath}`;
+      checkText(what, "description", description);
+      if (typeof translations === "object" && translations !== null) {
+        for (const [lang, text] of Object.entries(translations)) checkText(what, `description_${lang}`, text);
+      }
       await opSetDescription(t, this.indexpath, { type, version, description, translations, base });
       return true as const;
     });

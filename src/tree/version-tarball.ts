@@ -17,6 +17,7 @@ import { dumpPyJson } from "../format/pyjson.js";
 import { defaultCodec, type XzCodec } from "../io/xz.js";
 import type { Signer } from "../pgp/signer.js";
 import { sidecarPath } from "../model/naming.js";
+import { MAX_TEXT, shown, textProblem } from "../model/version-detail.js";
 import {
   DEFAULT_CHANNEL_PATH,
   versionMembers,
@@ -63,6 +64,31 @@ export function iniInput(config: VersionConfig, spec: VersionTarballSpec): Chann
   };
 }
 
+/**
+ * channel.ini is line-based and devices load it as config.d/01_channel.ini (client-protocol
+ * §2): a newline in any value is a new `[section]` or `base:` line (issue 13 #1). Whatever the
+ * caller checked, the writer refuses control characters in every value and an overlong
+ * version_detail. (The key=value grammar is enforced where items enter: the generators and
+ * the tag helpers; the reference's own tests write "abcdef" and "tag=ü" through here.)
+ */
+export function checkIniInput(ini: ChannelIniInput, where: string): void {
+  const values: [string, unknown][] = [
+    ["base", ini.fqdn],
+    ["http_port", ini.httpPort],
+    ["https_port", ini.httpsPort],
+    ["channel", ini.channel],
+    ["device", ini.device],
+    ["build_number", ini.version],
+    ["channel_target", ini.channelTarget ?? ""],
+    ["version_detail", ini.versionDetail ?? ""],
+  ];
+  for (const [key, v] of values) {
+    const m = /[\x00-\x1f\x7f-\x9f\u2028\u2029]/.exec(String(v));
+    if (m) throw new TreeError(`Cannot write ${where}: the channel.ini value of ${key} has the control character ${shown(m[0])}: ${shown(String(v))}`, "ValueError");
+  }
+  if (String(ini.versionDetail ?? "").length > MAX_TEXT) throw new TreeError(`Cannot write ${where}: version_detail is longer than ${MAX_TEXT} characters`, "ValueError");
+}
+
 function header(m: VersionMember, mtime: number): TarHeader {
   return {
     name: m.name,
@@ -80,7 +106,9 @@ function header(m: VersionMember, mtime: number): TarHeader {
 
 /** Streams the uncompressed GNU tar to `out` and ends it. */
 export async function writeVersionTar(out: Writable, config: VersionConfig, spec: VersionTarballSpec): Promise<void> {
-  const members = versionMembers(iniInput(config, spec), spec.buildPath, spec.channelPath);
+  const ini = iniInput(config, spec);
+  checkIniInput(ini, `the version tarball of ${spec.channel}/${spec.device} version ${spec.version}`);
+  const members = versionMembers(ini, spec.buildPath, spec.channelPath);
   const mtime = Math.floor((spec.now ?? new Date()).getTime() / 1000);
   const tar = new GnuTarWriter(out);
   for (const m of members) await tar.add(header(m, mtime), m.type === "file" ? m.content : undefined);
@@ -128,6 +156,8 @@ export async function writeVersionTarball(
   opts: WriteOptions,
 ): Promise<WrittenFile> {
   if (!dest.endsWith(".tar.xz")) throw new TreeError(`Cannot write version tarball ${dest}: the name must end in .tar.xz`, "ValueError");
+  // Checked before any temporary exists (writeVersionTar checks again).
+  checkIniInput(iniInput(config, spec), `version tarball ${dest} (${spec.channel}/${spec.device})`);
   const codec = opts.codec ?? defaultCodec();
   const tmp = tempSibling(dest);
   const sigTmp = tempSibling(`${dest}.asc`);
@@ -179,6 +209,8 @@ export async function writeVersionSidecar(
   signer: Signer,
 ): Promise<string> {
   const path = sidecarPath(tarPath);
+  const bad = textProblem(info.versionDetail ?? "");
+  if (bad) throw new TreeError(`Cannot write ${path} (${info.channel}/${info.device}): version_detail ${bad.replace(/^it /, "")}`, "ValueError");
   await writeSignedFile(path, dumpPyJson(versionSidecar(info)), signer);
   return path;
 }

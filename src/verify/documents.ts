@@ -5,6 +5,7 @@
  */
 import type { ChannelsDoc } from "../model/channels.js";
 import type { FileEntry, Image, IndexDoc } from "../model/index-doc.js";
+import { publishedPathProblem } from "../model/published-path.js";
 import { getCandidates, imageHash, pathLabel } from "./client-path.js";
 
 export interface Finding {
@@ -102,6 +103,14 @@ function checkFile(f: unknown, where: string, out: Finding[]): f is FileEntry {
   const before = out.length;
   const p = pathProblem(f.path, `${where} path`);
   if (p) out.push({ error: true, message: p });
+  // The rule the server publishes by (issue 13 #2), on any tree, the reference's included.
+  const unsafe = !p && typeof f.path === "string" && !/^https?:\/\//.test(f.path) ? publishedPathProblem(f.path) : undefined;
+  if (unsafe) {
+    out.push({
+      error: true,
+      message: `${where} path ${JSON.stringify(f.path)} is unsafe: ${unsafe} (devices store files by basename, the recovery reads them from ubuntu_command lines, si serve refuses dot names)`,
+    });
+  }
   if (typeof f.path === "string" && f.signature !== `${f.path}.asc`) {
     out.push({ error: true, message: `${where} signature ${JSON.stringify(f.signature)} is not path + ".asc" (the recovery runs gpg --verify ${basename(f.path)}.asc)` });
   }

@@ -4,7 +4,8 @@
  *   2. channels.json, each device keyring, each index.json: signature and shape;
  *   3. every .asc of the tree against the key that must have made it;
  *   4. every file an index names: present, sha256 and size as listed;
- *   5. orphans (warnings) and missing files (errors), like Tree.listOrphanedFiles/listMissingFiles.
+ *   5. orphans (warnings) and missing files (errors), like Tree.listOrphanedFiles/listMissingFiles;
+ *   6. files imported from an upstream without verify= (warnings: upstreams.ts).
  * A document whose signature fails is not trusted: what it lists is not checked further (and
  * the orphan check is skipped), so one damaged file is reported once, under its own name.
  */
@@ -23,6 +24,7 @@ import { Reporter, type TreeReport } from "./report.js";
 import { SignatureChecker, anyOf, isFile, type Trust } from "./signatures.js";
 import { checkDigests, local, sweepSignatures, type FileRef } from "./tree-files.js";
 import { checkDeviceKeyrings, loadChain, type Chain, type KeyringCheck } from "./trust.js";
+import { warnUnverifiedUpstreams } from "./upstreams.js";
 
 export interface VerifyTreeOptions {
   /** Warn when a keyring expires within this many days (default 30). */
@@ -146,6 +148,7 @@ export async function verifyTree(config: Config, opts: VerifyTreeOptions = {}): 
   if (docs.channels) await checkIndexes(c, root, chain, docs, skipped);
   await sweepSignatures(c, [...existing.files, ...existing.gpgFiles], docs.refs, chain);
   await checkDigests(c, docs.refs);
+  await warnUnverifiedUpstreams(rep, docs.refs.keys());
 
   const channels = docs.channels;
   if (channels && docs.orphansKnown) {

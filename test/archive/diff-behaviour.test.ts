@@ -1,11 +1,14 @@
 /**
  * The §6.3 classification table, row by row, with our semantics (compare.ts). Every row also
- * runs the apply check: the delta applied recovery-style must reproduce the new image.
- * Rows where we deliberately differ from the reference say so ("DIFFERENCE").
+ * runs the apply check: the delta applied recovery-style must reproduce the new image (with
+ * the "content" mtime policy, the default: except mtime-only changes, which keep the old
+ * mtime). Rows where we deliberately differ from the reference say so ("DIFFERENCE"); rows
+ * where the mtime policy matters run under both policies.
  */
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { makeDelta } from "../../src/archive/diff/index.js";
+import type { DeltaMtimePolicy } from "../../src/config/types.js";
 import { applyCheck } from "../helpers/apply-delta.js";
 import { listTarWithPython, tempDir, writeTarWithWriter, type FixtureEntry } from "../helpers/tar-fixtures.js";
 
@@ -17,15 +20,20 @@ interface Outcome {
   members: string[];
 }
 
-async function diffCase(oldEntries: FixtureEntry[], newEntries: FixtureEntry[]): Promise<Outcome> {
+async function diffCase(oldEntries: FixtureEntry[], newEntries: FixtureEntry[], mtime: DeltaMtimePolicy = "content"): Promise<Outcome> {
   const dir = tempDir("si-diffcase-");
   const oldTar = await writeTarWithWriter(join(dir, "old.tar"), oldEntries);
   const newTar = await writeTarWithWriter(join(dir, "new.tar"), newEntries);
   const delta = join(dir, "delta.tar.xz");
-  const s = await makeDelta(oldTar, newTar, delta, { xzLevel: 0 });
+  const s = await makeDelta(oldTar, newTar, delta, { xzLevel: 0, mtime });
   const listed = listTarWithPython(delta);
-  // The recovery's procedure must land exactly on the new image.
-  expect(applyCheck(oldTar, newTar, delta)).toEqual([]);
+  // The recovery's procedure must land exactly on the new image (mtimes as the policy says).
+  expect(applyCheck(oldTar, newTar, delta, { mtime })).toEqual([]);
+  if (mtime === "content" && s.changes.changed.length + s.changes.deleted.length + s.changes.added.length === 0) {
+    // The strict check must catch a device that kept old mtimes where "exact" was promised.
+    const changedMtime = newEntries.some((n) => oldEntries.some((o) => o.name === n.name && o.mtime !== n.mtime && n.type !== "directory"));
+    if (changedMtime) expect(applyCheck(oldTar, newTar, delta, { mtime: "exact" })).not.toEqual([]);
+  }
   return {
     added: s.changes.added,
     changed: s.changes.changed,
@@ -39,12 +47,26 @@ const T = 1_600_000_000;
 const file = (name: string, content = "data", extra: Partial<FixtureEntry> = {}): FixtureEntry => ({ name, content, mtime: T, ...extra });
 const dirE = (name: string, extra: Partial<FixtureEntry> = {}): FixtureEntry => ({ name, type: "directory", mtime: T, ...extra });
 const sym = (name: string, linkname: string, extra: Partial<FixtureEntry> = {}): FixtureEntry => ({ name, type: "symlink", linkname, mtime: T, ...extra });
-const hard = (name: string, linkname: string): FixtureEntry => ({ name, type: "link", linkname, mtime: T });
+const hard = (name: string, linkname: string, mtime = T): FixtureEntry => ({ name, type: "link", linkname, mtime });
 const NONE = { added: [], changed: [], deleted: [], removed: "\n", members: [] };
 
 describe("§6.3 table with content- and metadata-based detection", () => {
-  it("file, same content, only mtime differs -> mod (DIFFERENCE: reference ignores it)", async () => {
-    expect(await diffCase([file("f")], [file("f", "data", { mtime: T + 1 })])).toEqual({ ...NONE, changed: ["f"], removed: "f\n", members: ["f"] });
+  it("file, same content, only mtime differs -> ignored with 'content' (as the reference), mod with 'exact'", async () => {
+    expect(await diffCase([file("f")], [file("f", "data", { mtime: T + 1 })])).toEqual(NONE);
+    expect(await diffCase([file("f")], [file("f", "data", { mtime: T + 1 })], "exact")).toEqual({ ...NONE, changed: ["f"], removed: "f\n", members: ["f"] });
+  });
+
+  it("file, content differs with equal size and mtime, under both policies -> mod", async () => {
+    for (const policy of ["content", "exact"] as const) {
+      expect(await diffCase([file("f", "AAAA")], [file("f", "BBBB")], policy)).toMatchObject({ changed: ["f"], removed: "f\n", members: ["f"] });
+    }
+  });
+
+  it("'content': mtime-only changes are left out while real changes beside them ship with their new mtime", async () => {
+    const oldE = [dirE("d"), file("d/touched"), file("d/edited", "v1"), sym("d/s", "a"), file("d/hl-target", "same"), hard("d/hl", "d/hl-target")];
+    const newE = [dirE("d"), file("d/touched", "data", { mtime: T + 9 }), file("d/edited", "v2", { mtime: T + 9 }), sym("d/s", "b"), file("d/hl-target", "same", { mtime: T + 9 }), hard("d/hl", "d/hl-target")];
+    expect(await diffCase(oldE, newE)).toEqual({ ...NONE, changed: ["d/edited", "d/s"], removed: "d/edited\nd/s\n", members: ["d/edited", "d/s"] });
+    expect((await diffCase(oldE, newE, "exact")).changed).toEqual(["d/edited", "d/hl", "d/hl-target", "d/s", "d/touched"]);
   });
 
   it("file, content and size differ -> mod", async () => {
@@ -71,10 +93,12 @@ describe("§6.3 table with content- and metadata-based detection", () => {
     expect(await diffCase([file("f", "x", { typeflag: "0" })], [file("f", "x", { typeflag: "\0" })])).toEqual(NONE);
   });
 
-  it("directory mode or owner change -> rewritten but NOT listed in removed (DIFFERENCE: reference ignores it)", async () => {
-    const out = await diffCase([dirE("d", { mode: 0o755 }), file("d/keep")], [dirE("d", { mode: 0o700, uid: 3 }), file("d/keep")]);
-    // rm -Rf d would take d/keep with it; the header alone fixes mode and owner.
-    expect(out).toEqual({ ...NONE, changed: ["d"], members: ["d"] });
+  it("directory mode or owner change -> rewritten but NOT listed in removed, under both policies (DIFFERENCE: reference ignores it)", async () => {
+    for (const policy of ["content", "exact"] as const) {
+      const out = await diffCase([dirE("d", { mode: 0o755 }), file("d/keep")], [dirE("d", { mode: 0o700, uid: 3 }), file("d/keep")], policy);
+      // rm -Rf d would take d/keep with it; the header alone fixes mode and owner.
+      expect(out).toEqual({ ...NONE, changed: ["d"], members: ["d"] });
+    }
   });
 
   it("directory mtime change only -> ignored (directory mtimes are not reproducible by the recovery)", async () => {
@@ -93,34 +117,48 @@ describe("§6.3 table with content- and metadata-based detection", () => {
     expect(out.members).toEqual(["d1", "f1", "f1/inside", "d2"]);
   });
 
-  it("symlink target changed, mtime unchanged -> mod (DIFFERENCE: reference ignores it)", async () => {
+  it("symlink target changed, mtime unchanged -> mod under both policies (DIFFERENCE: reference ignores it)", async () => {
     expect(await diffCase([sym("s", "a")], [sym("s", "b")])).toMatchObject({ changed: ["s"], removed: "s\n", members: ["s"] });
+    expect(await diffCase([sym("s", "a")], [sym("s", "b")], "exact")).toMatchObject({ changed: ["s"], removed: "s\n", members: ["s"] });
   });
 
   it("symlink target and mtime changed -> mod", async () => {
     expect((await diffCase([sym("s", "a")], [sym("s", "b", { mtime: T + 1 })])).changed).toEqual(["s"]);
   });
 
-  it("symlink, same target, mtime changed -> mod (DIFFERENCE: GNU tar restores symlink mtimes)", async () => {
-    expect((await diffCase([sym("s", "a")], [sym("s", "a", { mtime: T + 1 })])).changed).toEqual(["s"]);
+  it("symlink, same target, mtime changed -> ignored with 'content'; mod with 'exact' (GNU tar restores symlink mtimes)", async () => {
+    expect((await diffCase([sym("s", "a")], [sym("s", "a", { mtime: T + 1 })])).changed).toEqual([]);
+    expect((await diffCase([sym("s", "a")], [sym("s", "a", { mtime: T + 1 })], "exact")).changed).toEqual(["s"]);
   });
 
-  it("char device: mtime only, minor changed -> mod; fifo mtime -> mod", async () => {
+  it("char device: mtime only -> ignored with 'content' (mod with 'exact'), minor changed -> mod; fifo mtime likewise", async () => {
     const dev = (name: string, minor: number, mtime = T): FixtureEntry => ({ name, type: "character-device", devmajor: 1, devminor: minor, mtime });
     const out = await diffCase(
       [dev("c1", 3), dev("c2", 3), { name: "p", type: "fifo", mtime: T }, { name: "b", type: "block-device", devmajor: 7, devminor: 0, mtime: T }],
       [dev("c1", 3, T + 1), dev("c2", 5), { name: "p", type: "fifo", mtime: T + 1 }, { name: "b", type: "block-device", devmajor: 7, devminor: 0, mtime: T }],
     );
-    expect(out.changed).toEqual(["c1", "c2", "p"]);
+    expect(out.changed).toEqual(["c2"]);
+  });
+
+  it("char device, fifo: mtime only -> mod with 'exact'", async () => {
+    const dev = (name: string, minor: number, mtime = T): FixtureEntry => ({ name, type: "character-device", devmajor: 1, devminor: minor, mtime });
+    const out = await diffCase([dev("c1", 3), { name: "p", type: "fifo", mtime: T }], [dev("c1", 3, T + 1), { name: "p", type: "fifo", mtime: T + 1 }], "exact");
+    expect(out.changed).toEqual(["c1", "p"]);
   });
 
   it("hard link unchanged, target unchanged -> ignored", async () => {
     expect(await diffCase([file("a"), hard("b", "a")], [file("a"), hard("b", "a")])).toEqual(NONE);
   });
 
-  it("hard link unchanged, target content changed -> both mod, target written first (LP #1444347)", async () => {
-    const out = await diffCase([file("z"), hard("b", "z")], [file("z", "new!"), hard("b", "z")]);
-    expect(out).toEqual({ ...NONE, changed: ["b", "z"], removed: "b\nz\n", members: ["z", "b"] });
+  it("hard link unchanged, target content changed -> both mod, target written first, under both policies (LP #1444347)", async () => {
+    for (const policy of ["content", "exact"] as const) {
+      const out = await diffCase([file("z"), hard("b", "z")], [file("z", "new!"), hard("b", "z")], policy);
+      expect(out).toEqual({ ...NONE, changed: ["b", "z"], removed: "b\nz\n", members: ["z", "b"] });
+    }
+    // Same size, new mtimes: with 'content' the digest decides for z, and the link (whose
+    // own entry changed only its mtime) still follows its rewritten target.
+    const out = await diffCase([file("z", "AAAA"), hard("b", "z")], [file("z", "BBBB", { mtime: T + 5 }), hard("b", "z", T + 5)]);
+    expect(out.changed).toEqual(["b", "z"]);
   });
 
   it("hard link whose target's metadata changed -> re-linked too", async () => {

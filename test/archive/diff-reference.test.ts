@@ -98,12 +98,40 @@ describe("test_diff (reference port)", () => {
     expect(d.changes.added).toContain("c/a_i");
   });
 
-  it("test_print_changes: the change listing", async () => {
+  it("test_print_changes: the change listing ('content' mtime policy, the default)", async () => {
     const d = await diffImages(source, target);
+    // As the reference: c/g's only change is its mtime (1000 -> 1001), left out.
+    // DIFFERENCE from the reference's 12 lines:
+    //  - c/h: a hard link to "d", which no image has (tar reads link names as archive
+    //    paths); its own entry changed only its mtime, so it is left out. The reference
+    //    resolves it to c/d (§6.4 QUIRK), which changed.
+    //  - m (mod), n (mod): roles swapped (m file + n->m  =>  n file + m->n). The reference's
+    //    hard-link rule resolves both to equal content and drops them; on disk they are the
+    //    same inode either way, but the type of each path changed, and we rewrite on type.
+    // "dir" is a directory turning into a symlink (a type change) in both.
+    expect(changeList(d)).toEqual([
+      " - b (del)",
+      " - c/a_i (add)",
+      " - c/c (add)",
+      " - c/d (mod)",
+      " - c/j (add)",
+      " - dir (mod)",
+      " - e (add)",
+      " - f (add)",
+      " - m (mod)",
+      " - n (mod)",
+      " - system/o (add)",
+      " - system/o.1 (add)",
+      " - system/中文中文中文 (del)",
+    ]);
+  });
+
+  it("test_print_changes with the 'exact' mtime policy", async () => {
+    const d = await diffImages(source, target, "exact");
     // DIFFERENCE from the reference's 12 lines:
     //  - c/g (mod): its mtime changed (1000 -> 1001) with the same content. The reference
     //    ignores mtime-only changes of files; the recovery would then leave the old mtime, so
-    //    we ship it.
+    //    "exact" ships it.
     //  - m (mod), n (mod): roles swapped (m file + n->m  =>  n file + m->n). The reference's
     //    hard-link rule resolves both to equal content and drops them; on disk they are the
     //    same inode either way, but the type of each path changed, and we rewrite on type.
@@ -134,9 +162,9 @@ describe("test_diff (reference port)", () => {
     ]);
   });
 
-  it("test_generate_tarball: member order and removed content", async () => {
+  it("test_generate_tarball: member order and removed content ('exact')", async () => {
     const out = join(dir, "output.tar.xz");
-    await makeDelta(source, target, out, { xzLevel: 0, now: new Date(1_700_000_000_000) });
+    await makeDelta(source, target, out, { xzLevel: 0, now: new Date(1_700_000_000_000), mtime: "exact" });
     const members = listTarWithPython(out);
     // DIFFERENCE: members follow the target's archive order (streamed in one pass, see
     // plan.ts), not code-point order; hard-link targets still come first: the target lists

@@ -9,7 +9,7 @@ import { createHash } from "node:crypto";
 import { createWriteStream, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { diffImages, makeDelta, writeDeltaTar } from "../../src/archive/diff/index.js";
+import { diffImages, makeDelta, scanImage, writeDeltaTar } from "../../src/archive/diff/index.js";
 import { HELD_MEMORY } from "../../src/archive/diff/one-pass.js";
 import { encodeIndex, joinXzStreams, parseIndex, readStreamLayout } from "../../src/io/xz-container.js";
 import { applyCheck } from "../helpers/apply-delta.js";
@@ -36,8 +36,8 @@ function text(seed: string, bytes: number): Buffer {
 }
 
 /** The two-pass delta's uncompressed tar, for byte comparison. */
-async function twoPassTar(oldTar: string, newTar: string, out: string): Promise<Buffer> {
-  const diff = await diffImages(oldTar, newTar);
+async function twoPassTar(oldTar: string, newTar: string, out: string, mtime: "content" | "exact" = "content"): Promise<Buffer> {
+  const diff = await diffImages(oldTar, newTar, mtime);
   await writeDeltaTar(newTar, diff, createWriteStream(out), NOW);
   return readFileSync(out);
 }
@@ -174,4 +174,48 @@ describe("one-pass delta", () => {
     expect(s.onePass).toBe(false);
     expect(listTarWithPython(out).map((m) => [m.name, m.content])).toEqual([["removed", "a\n"], ["a", "second"]]);
   });
+
+  it("'content': a file with equal size, mode and owner but a new mtime waits for its digest (dropped if equal, shipped if not)", async () => {
+    const dir = tempDir("si-onepass-");
+    const names = Array.from({ length: 200 }, (_, i) => `system/f${String(i).padStart(3, "0")}`);
+    const oldEntries = names.map((n) => file(n, `content of ${n}`));
+    // Every file gets a new mtime; every 7th also new bytes of the same size.
+    const newEntries = names.map((n, i) => file(n, i % 7 === 0 ? `CONTENT of ${n}` : `content of ${n}`, { mtime: T + 60 }));
+    const oldTar = await writeTarWithWriter(join(dir, "old.tar"), oldEntries);
+    const newTar = await writeTarWithWriter(join(dir, "new.tar"), newEntries);
+    for (const mtime of ["content", "exact"] as const) {
+      for (const speculate of [true, false]) {
+        const out = join(dir, `delta-${mtime}-${speculate}.tar.xz`);
+        const s = await makeDelta(oldTar, newTar, out, { xzLevel: 0, now: NOW, mtime, speculate });
+        expect(s.onePass).toBe(true);
+        expect(s.changes.changed).toEqual(mtime === "exact" ? names : names.filter((_, i) => i % 7 === 0));
+        expect(xzDecompress(out).equals(await twoPassTar(oldTar, newTar, join(dir, `two-pass-${mtime}.tar`), mtime))).toBe(true);
+        expect(applyCheck(oldTar, newTar, out, { mtime })).toEqual([]);
+      }
+    }
+  });
+
+  it("from stored catalogues (both, or the old one alone): the same delta file, byte for byte, as from the images", async () => {
+    const dir = tempDir("si-onepass-");
+    const big = (seed: string) => text(seed, 600 << 10);
+    const oldEntries = [file("system/a", big("a")), file("system/t", "touched"), { name: "system/hl", type: "link" as const, linkname: "system/a", mtime: T }, file("system/gone", "x"), file("system/same", big("s"))];
+    const newEntries = [file("system/a", big("a2")), file("system/t", "touched", { mtime: T + 1 }), { name: "system/hl", type: "link" as const, linkname: "system/a", mtime: T }, file("system/added", big("n")), file("system/same", big("s"))];
+    const oldTar = xzFile(await writeTarWithWriter(join(dir, "old.tar"), oldEntries));
+    const newTar = xzFile(await writeTarWithWriter(join(dir, "new.tar"), newEntries));
+    for (const mtime of ["content", "exact"] as const) {
+      const ref = join(dir, `images-${mtime}.tar.xz`);
+      const s0 = await makeDelta(oldTar, newTar, ref, { xzLevel: 0, now: NOW, mtime });
+      expect(s0.source).toBe("images");
+      const both = join(dir, `catalogues-${mtime}.tar.xz`);
+      const s1 = await makeDelta("/nonexistent/old.tar.xz", newTar, both, { xzLevel: 0, now: NOW, mtime, oldCatalogue: scanImage(oldTar), newCatalogue: scanImage(newTar) });
+      expect(s1.source).toBe("catalogues");
+      const oldOnly = join(dir, `old-catalogue-${mtime}.tar.xz`);
+      const s2 = await makeDelta("/nonexistent/old.tar.xz", newTar, oldOnly, { xzLevel: 0, now: NOW, mtime, oldCatalogue: scanImage(oldTar) });
+      expect([s2.source, s2.onePass]).toEqual(["old-catalogue", true]);
+      for (const out of [both, oldOnly]) expect(readFileSync(out).equals(readFileSync(ref)), out).toBe(true);
+      expect(s1.changes).toEqual(s0.changes);
+      expect(listTarWithPython(both).map((m) => m.name)).toEqual(["removed", "system/a", ...(mtime === "exact" ? ["system/t"] : []), "system/hl", "system/added"]);
+      expect(xzDecompress(both).equals(await twoPassTar(oldTar, newTar, join(dir, `two-pass-${mtime}.tar`), mtime))).toBe(true);
+    }
+  }, 300_000);
 });

@@ -23,6 +23,9 @@ import {
   type TestServer,
 } from "./fixtures.js";
 
+/** The pool without catalogue sidecars (issue 19: written by publishPoolFile for inspected images). */
+const imageListing = (g: GenInstance) => poolListing(g).filter((n) => !n.endsWith(".catalogue.gz"));
+
 afterAll(cleanupAll);
 
 let server: TestServer;
@@ -48,10 +51,17 @@ describe("http generator (test_generate_file_http)", () => {
     expect(env.version_detail).toEqual([`http=${hash}`]);
     expectPublished(g, path!);
     expect(readFileSync(join(g.pool, `http-${hash}.json`), "utf8")).toBe(
-      dumpPyJson({ generator: "http", url: "http://1.2.3.4/file", version: hash, version_detail: `http=${hash}` }),
+      dumpPyJson({
+        generator: "http",
+        url: "http://1.2.3.4/file",
+        version: hash,
+        version_detail: `http=${hash}`,
+        // The owner record (pool-owner.ts): who made it, from what.
+        origin: { generator: "http", channel: "test", device: "test", url: "http://1.2.3.4/file", name: "http", version: hash },
+      }),
     );
     expect(g.ctx.checksums.get(path!)).toEqual({ sha256: hash, size: tarball.length });
-    expect(poolListing(g)).toEqual([`http-${hash}.json`, `http-${hash}.json.asc`, `http-${hash}.tar.xz`, `http-${hash}.tar.xz.asc`]);
+    expect(imageListing(g)).toEqual([`http-${hash}.json`, `http-${hash}.json.asc`, `http-${hash}.tar.xz`, `http-${hash}.tar.xz.asc`]);
     expect(server.hitsOf("/file")).toBe(1);
 
     // Same run: the cached version finds the file by its legacy name, without a download.
@@ -68,7 +78,7 @@ describe("http generator (test_generate_file_http)", () => {
     expect(env3.version_detail).toEqual([`http=${hash}`]);
     expect(server.hitsOf("/file")).toBe(2);
     expect(statSync(path!).mtimeMs).toBe(mtime);
-    expect(poolListing(g)).toHaveLength(4); // the temporary download is gone
+    expect(imageListing(g)).toHaveLength(4); // the temporary download is gone
   });
 
   it("names the file sha256('<url>:<monitor value>') and caches the monitor value", async () => {
@@ -80,7 +90,13 @@ describe("http generator (test_generate_file_http)", () => {
     expect(path).toBe(join(realpathSync(g.config.publish_path), `pool/http-${hash}.tar.xz`));
     expect(env.version_detail).toEqual(["http=42"]);
     expectPublished(g, path!);
-    expect(readJson(join(g.pool, `http-${hash}.json`))).toEqual({ generator: "http", url: "http://1.2.3.4/file", version: "42", version_detail: "http=42" });
+    expect(readJson(join(g.pool, `http-${hash}.json`))).toEqual({
+      generator: "http",
+      url: "http://1.2.3.4/file",
+      version: "42",
+      version_detail: "http=42",
+      origin: { generator: "http", channel: "test", device: "test", url: "http://1.2.3.4/file", name: "http", version: "42" },
+    });
     expect(g.ctx.cache.get("http_http://1.2.3.4/file")).toBe("42");
 
     const env2 = makeEnv(g);
@@ -99,12 +115,48 @@ describe("http generator (test_generate_file_http)", () => {
     writeFileSync(join(g.config.publish_path, "seed.tar.xz"), tarball);
     mkdirSync(g.pool);
     linkSync(join(g.config.publish_path, "seed.tar.xz"), join(g.pool, "rootfs-43.tar.xz"));
-    writeFileSync(join(g.pool, "rootfs-43.json"), dumpPyJson({ version_detail: "rootfs=legacy" }));
+    // A sidecar the reference wrote (no owner record): its legacy fields show the same source.
+    writeFileSync(join(g.pool, "rootfs-43.json"), dumpPyJson({ generator: "http", url: "http://1.2.3.4/file", version: "43", version_detail: "rootfs=legacy" }));
     const env = makeEnv(g);
     const path = await generateFile(g.ctx, "http", ["http://1.2.3.4/file", "monitor=http://1.2.3.4/monitor,name=rootfs"], env);
     expect(path).toBe(join(realpathSync(g.pool), "rootfs-43.tar.xz"));
     expect(env.version_detail).toEqual(["rootfs=legacy"]);
     expect(server.hitsOf("/file")).toBe(0);
+  });
+
+  it.each<[string, object | null, string]>([
+    ["a legacy sidecar of another URL", { generator: "http", url: "http://other/file", version: "43", version_detail: "rootfs=43" }, "made by http from http://other/file (a sidecar without an owner record)"],
+    ["a sidecar that says nothing of its source", { version_detail: "rootfs=43" }, "made by an unknown generator (a sidecar without an owner record)"],
+    ["no sidecar", null, "made by an unknown source (it has no sidecar)"],
+    [
+      "a file another channel imported from a remote upstream",
+      { generator: "http", url: "http://1.2.3.4/file", version: "43", version_detail: "rootfs=43", origin: { generator: "remote-system-image", channel: "a", device: "mako", url: "http://up/pool/rootfs-43.tar.xz" } },
+      "made by remote-system-image from http://up/pool/rootfs-43.tar.xz for channel a/mako",
+    ],
+  ])("does not reuse pool/<name>-<version>.tar.xz made from another source: %s", async (_what, sidecar, made) => {
+    server.routes.set("/monitor", "43");
+    writeFileSync(join(g.config.publish_path, "seed.tar.xz"), tarball);
+    mkdirSync(g.pool);
+    linkSync(join(g.config.publish_path, "seed.tar.xz"), join(g.pool, "rootfs-43.tar.xz"));
+    if (sidecar) writeFileSync(join(g.pool, "rootfs-43.json"), dumpPyJson(sidecar as never));
+    const env = makeEnv(g);
+    await expectGenError(
+      generateFile(g.ctx, "http", ["http://1.2.3.4/file", "monitor=http://1.2.3.4/monitor,name=rootfs"], env),
+      `pool file ${join(realpathSync(g.pool), "rootfs-43.tar.xz")} belongs to another source: it was ${made}`,
+      "and this is http from http://1.2.3.4/file version 43 for channel test/test",
+    );
+    expect(env.version_detail).toEqual([]);
+    expect(server.hitsOf("/file")).toBe(0);
+  });
+
+  it("refuses a monitor value that would inject into version_detail, naming the monitor and key", async () => {
+    server.routes.set("/monitor", "7,tag=EVIL");
+    const env = makeEnv(g);
+    await expectGenError(
+      generateFile(g.ctx, "http", ["http://1.2.3.4/file", "monitor=http://1.2.3.4/monitor,name=img"], env),
+      'the version_detail from http://1.2.3.4/monitor: version_detail item "img=7,tag=EVIL" (key "img"): the value has a reserved character ","',
+    );
+    expect(imageListing(g)).toEqual([]);
   });
 
   it.each<[string, () => void, (string | RegExp)[]]>([
@@ -122,14 +174,14 @@ describe("http generator (test_generate_file_http)", () => {
     const env = makeEnv(g);
     await expectGenError(generateFile(g.ctx, "http", ["http://1.2.3.4/file"], env), "Cannot generate http for test/test: ", ...parts);
     expect(env.version_detail).toEqual([]);
-    expect(poolListing(g)).toEqual([]);
+    expect(imageListing(g)).toEqual([]);
     expect(g.ctx.cache.size).toBe(0);
   });
 
   it("fails when the body is larger than the size cap", async () => {
     g.ctx.fetchOptions = { ...g.ctx.fetchOptions, maxBytes: 100 };
     await expectGenError(generateFile(g.ctx, "http", ["http://1.2.3.4/file"], makeEnv(g)), "is more than the cap of 100");
-    expect(poolListing(g)).toEqual([]);
+    expect(imageListing(g)).toEqual([]);
   });
 
   it.each<[string, () => void, string]>([
@@ -144,7 +196,7 @@ describe("http generator (test_generate_file_http)", () => {
     await expectGenError(generateFile(g.ctx, "http", ["http://1.2.3.4/file", "monitor=http://1.2.3.4/monitor"], env), "Cannot generate http for test/test: ", part);
     expect(server.hitsOf("/file")).toBe(0);
     expect(env.version_detail).toEqual([]);
-    expect(poolListing(g)).toEqual([]);
+    expect(imageListing(g)).toEqual([]);
   });
 });
 
@@ -164,7 +216,8 @@ describe("http-cdimage generator", () => {
     expectPublished(g, path!);
     const sidecar = readJson(join(g.pool, `ubports-${hash}.json`));
     expect(sidecar).toMatchObject({ generator: "cdimage-ubports", url, version: "20220102-1", version_detail: "ubports=20220102-1" });
-    expect(Object.keys(sidecar).sort()).toEqual(["generator", "rootfs_path", "url", "version", "version_detail"]);
+    expect(Object.keys(sidecar).sort()).toEqual(["generator", "origin", "rootfs_path", "url", "version", "version_detail"]);
+    expect(sidecar.origin).toEqual({ generator: "http-cdimage", channel: "test", device: "test", url, name: "ubports", version: "20220102-1" });
 
     const byName = new Map(listTar(path!).map((m) => [m.name, m]));
     expect(byName.has("system/SWAP.swap")).toBe(false);
@@ -174,7 +227,7 @@ describe("http-cdimage generator", () => {
     expect(byName.get("system/system")).toMatchObject({ type: "l", link: "/android/system" });
     expect(byName.has("system/writable")).toBe(true);
     expect(byName.has("system/userdata")).toBe(false);
-    expect(poolListing(g)).toHaveLength(4);
+    expect(imageListing(g)).toHaveLength(4);
   });
 
   it("names the file after the gzip's content hash without a monitor, and refuses an xz download", async () => {

@@ -21,11 +21,15 @@ import {
   sha256,
   tarMember,
   tarOf,
+  readJson,
   tree,
   xzTarball,
   type GenInstance,
   type TestServer,
 } from "./fixtures.js";
+
+/** The pool without catalogue sidecars (issue 19: written by publishPoolFile for inspected images). */
+const imageListing = (g: GenInstance) => poolListing(g).filter((n) => !n.endsWith(".catalogue.gz"));
 
 afterAll(() => {
   cleanupAll();
@@ -138,10 +142,27 @@ describe("remote-system-image generator (test_generate_file_remote_system_image)
     expect(readFileSync(path!).equals(remote.aa)).toBe(true);
     expect(env.version_detail).toEqual(["a=1"]);
     expectPublished(g, path!);
-    // The sidecar is kept byte for byte and signed here.
-    expect(readFileSync(local("pool/a-a.json")).equals(readFileSync(join(remote.r.config.publish_path, "pool/a-a.json")))).toBe(true);
+    // The upstream's sidecar fields are kept, plus our owner record, signed here.
+    expect(readJson(local("pool/a-a.json"))).toEqual({
+      generator: "http",
+      url: "http://x/",
+      version: "1",
+      version_detail: "a=1",
+      origin: {
+        generator: "remote-system-image",
+        channel: "test",
+        device: "test",
+        url: `${remote.server.url}/pool/a-a.tar.xz`,
+        base: remote.server.url,
+        upstream_channel: "test",
+        upstream_device: "test",
+        sha256: sha256(remote.aa),
+        keyring: "",
+        verified: false,
+      },
+    });
     expect(g.ctx.checksums.get(path!)).toEqual({ sha256: sha256(remote.aa), size: remote.aa.length });
-    expect(poolListing(g)).toEqual(["a-a.json", "a-a.json.asc", "a-a.tar.xz", "a-a.tar.xz.asc"]);
+    expect(imageListing(g)).toEqual(["a-a.json", "a-a.json.asc", "a-a.tar.xz", "a-a.tar.xz.asc"]);
 
     // Cached: no download; the local sidecar supplies version_detail.
     const downloads = remote.server.hitsOf("/pool/a-a.tar.xz");
@@ -155,8 +176,9 @@ describe("remote-system-image generator (test_generate_file_remote_system_image)
     const env = makeEnv(g);
     expect(await run(["test", "a", "device=source"], env)).toBe(local("pool/a-src.tar.xz"));
     expect(env.version_detail).toEqual([]); // the remote has no sidecar for it
-    expectPublished(g, local("pool/a-src.tar.xz"), { sidecar: false });
-    expect(existsSync(local("pool/a-src.json"))).toBe(false);
+    // Our sidecar holds only the owner record then.
+    expectPublished(g, local("pool/a-src.tar.xz"));
+    expect(Object.keys(readJson(local("pool/a-src.json")))).toEqual(["origin"]);
   });
 
   it.each<[string, string[], () => void, (string | RegExp)[]]>([
@@ -182,7 +204,7 @@ describe("remote-system-image generator (test_generate_file_remote_system_image)
     const env = makeEnv(g, { device_name: "mako" });
     await expectGenError(run(args, env), "Cannot generate remote-system-image for test/mako: ", ...parts);
     expect(env.version_detail).toEqual([]);
-    expect(poolListing(g)).toEqual([]);
+    expect(imageListing(g)).toEqual([]);
     expect(existsSync(join(g.config.base_path, "escape-x.tar.xz"))).toBe(false);
   });
 
@@ -195,14 +217,15 @@ describe("remote-system-image generator (test_generate_file_remote_system_image)
     const env = makeEnv(g);
     expect(await run(["test", "a"], env)).toBe(local("pool/a-a.tar.xz"));
     expect(env.version_detail).toEqual([]);
-    expect(poolListing(g)).toEqual(["a-a.tar.xz", "a-a.tar.xz.asc"]);
+    expect(imageListing(g)).toEqual(["a-a.json", "a-a.json.asc", "a-a.tar.xz", "a-a.tar.xz.asc"]);
     expectSigned(g, local("pool/a-a.tar.xz"));
   });
 
   it("keyring=: swaps this server's keyring into the recovery image of the device tarball", async () => {
     const path = await run(["test", "device", "keyring=archive-master"]);
     expect(path).toBe(local("pool/device-d.tar.xz"));
-    expectPublished(g, path!, { sidecar: false });
+    expectPublished(g, path!);
+    expect(readJson(local("pool/device-d.json")).origin).toMatchObject({ keyring: "archive-master", sha256: sha256(remote.device) });
     expect(readFileSync(path!).equals(remote.device)).toBe(false);
     // Everything but the recovery image is as it was.
     expect(tarMember(path!, "partitions/boot.img").equals(bytes(5000, 4))).toBe(true);
@@ -219,6 +242,46 @@ describe("remote-system-image generator (test_generate_file_remote_system_image)
     expect(readFileSync(join(dir, "sbin/recovery")).equals(bytes(7000, 7))).toBe(true);
   });
 
+  describe("pool owners (issue 13)", () => {
+    it("warns on every run without verify=, and not with it", async () => {
+      await run(["test", "a"]);
+      await run(["test", "a"]);
+      const warned = g.logs.filter((l) => l.startsWith("W: unverified upstream: remote-system-image"));
+      expect(warned).toHaveLength(2);
+      expect(warned[0]).toContain(`${remote.server.url} test/test for test/test has no verify= keyring`);
+      g.logs.length = 0;
+      await run(["test", "device", `verify=${remote.keyring}`]);
+      expect(g.logs.filter((l) => l.includes("unverified"))).toEqual([]);
+      expect(readJson(local("pool/device-d.json")).origin).toMatchObject({ verified: true });
+    });
+
+    it("does not reuse the file of another keyring= swap at the same path", async () => {
+      await run(["test", "device", "keyring=archive-master"]);
+      const env = makeEnv(g);
+      await expectGenError(
+        run(["test", "device"], env),
+        `pool file ${local("pool/device-d.tar.xz")} belongs to another source: it was made by remote-system-image from ${remote.server.url}/pool/device-d.tar.xz`,
+      );
+      expect(env.version_detail).toEqual([]);
+    });
+
+    it("reuses a file another generator made (or with no owner record) only when its bytes are the upstream's", async () => {
+      mkdirSync(join(g.config.publish_path, "pool"), { recursive: true });
+      writeFileSync(local("pool/a-a.tar.xz"), remote.aa);
+      writeFileSync(local("pool/a-a.json"), dumpPyJson({ generator: "http", url: "http://x/", version: "1", version_detail: "a=1" }));
+      const env = makeEnv(g);
+      expect(await run(["test", "a"], env)).toBe(local("pool/a-a.tar.xz"));
+      expect(env.version_detail).toEqual(["a=1"]);
+      writeFileSync(local("pool/a-a.tar.xz"), xzTarball("other\n"));
+      await expectGenError(run(["test", "a"]), "it was made by http from http://x/ (a sidecar without an owner record) and its SHA-256", `is not the ${sha256(remote.aa)} of ${remote.server.url}/test/test/index.json`);
+    });
+
+    it("refuses a download that does not match the index's checksum, with or without verify=", async () => {
+      await expectGenError(run(["test", "a", "device=badsum"]), "/pool/a-a.tar.xz has SHA-256 ", `/test/badsum/index.json says ${"0".repeat(64)}`);
+      expect(imageListing(g)).toEqual([]);
+    });
+  });
+
   describe("verify=", () => {
     it("imports when channels.json, the index and the file are signed by the keyring (with keyring= too)", async () => {
       const env = makeEnv(g);
@@ -233,7 +296,7 @@ describe("remote-system-image generator (test_generate_file_remote_system_image)
       const other = join(g.config.base_path, "other.tar.xz");
       await writeKeyringTarball(other, { type: "image-signing" }, await loadPublicKeyFile(g.config.gpg_key_path, "device-signing"), { xzLevel: 1 });
       await expectGenError(run(["test", "a", `verify=${other}`]), "Bad signature on", "/channels.json: signed by", "not in the trusted keyring");
-      expect(poolListing(g)).toEqual([]);
+      expect(imageListing(g)).toEqual([]);
     });
 
     it("refuses an expired keyring", async () => {
@@ -254,7 +317,7 @@ describe("remote-system-image generator (test_generate_file_remote_system_image)
       const env = makeEnv(g);
       await expectGenError(run([channel!, prefix!, options], env), ...parts);
       expect(env.version_detail).toEqual([]);
-      expect(poolListing(g)).toEqual([]);
+      expect(imageListing(g)).toEqual([]);
     });
   });
 });

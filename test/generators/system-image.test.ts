@@ -53,10 +53,24 @@ describe("system-image generator (test_generate_file_system_image)", () => {
     const root = realpathSync(g.config.publish_path);
     expect(await generateFile(g.ctx, "system-image", ["test", "file"], env)).toBe(join(root, "file-3.tar.xz"));
     expect(env.version_detail).toEqual([]); // no sidecar
-    writeFileSync(join(root, "file-3.json"), dumpPyJson({ version_detail: "abcd" }));
+    writeFileSync(join(root, "file-3.json"), dumpPyJson({ version_detail: "file=abcd" }));
     expect(await generateFile(g.ctx, "system-image", ["test", "file"], env)).toBe(join(root, "file-3.tar.xz"));
-    expect(env.version_detail).toEqual(["abcd"]);
+    expect(env.version_detail).toEqual(["file=abcd"]);
     expect(await generateFile(g.ctx, "system-image", ["test", "file-rootfs"], env)).toBe(join(root, "pool/file-rootfs-3.tar.xz"));
+  });
+
+  it("refuses a sidecar version_detail that breaks the grammar, and an unsafe path, naming the file and key", async () => {
+    writeTree(g, { test: [{ type: "full", version: 1, description: "", files: [file("/pool/file-1.tar.xz", 0)] }], bad: [{ type: "full", version: 2, description: "", files: [file("/pool/.hidden/file-2.tar.xz", 0)] }] });
+    const root = realpathSync(g.config.publish_path);
+    mkdirSync(join(root, "pool"));
+    writeFileSync(join(root, "pool/file-1.json"), dumpPyJson({ version_detail: "file=1\n[service]\nbase: evil.example.com" }));
+    const env = makeEnv(g);
+    await expectGenError(
+      generateFile(g.ctx, "system-image", ["test", "file"], env),
+      `the sidecar of ${join(root, "pool/file-1.tar.xz")}: version_detail item "file=1\\n[service]\\nbase: evil.example.com" (key "file"): the value has a control character "\\n"`,
+    );
+    await expectGenError(generateFile(g.ctx, "system-image", ["test", "file", "device=bad"], env), 'refusing file path "/pool/.hidden/file-2.tar.xz" of test/bad version 2', 'the component ".hidden" starts with a dot');
+    expect(env.version_detail).toEqual([]);
   });
 
   it("reads another device with device= (test_generate_file_system_image_different_device)", async () => {
@@ -66,11 +80,11 @@ describe("system-image generator (test_generate_file_system_image)", () => {
       empty: [],
     });
     const root = realpathSync(g.config.publish_path);
-    writeFileSync(join(root, "file-1.json"), dumpPyJson({ version_detail: "abcd" }));
+    writeFileSync(join(root, "file-1.json"), dumpPyJson({ version_detail: "file=abcd" }));
     const env = makeEnv(g);
     await expectGenError(generateFile(g.ctx, "system-image", ["test", "file", "device=invalid"], env), "device 'invalid' is not in channel 'test'");
     await expectGenError(generateFile(g.ctx, "system-image", ["test", "file", "device=empty"], env), "test/empty has no full image");
     expect(await generateFile(g.ctx, "system-image", ["test", "file", "device=source"], env)).toBe(join(root, "file-1.tar.xz"));
-    expect(env.version_detail).toEqual(["abcd"]);
+    expect(env.version_detail).toEqual(["file=abcd"]);
   });
 });

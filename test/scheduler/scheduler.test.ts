@@ -7,6 +7,7 @@
 process.env.TZ = "Asia/Kolkata";
 
 import { afterEach, describe, expect, it } from "vitest";
+import { join } from "node:path";
 import { loadConfig } from "../../src/config/load.js";
 import type { Config } from "../../src/config/types.js";
 import { ConfigError } from "../../src/errors.js";
@@ -15,7 +16,10 @@ import { acquireGlobalLock } from "../../src/io/lock.js";
 import type { ImportResult } from "../../src/importer/import-images.js";
 import { ImportScheduler, validateSchedule } from "../../src/scheduler/scheduler.js";
 import { ImportHistory } from "../../src/state/history.js";
-import { makeInstance } from "../helpers/instance.js";
+import { REPO, makeInstance } from "../helpers/instance.js";
+
+/** Running from src/ under vitest: the import child is the compiled one (global setup builds it). */
+const child = { entry: join(REPO, "dist/src/scheduler/import-child.js"), execArgv: [] };
 
 type Line = Record<string, unknown> & { msg: string; level: string };
 
@@ -97,7 +101,7 @@ describe("import scheduler", () => {
     const config = await instanceConfig();
     const { log, lines } = jsonLog();
     const after: string[] = [];
-    const s = make(config, "0 0 1 1 *", { log, afterRun: async (r) => void after.push(r.outcome) });
+    const s = make(config, "0 0 1 1 *", { log, child, afterRun: async (r) => void after.push(r.outcome) });
     const lock = acquireGlobalLock(config.state_path);
     try {
       expect(await s.tick()).toMatchObject({ outcome: "skipped", message: "lock busy" });
@@ -114,6 +118,28 @@ describe("import scheduler", () => {
     expect(recorded[0]).toMatchObject({ trigger: "schedule", outcome: "ok", dry_run: 0 });
     expect(after).toEqual(["ok"]);
     expect(lines.find((l) => l.msg.startsWith("scheduled import-images finished"))).toMatchObject({ level: "info", msg: "scheduled import-images finished: ok, 0 published, 0 failed", component: "scheduler" });
+  });
+
+  it("each run is a child process: one that runs out of memory is recorded as failed with V8's error line, and the next run goes ahead", async () => {
+    const config = await instanceConfig();
+    const { log, lines } = jsonLog();
+    const after: string[] = [];
+    // A real out-of-memory death: the child gets an 8 MB heap (this process keeps its own).
+    const s = make(config, "0 0 1 1 *", { log, child: { ...child, execArgv: ["--max-old-space-size=8"] }, afterRun: async (r) => void after.push(r.outcome) });
+    const r = await s.tick();
+    const pid = Number(lines.find((l) => l.msg === "import-images child process started")?.pid);
+    expect(pid).not.toBe(process.pid);
+    // V8's wording varies with where the heap ran out ("Reached heap limit", "CALL_AND_RETRY_LAST").
+    expect(r.outcome).toBe("error");
+    expect(r.message).toMatch(new RegExp(`^import process ${pid} was killed by SIGABRT: FATAL ERROR: .*JavaScript heap out of memory$`));
+    const reason = r.message!;
+    expect(runs(config)[0]).toMatchObject({ trigger: "schedule", outcome: "failed", error: reason, pid });
+    expect(lines.find((l) => l.level === "error" && l.msg === `scheduled import-images failed: ${reason}`)).toBeDefined();
+    // The keyring renewal and the verification (afterRun) still follow a run that died.
+    expect(after).toEqual(["error"]);
+    const ok = make(config, "0 0 1 1 *", { log, child });
+    expect(await ok.tick()).toMatchObject({ outcome: "ok" });
+    expect(runs(config)[0]).toMatchObject({ trigger: "schedule", outcome: "ok" });
   });
 
   it("a run that throws after the importer recorded it leaves it failed with the error, not 'running'", async () => {
@@ -137,11 +163,11 @@ describe("import scheduler", () => {
     const config = await instanceConfig();
     const s = make(config, "0 0 1 1 *", {
       ...jsonLog(),
-      runImport: async () => {
+      runImport: async (_log, signal) => {
         const h = ImportHistory.open(config.state_path);
         h.startRun("schedule", false);
         h.close();
-        return new Promise<ImportResult>(() => undefined);
+        return new Promise<ImportResult>((_, reject) => signal.addEventListener("abort", () => reject(signal.reason as Error)));
       },
     });
     void s.tick();

@@ -122,6 +122,26 @@ export class Catalogue {
     }
   }
 
+  /**
+   * Puts back a row exactly as `get()` returned it (ordinal, implicit flag and digest
+   * included), at the end of the iteration order: reading a stored catalogue
+   * (catalogue-file.ts) in `all()` order rebuilds an equal one. `members` and
+   * `contentBytes` are the caller's to restore.
+   */
+  restore(name: string, e: CatalogueEntry): void {
+    const r = this.newRow();
+    const [p, i] = this.page(r);
+    p.flags[i] = TYPE_CODE.get(e.type)! | (e.implicit ? IMPLICIT : 0);
+    p.mode[i] = e.mode;
+    p.ordinal[i] = e.ordinal;
+    p.nums.set([e.uid, e.gid, e.mtime, e.size], 4 * i);
+    if (e.linkname !== undefined) this.linknames.set(r, e.linkname);
+    if (e.devmajor !== undefined || e.devminor !== undefined) this.devices.set(r, [e.devmajor ?? 0, e.devminor ?? 0]);
+    if (e.sha256 !== undefined) this.setSha256(r, e.sha256);
+    this.entries.delete(name);
+    this.entries.set(name, r);
+  }
+
   has(name: string): boolean {
     return this.entries.has(name);
   }

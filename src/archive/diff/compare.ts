@@ -15,7 +15,13 @@
  * character of regular files (same file on disk).
  * A hard link is also changed when the path it links to is rewritten: re-extracting the target
  * makes a new inode and the old link would keep the old content (LP #1444347).
+ *
+ * mtime policy (issue 19, `delta_mtime`): with "content" (the default) an entry whose only
+ * change is its mtime is NOT changed: left out of the delta and of `removed`, the device
+ * keeps the old mtime, as with the reference (§6.3 "same content, only mtime differs").
+ * Everything else above still counts. "exact" also counts mtimes (the list above as is).
  */
+import type { DeltaMtimePolicy } from "../../config/types.js";
 import { compareCodePoints } from "../../format/pyjson.js";
 import type { Catalogue, CatalogueEntry } from "./catalogue.js";
 
@@ -38,8 +44,8 @@ function sameNumbers(a: CatalogueEntry, b: CatalogueEntry): boolean {
   return a.mode === b.mode && a.uid === b.uid && a.gid === b.gid;
 }
 
-/** Whether extracting `b` over `a` changes anything on disk (hard-link propagation aside). */
-export function entryChanged(a: CatalogueEntry, b: CatalogueEntry): boolean {
+/** Whether extracting `b` over `a` changes anything the policy counts (hard-link propagation aside). */
+export function entryChanged(a: CatalogueEntry, b: CatalogueEntry, policy: DeltaMtimePolicy = "content"): boolean {
   if (a.type !== b.type) return true;
   if (a.implicit || b.implicit) {
     // A real directory that becomes implicit stays as it is on disk; an implicit one that
@@ -47,19 +53,20 @@ export function entryChanged(a: CatalogueEntry, b: CatalogueEntry): boolean {
     return !!a.implicit && !b.implicit;
   }
   if (!sameNumbers(a, b)) return true;
+  if (policy === "exact" && a.type !== "directory" && a.mtime !== b.mtime) return true;
   switch (a.type) {
     case "directory":
       return false;
     case "file":
-      return a.sha256 !== b.sha256 || a.size !== b.size || a.mtime !== b.mtime;
+      return a.sha256 !== b.sha256 || a.size !== b.size;
     case "link":
     case "symlink":
-      return a.linkname !== b.linkname || a.mtime !== b.mtime;
+      return a.linkname !== b.linkname;
     case "character-device":
     case "block-device":
-      return a.devmajor !== b.devmajor || a.devminor !== b.devminor || a.mtime !== b.mtime;
+      return a.devmajor !== b.devmajor || a.devminor !== b.devminor;
     case "fifo":
-      return a.mtime !== b.mtime;
+      return false;
   }
 }
 
@@ -76,8 +83,8 @@ export function unsafeRemoval(path: string): string | undefined {
   return undefined;
 }
 
-/** Compares two catalogues (both with implicit parents added). */
-export function compareCatalogues(oldCat: Catalogue, newCat: Catalogue): ChangeSet {
+/** Compares two catalogues (both with implicit parents added) under an mtime policy. */
+export function compareCatalogues(oldCat: Catalogue, newCat: Catalogue, policy: DeltaMtimePolicy = "content"): ChangeSet {
   const added: string[] = [];
   const changed = new Set<string>();
   const deleted: string[] = [];
@@ -88,7 +95,7 @@ export function compareCatalogues(oldCat: Catalogue, newCat: Catalogue): ChangeS
     const a = oldCat.get(path);
     if (!a) {
       if (!b.implicit) added.push(path);
-    } else if (entryChanged(a, b)) changed.add(path);
+    } else if (entryChanged(a, b, policy)) changed.add(path);
   }
   for (const path of oldCat.entries.keys()) {
     if (!newCat.get(path)) deleted.push(path);

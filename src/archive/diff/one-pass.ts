@@ -15,8 +15,12 @@
  *     pair out of order turns speculation off for the rest of the run.
  * Members are written in the new image's archive order (plan.ts), hard links held until
  * their target is written; a member behind an undecided one is held (in memory up to a cap,
- * bigger contents spilled to the temporary directory, held.ts), and when held memory is full
- * the new reader waits for the old scan, which never waits.
+ * bigger contents spilled to the temporary directory): ordered-output.ts. When held memory
+ * is full the new reader waits for the old scan, which never waits.
+ *
+ * The old image's catalogue may come from its sidecar instead (generators/delta.ts,
+ * `oldCatalogue`): the old "scan" then finishes as soon as that promise does, without
+ * decompressing the old image; if it gives null, the old image is scanned as usual.
  *
  * Verification: at the end both catalogues are complete, and compare.ts + plan.ts give the
  * canonical member list. If what was written differs (a speculation proved wrong, a path
@@ -25,17 +29,13 @@
  * the canonical delta; only the time differs.
  */
 import { createHash } from "node:crypto";
-import { createWriteStream } from "node:fs";
-import { join } from "node:path";
-import { pipeline } from "node:stream/promises";
+import type { DeltaMtimePolicy } from "../../config/types.js";
 import { ArchiveError, errorMessage } from "../../errors.js";
 import type { XzCodec } from "../../io/xz.js";
 import { readTar } from "../tar/read.js";
-import type { TarHeader } from "../tar/types.js";
-import { GnuTarWriter } from "../tar/write.js";
 import { Catalogue, type CatalogueEntry } from "./catalogue.js";
 import { compareCatalogues, entryChanged, type ChangeSet } from "./compare.js";
-import { HeldContent } from "./held.js";
+import { OrderedOutput, type Item } from "./ordered-output.js";
 import { planMemberOrder } from "./plan.js";
 import { openImageTar } from "./scan.js";
 
@@ -43,18 +43,6 @@ import { openImageTar } from "./scan.js";
 export const HELD_MEMORY = 16 << 20;
 /** A single member's content above this is spilled to disk when it must be held. */
 const ITEM_MEMORY = 8 << 20;
-
-interface Item {
-  name: string;
-  header: TarHeader;
-  ordinal: number;
-  row: number;
-  /** Content read and hashed (always true for members without content). */
-  hashed: boolean;
-  held?: HeldContent;
-  /** undefined: not decided yet. */
-  write?: boolean;
-}
 
 export interface OnePassResult {
   oldCat: Catalogue;
@@ -66,6 +54,8 @@ export interface OnePassResult {
   written: string[];
   /** Uncompressed bytes written to the compressor (without `removed`). */
   bytesWritten: number;
+  /** Whether the old catalogue came from `oldCatalogue` (the old image was not read). */
+  oldFromCatalogue: boolean;
   /** False when the one-pass output must be discarded (see module comment); `why` says why. */
   complete: boolean;
   why?: string;
@@ -84,43 +74,42 @@ export interface OnePassOptions {
   tmpDir: string;
   /** Tests: turn speculation off. */
   speculate?: boolean;
+  /** What counts as a change (compare.ts); default "content". */
+  mtime?: DeltaMtimePolicy;
+  /** The old image's catalogue, already made (with implicit parents), or null: scan the old image. */
+  oldCatalogue?: Promise<Catalogue | null>;
 }
 
 export class OnePassDelta {
-  readonly oldCat = new Catalogue();
+  oldCat = new Catalogue();
+  private oldFromCatalogue = false;
+  private readonly policy: DeltaMtimePolicy;
   readonly newCat = new Catalogue();
   private oldDone = false;
   private newDone = false;
   private oldError: unknown;
   private wakers: (() => void)[] = [];
-  private readonly queue: (Item | undefined)[] = [];
-  private head = 0;
   private readonly undecided = new Map<string, Item>();
   /** Undecided only for want of the old scan, in new-archive order. */
   private readonly waitingForOld = new Map<string, Item>();
   private readonly linkWaiters = new Map<string, Item[]>();
   private readonly writeSet = new Set<string>();
-  private readonly emitted = new Set<string>();
-  private readonly linkHold = new Map<string, Item[]>();
-  private readonly written: string[] = [];
   /** Decided "added" by speculation: the old scan must not name them later. */
   private readonly speculated = new Set<string>();
-  private heldBytes = 0;
-  private spills = 0;
   private speculate: boolean;
   private maxNew = -1;
   private maxOld = -1;
   private failure: string | undefined;
-  private readonly writer: GnuTarWriter;
-  private readonly compressor;
-  private readonly compressed: Promise<void>;
+  private readonly out: OrderedOutput;
 
   constructor(private readonly opts: OnePassOptions) {
     this.speculate = opts.speculate ?? true;
-    this.compressor = opts.codec.compress({ level: opts.level, blockSize: opts.blockSize });
-    this.compressed = pipeline(this.compressor, createWriteStream(join(opts.tmpDir, "rest.xz"), { flags: "wx" }));
-    this.compressed.catch(() => undefined); // awaited in finish()/abort()
-    this.writer = new GnuTarWriter(this.compressor);
+    this.policy = opts.mtime ?? "content";
+    this.out = new OrderedOutput(opts, {
+      failed: () => this.failure !== undefined,
+      pending: (target) => this.undecided.has(target) || (!this.newCat.has(target) && !this.newDone),
+      inDelta: (target) => this.writeSet.has(target),
+    });
   }
 
   async run(oldPath: string, newPath: string): Promise<OnePassResult> {
@@ -129,17 +118,18 @@ export class OnePassDelta {
     try {
       await this.readNew(newPath);
     } catch (err) {
-      this.compressor.destroy();
+      this.out.stop();
       await old.catch(() => undefined);
       throw err;
     }
     await old;
-    if (this.written.length !== this.writeSet.size) this.fail("members are still held (a hard-link cycle?)");
+    const written = this.out.written;
+    if (written.length !== this.writeSet.size) this.fail("members are still held (a hard-link cycle?)");
     this.oldCat.addImplicitParents();
     this.newCat.addImplicitParents();
-    const changes = compareCatalogues(this.oldCat, this.newCat);
+    const changes = compareCatalogues(this.oldCat, this.newCat, this.policy);
     const canonical = planMemberOrder(this.newCat, changes.write);
-    if (canonical.length !== this.written.length || canonical.some((n, i) => n !== this.written[i])) {
+    if (canonical.length !== written.length || canonical.some((n, i) => n !== written[i])) {
       this.fail("a speculation proved wrong (the images list their paths in different orders)");
     }
     this.stopWriting();
@@ -148,19 +138,13 @@ export class OnePassDelta {
       newCat: this.newCat,
       changes,
       canonical,
-      written: this.written,
-      bytesWritten: this.writer.bytesWritten,
+      written,
+      bytesWritten: this.out.bytesWritten,
+      oldFromCatalogue: this.oldFromCatalogue,
       complete: !this.failure,
       ...(this.failure ? { why: this.failure } : {}),
-      finish: async (precededBy) => {
-        await this.writer.finish({ precededBy });
-        await this.compressed;
-        return this.writer.bytesWritten;
-      },
-      abort: async () => {
-        this.compressor.destroy();
-        await this.compressed.catch(() => undefined);
-      },
+      finish: (precededBy) => this.out.finish(precededBy),
+      abort: () => this.out.abort(),
     };
   }
 
@@ -171,9 +155,7 @@ export class OnePassDelta {
 
   /** After a failure, between members: stop spending CPU on output that is discarded. */
   private stopWriting(): void {
-    if (!this.failure || this.compressor.destroyed) return;
-    this.compressor.destroy();
-    for (const it of this.queue.slice(this.head)) void it?.held?.release();
+    if (this.failure) this.out.stop();
   }
 
   private notify(): void {
@@ -190,6 +172,14 @@ export class OnePassDelta {
 
   private async scanOld(path: string): Promise<void> {
     try {
+      const stored = this.opts.oldCatalogue ? await this.opts.oldCatalogue : null;
+      if (stored) {
+        // Nothing was paired or speculated yet (the old side knew no path): adopting the
+        // whole catalogue at once is the old scan finishing in one step.
+        this.oldCat = stored;
+        this.oldFromCatalogue = true;
+        return;
+      }
       for await (const { header, body } of readTar(await openImageTar(path))) {
         let digest: Buffer | undefined;
         if (header.type === "file") {
@@ -236,7 +226,7 @@ export class OnePassDelta {
   private checkSpeculation(name: string): void {
     const b = this.newCat.get(name)!;
     if (b.type === "file" && b.sha256 === undefined) return; // still streaming: the final check decides
-    if (!entryChanged(this.oldCat.get(name)!, b)) this.fail(`a speculation proved wrong ('${name}' is in the old image after all)`);
+    if (!entryChanged(this.oldCat.get(name)!, b, this.policy)) this.fail(`a speculation proved wrong ('${name}' is in the old image after all)`);
   }
 
   private tryDecide(item: Item): void {
@@ -255,10 +245,12 @@ export class OnePassDelta {
     const b = this.newCat.get(item.name)!;
     if (!item.hashed) {
       // Content still streaming: decidable now only if the metadata alone differs.
-      if (entryChanged(a, { ...b, sha256: a.sha256 } as CatalogueEntry)) this.decide(item, true);
+      // With the "content" policy an mtime-only difference is no difference: such a file
+      // waits for its SHA-256 like one whose metadata is all equal.
+      if (entryChanged(a, { ...b, sha256: a.sha256 } as CatalogueEntry, this.policy)) this.decide(item, true);
       return;
     }
-    if (entryChanged(a, b)) return this.decide(item, true);
+    if (entryChanged(a, b, this.policy)) return this.decide(item, true);
     const target = b.type === "link" ? b.linkname : undefined;
     if (target === undefined || target === item.name) return this.decide(item, false);
     // LP #1444347: an unchanged hard link is rewritten with its target (compare.ts).
@@ -274,18 +266,12 @@ export class OnePassDelta {
     this.undecided.delete(item.name);
     this.waitingForOld.delete(item.name);
     if (write) this.writeSet.add(item.name);
-    else if (item.held) this.drop(item);
+    else if (item.held) this.out.drop(item);
     const links = this.linkWaiters.get(item.name);
     if (links) {
       this.linkWaiters.delete(item.name);
       for (const l of links) this.tryDecide(l);
     }
-  }
-
-  private drop(item: Item): void {
-    this.heldBytes -= item.held!.memoryBytes;
-    void item.held!.release();
-    delete item.held;
   }
 
   private async readNew(path: string): Promise<void> {
@@ -307,8 +293,8 @@ export class OnePassDelta {
         this.tryDecide(item);
         if (header.type === "file") await this.readContent(item, body);
         // Dropped members need no place in the order; written ones keep theirs.
-        if (item.write !== false && !this.emitted.has(item.name)) this.queue.push(item);
-        await this.flush();
+        if (item.write !== false) this.out.push(item);
+        await this.out.flush();
         if (this.oldError) throw this.oldError;
       }
       this.newDone = true;
@@ -318,8 +304,8 @@ export class OnePassDelta {
         for (const l of items) this.tryDecide(l);
       }
       for (;;) {
-        await this.flush();
-        if (this.failure || this.head === this.queue.length || this.oldDone) break;
+        await this.out.flush();
+        if (this.failure || this.out.idle || this.oldDone) break;
         await this.waitOld();
       }
     } catch (err) {
@@ -333,23 +319,20 @@ export class OnePassDelta {
     const hash = createHash("sha256");
     // Held memory full while the old scan lags: wait for it rather than hold more (a member
     // too big to hold in memory anyway is spilled at once, never waited for).
-    while (!this.oldDone && size <= ITEM_MEMORY && this.heldBytes + size > HELD_MEMORY && this.waitingForOld.size > 0) {
+    while (!this.oldDone && size <= ITEM_MEMORY && this.out.heldBytes + size > HELD_MEMORY && this.waitingForOld.size > 0) {
       await this.waitOld();
-      await this.flush();
+      await this.out.flush();
     }
-    if (item.write === true && this.head === this.queue.length && !this.failure) {
+    if (item.write === true && this.out.idle && !this.failure) {
       const hashing = async function* () {
         for await (const chunk of body as AsyncIterable<Buffer>) {
           hash.update(chunk);
           yield chunk;
         }
       };
-      await this.emit(item, hashing());
+      await this.out.emit(item, hashing());
     } else {
-      const inMemory = size <= ITEM_MEMORY && this.heldBytes + size <= HELD_MEMORY;
-      const held = new HeldContent(size, inMemory, this.opts.tmpDir, this.spills++);
-      item.held = held;
-      this.heldBytes += held.memoryBytes;
+      const held = this.out.hold(item, size <= ITEM_MEMORY && this.out.heldBytes + size <= HELD_MEMORY);
       for await (const chunk of body as AsyncIterable<Buffer>) {
         hash.update(chunk);
         if (item.held) await held.append(chunk); // dropped meanwhile: only hash
@@ -359,55 +342,6 @@ export class OnePassDelta {
     this.newCat.setSha256(item.row, hash.digest());
     item.hashed = true;
     this.tryDecide(item);
-  }
-
-  /** Writes the decided members at the head of the queue, in archive order (plan.ts). */
-  private async flush(): Promise<void> {
-    while (!this.failure && this.head < this.queue.length) {
-      const it = this.queue[this.head]!;
-      if (it.write === undefined) return;
-      if (it.write) {
-        const target = it.header.type === "link" ? it.header.linkname : undefined;
-        if (target !== undefined && target !== it.name) {
-          if (this.undecided.has(target) || (!this.newCat.has(target) && !this.newDone)) return;
-          if (this.writeSet.has(target) && !this.emitted.has(target)) {
-            const list = this.linkHold.get(target);
-            if (list) list.push(it);
-            else this.linkHold.set(target, [it]);
-            this.queue[this.head++] = undefined;
-            continue;
-          }
-        }
-        await this.emit(it);
-      }
-      this.queue[this.head++] = undefined;
-      if (this.head >= 4096) {
-        this.queue.splice(0, this.head);
-        this.head = 0;
-      }
-    }
-  }
-
-  /** Writes a member, then the hard links that waited for it (plan.ts's order). */
-  private async emit(item: Item, content?: AsyncIterable<Buffer>): Promise<void> {
-    const stack = [item];
-    while (stack.length > 0) {
-      const it = stack.pop()!;
-      if (it === item && content) await this.writer.add(it.header, content);
-      else if (it.held) {
-        await this.writer.add(it.header, it.held.content());
-        this.heldBytes -= it.held.memoryBytes;
-        await it.held.release();
-        delete it.held;
-      } else await this.writer.add(it.header);
-      this.written.push(it.name);
-      this.emitted.add(it.name);
-      const released = this.linkHold.get(it.name);
-      if (released) {
-        this.linkHold.delete(it.name);
-        for (let i = released.length - 1; i >= 0; i--) stack.push(released[i]!);
-      }
-    }
   }
 }
 

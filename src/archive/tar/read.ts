@@ -7,7 +7,7 @@
 import { Readable } from "node:stream";
 import { ArchiveError } from "../../errors.js";
 import { BLOCK, F, POSIX_MAGIC, checksums, readNumber, readString } from "./header.js";
-import { ByteSource } from "./source.js";
+import { ByteSource, type TarInput } from "./source.js";
 import type { TarEntry, TarEntryType, TarHeader } from "./types.js";
 
 const TYPES: Record<string, TarEntryType> = {
@@ -24,8 +24,23 @@ const TYPES: Record<string, TarEntryType> = {
 
 /** Extension records that describe the next member (their content is metadata, never data). */
 const META = new Set(["L", "K", "x", "g"]);
-/** Longest metadata record we accept (a long name or pax header, not a member). */
-const MAX_META = 1 << 20;
+/**
+ * Longest metadata record we keep (a long name or pax header, not a member), and the most
+ * global pax data kept across the archive. Legal names are at most 4096 bytes (PATH_MAX), so
+ * 64 KiB covers any real pax header; a longer record is skipped unread and the member refused,
+ * so a 1 MB name costs no memory (issue 13: 2,000 such names drove an import to 2.1 GB).
+ */
+export const MAX_META = 64 << 10;
+
+/** A refusal about one member (its name as far as known): the inspector names it. */
+export class TarMemberError extends ArchiveError {
+  constructor(
+    readonly member: string,
+    readonly reason: string,
+  ) {
+    super(`Cannot read tar archive: member '${member.length > 200 ? `${member.slice(0, 200)}…` : member}': ${reason}`);
+  }
+}
 
 const padding = (size: number) => (BLOCK - (size % BLOCK)) % BLOCK;
 
@@ -102,9 +117,10 @@ function decodeHeader(block: Buffer, longName: string | undefined, longLink: str
  * Entries of a tar stream, one at a time. Each body must be consumed (or left alone: it is
  * drained when the next entry is requested, but never read it after that).
  */
-export async function* readTar(input: NodeJS.ReadableStream): AsyncGenerator<TarEntry> {
+export async function* readTar(input: TarInput): AsyncGenerator<TarEntry> {
   const src = new ByteSource(input);
   const globalPax = new Map<string, string>();
+  let globalPaxBytes = 0;
   let done = false;
   try {
     for (;;) {
@@ -122,13 +138,20 @@ export async function* readTar(input: NodeJS.ReadableStream): AsyncGenerator<Tar
         const flag = String.fromCharCode(block[156]!);
         if (!META.has(flag)) break;
         const size = readNumber(block, F.size, "size");
-        if (size > MAX_META) throw new ArchiveError(`Cannot read tar archive: ${size}-byte '${flag}' record at byte ${src.position - BLOCK}`);
+        if (size > MAX_META) {
+          // Keep a little of a long name to say which member it was; skip the rest unread.
+          const head = (await src.readSome(Math.min(size, 256))) ?? Buffer.alloc(0);
+          const shown = flag === "L" ? nulTerminated(head) : readString(block, F.name);
+          throw new TarMemberError(shown, `its ${flag === "L" ? "name" : flag === "K" ? "link target" : "pax header"} is ${size} bytes (more than ${MAX_META})`);
+        }
         const data = (await src.readExact(size + padding(size), `'${flag}' record`)) ?? Buffer.alloc(0);
         const content = data.subarray(0, size);
         if (flag === "L") longName = nulTerminated(content);
         else if (flag === "K") longLink = nulTerminated(content);
         else if (flag === "x") parsePax(content, pax);
         else {
+          globalPaxBytes += size;
+          if (globalPaxBytes > MAX_META) throw new ArchiveError(`Cannot read tar archive: global pax headers of more than ${MAX_META} bytes at byte ${src.position}`);
           parsePax(content, globalPax);
           parsePax(content, pax);
         }

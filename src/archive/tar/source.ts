@@ -4,6 +4,9 @@
  */
 import { ArchiveError } from "../../errors.js";
 
+/** A stream, or any async iterable of chunks (a counting wrapper, for instance). */
+export type TarInput = NodeJS.ReadableStream | AsyncIterable<Buffer | string>;
+
 export class ByteSource {
   private readonly it: AsyncIterator<Buffer | string>;
   private chunk: Buffer = Buffer.alloc(0);
@@ -12,7 +15,7 @@ export class ByteSource {
   /** Bytes consumed so far (for error messages). */
   position = 0;
 
-  constructor(input: NodeJS.ReadableStream) {
+  constructor(input: TarInput) {
     this.it = (input as AsyncIterable<Buffer | string>)[Symbol.asyncIterator]();
   }
 

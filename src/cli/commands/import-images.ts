@@ -5,6 +5,40 @@ import { importImages } from "../../importer/import-images.js";
 import { renewKeyringIfDue } from "../../keys/renew.js";
 import { terminalProgress } from "../../io/progress.js";
 import { basename } from "node:path";
+import { constants } from "node:os";
+import { ImportHistory } from "../../state/history.js";
+import type { Logger } from "../../io/log.js";
+
+/**
+ * Ctrl-C, or a timer being stopped (SIGTERM): the run is recorded as interrupted, with the
+ * signal, before the process goes (otherwise the next command to open the history would mark
+ * it, without saying why). The kernel releases the lock; the next run removes the downloads.
+ */
+function recordSignals(statePath: string, log: Logger, runId: () => number | undefined): () => void {
+  const onSignal = (sig: NodeJS.Signals) => {
+    const id = runId();
+    if (id !== undefined) {
+      try {
+        const h = ImportHistory.open(statePath, { sweep: false });
+        h.interruptRun(id, `interrupted: si import-images got ${sig}`);
+        h.close();
+      } catch {
+        // The next command that opens the history marks the run anyway.
+      }
+    }
+    log.error(`${sig}: import-images interrupted`);
+    process.exit(128 + (constants.signals[sig] ?? 0));
+  };
+  process.once("SIGINT", onSignal);
+  process.once("SIGTERM", onSignal);
+  return () => {
+    process.off("SIGINT", onSignal);
+    process.off("SIGTERM", onSignal);
+  };
+}
+
+/** A message on one line: a newline in an upstream's text must not forge a second error line. */
+const oneLine = (s: string) => s.replace(/[\r\n]+/g, " ");
 
 export function register(program: Command, ctx: CliContext): void {
   program
@@ -26,11 +60,14 @@ export function register(program: Command, ctx: CliContext): void {
           ctx.out(line);
         },
       });
+      let runId: number | undefined;
+      const unhook = opts.dryRun ? () => undefined : recordSignals(conf.state_path, log, () => runId);
       const r = await importImages(conf, {
         log,
         dryRun: opts.dryRun,
         fetchOptions: { onProgress: (url, bytes, total) => progress.update(basename(new URL(url).pathname), bytes, total) },
-      });
+        onRunStarted: (id) => (runId = id),
+      }).finally(unhook);
       progress.clear();
       if (opts.dryRun) {
         if (r.plans.length === 0) ctx.out("Nothing to import: no automatic channel has devices.");
@@ -44,7 +81,11 @@ export function register(program: Command, ctx: CliContext): void {
       // keyring_auto_renew_days: the timer/cron job is the scheduler for instances without
       // import_schedule, so it renews too (SECURITY.md); a failed renewal is an error.
       const renewed = await renewKeyringIfDue(conf, log);
-      // One clear line per failed device was logged; the status says whether any failed.
+      // Each failed device was logged; it also gets the one `si: error:` line every command
+      // uses for a failure (stderr, so cron mails it), naming the channel and device.
+      for (const d of r.devices) {
+        if (d.outcome === "failed") process.stderr.write(`si: error: ${d.channel}/${d.device}: ${oneLine(d.error ?? "import failed")}\n`);
+      }
       if (r.failed > 0 || renewed === false) process.exitCode = 1;
     });
 }

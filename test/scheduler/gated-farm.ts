@@ -1,0 +1,42 @@
+/**
+ * A build farm for the scheduler tests whose rootfs download can be held until the test lets
+ * it go (the import then sits in the middle of a run, holding the global lock).
+ */
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+
+export class GatedFarm {
+  files = new Map<string, string | Buffer>();
+  private gate: Promise<void> | null = null;
+  private open: () => void = () => undefined;
+  private arrived: (() => void)[] = [];
+  url = "";
+  private server: Server = createServer((req, res) => {
+    const body = this.files.get(req.url ?? "");
+    if (body === undefined) return void res.writeHead(404).end();
+    const answer = () => res.writeHead(200, { "content-length": Buffer.byteLength(body) }).end(body);
+    if (req.url === "/rootfs.tar.xz" && this.gate) {
+      for (const a of this.arrived.splice(0)) a();
+      void this.gate.then(answer);
+    } else answer();
+  });
+
+  async start(): Promise<void> {
+    await new Promise<void>((r) => this.server.listen(0, "127.0.0.1", r));
+    this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+  }
+  /** Holds rootfs downloads from now on; resolves when one is waiting. */
+  hold(): Promise<void> {
+    this.gate = new Promise((r) => (this.open = r));
+    return new Promise((r) => this.arrived.push(r));
+  }
+  release(): void {
+    this.gate = null;
+    this.open();
+  }
+  close(): Promise<void> {
+    this.release();
+    this.server.closeAllConnections();
+    return new Promise((r) => this.server.close(() => r()));
+  }
+}
