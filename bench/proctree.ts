@@ -35,7 +35,8 @@ function children(): Map<number, number[]> {
   return map;
 }
 
-function treeRssKB(root: number): number {
+/** Summed VmRSS (kB) of `root` and its descendants now (the tests' RSS bound uses it too). */
+export function treeRssKB(root: number): number {
   const kids = children();
   let total = 0;
   const stack = [root];

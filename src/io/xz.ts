@@ -29,8 +29,12 @@ export interface XzOptions {
 export interface XzCodec {
   readonly name: string;
   compress(opts?: XzOptions): Duplex;
-  /** `threads`: 0 = one per core (xz splits only multi-block input), 1 = the least memory. */
-  decompress(opts?: { threads?: number }): Duplex;
+  /**
+   * `threads`: 0 = one per core (xz splits only multi-block input), 1 = the least memory.
+   * `threadedMemoryMiB`: above this xz decodes with one thread (`--memlimit-mt-decompress`),
+   * so a hostile input's huge blocks cannot buy it memory.
+   */
+  decompress(opts?: { threads?: number; threadedMemoryMiB?: number }): Duplex;
 }
 
 /** Wraps a child process as a Duplex whose errors carry the tool's own stderr. */
@@ -116,8 +120,9 @@ export const spawnXzCodec: XzCodec = {
   compress(opts = {}) {
     return processDuplex("xz", compressArgs(opts), "compress xz");
   },
-  decompress({ threads = 0 } = {}) {
-    return processDuplex("xz", ["-d", "-c", `-T${threads}`, "--memlimit-decompress=70%"], "decompress xz");
+  decompress({ threads = 0, threadedMemoryMiB }: { threads?: number; threadedMemoryMiB?: number } = {}) {
+    const mt = threadedMemoryMiB === undefined ? [] : [`--memlimit-mt-decompress=${threadedMemoryMiB}MiB`];
+    return processDuplex("xz", ["-d", "-c", `-T${threads}`, ...mt, "--memlimit-decompress=70%"], "decompress xz");
   },
 };
 

@@ -6,52 +6,15 @@
  * once with the plain every-minute expression and one process.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createServer, type Server } from "node:http";
 import { readFileSync, writeFileSync } from "node:fs";
-import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { ImportHistory } from "../../src/state/history.js";
 import { parseMetrics } from "../admin-server/metrics-parse.js";
 import type { Instance } from "../helpers/instance.js";
 import { makeDeviceTree, makeRootfsV1, makeRootfsV2, standardInstance, tarXz, tmp } from "../importer/fixtures.js";
 import { get, spawnServe } from "../helpers/serve-process.js";
+import { GatedFarm } from "./gated-farm.js";
 
-/** A build farm whose rootfs download can be held until the test lets it go. */
-class GatedFarm {
-  files = new Map<string, string | Buffer>();
-  private gate: Promise<void> | null = null;
-  private open: () => void = () => undefined;
-  private arrived: (() => void)[] = [];
-  url = "";
-  private server: Server = createServer((req, res) => {
-    const body = this.files.get(req.url ?? "");
-    if (body === undefined) return void res.writeHead(404).end();
-    const answer = () => res.writeHead(200, { "content-length": Buffer.byteLength(body) }).end(body);
-    if (req.url === "/rootfs.tar.xz" && this.gate) {
-      for (const a of this.arrived.splice(0)) a();
-      void this.gate.then(answer);
-    } else answer();
-  });
-
-  async start(): Promise<void> {
-    await new Promise<void>((r) => this.server.listen(0, "127.0.0.1", r));
-    this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
-  }
-  /** Holds rootfs downloads from now on; resolves when one is waiting. */
-  hold(): Promise<void> {
-    this.gate = new Promise((r) => (this.open = r));
-    return new Promise((r) => this.arrived.push(r));
-  }
-  release(): void {
-    this.gate = null;
-    this.open();
-  }
-  close(): Promise<void> {
-    this.release();
-    this.server.closeAllConnections();
-    return new Promise((r) => this.server.close(() => r()));
-  }
-}
 
 describe("si serve with import_schedule", () => {
   let farm: GatedFarm;

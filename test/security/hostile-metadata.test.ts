@@ -20,6 +20,10 @@ import { Tree, readVersionIni, writeVersionTarball } from "../../src/tree/index.
 import { verifyTree } from "../../src/verify/index.js";
 import { serve, sha256, xzTarball, type TestServer } from "../generators/fixtures.js";
 import { makeInstance, type Instance } from "../helpers/instance.js";
+import { runImport } from "./import-harness.js";
+
+/** Issue 13: peak RSS of the whole import process tree, whatever the hostile input. */
+const MAX_RSS_MB = 300;
 
 function walk(dir: string): string[] {
   return readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? walk(join(dir, e.name)) : [join(dir, e.name)]));
@@ -168,8 +172,10 @@ describe("a hostile upstream's metadata", () => {
     up.set(dev, file);
     useCase(dev);
     const before = snapshot(inst.publish);
-    const r = await inst.siAsync("import-images");
+    const r = await runImport(inst);
     expect(r.status, r.stdout + r.stderr).toBe(1);
+    expect(r.peakRssMB).toBeLessThanOrEqual(MAX_RSS_MB);
+    expect(readdirSync(r.cwd)).toEqual([]); // nothing written outside the instance
     const errors = errorLines(r);
     expect(errors, r.stdout + r.stderr).toHaveLength(1);
     expect(errors[0]).toContain("devel/bad");
@@ -207,8 +213,9 @@ describe("cross-channel pool poisoning", () => {
 
       writeFileSync(inst.config, readFileSync(inst.config, "utf8").replace("channels = a\n", "channels = a, b\n") + `${channelB}\n`);
       const before = snapshot(inst.publish);
-      const r = await inst.siAsync("import-images");
+      const r = await runImport(inst);
       expect(r.status, r.stdout + r.stderr).toBe(1);
+      expect(r.peakRssMB).toBeLessThanOrEqual(MAX_RSS_MB);
       const errors = errorLines(r);
       expect(errors, r.stdout + r.stderr).toHaveLength(1);
       const text = errors[0]!.startsWith("si: error:") ? errors[0]! : (JSON.parse(errors[0]!) as { msg: string }).msg;

@@ -5,6 +5,7 @@
  * empty TMPDIR (so anything written outside the instance shows), its whole process tree's
  * peak RSS sampled from /proc; and hashes of every file of a tree, for byte-identical checks.
  */
+import { treeRssKB } from "../../bench/proctree.js";
 import { execFileSync, spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import { mkdtempSync, readFileSync, readdirSync, lstatSync, writeFileSync } from "node:fs";
@@ -85,38 +86,7 @@ export interface CliRun {
   tmpdir: string;
 }
 
-function childrenOf(): Map<number, number[]> {
-  const map = new Map<number, number[]>();
-  for (const d of readdirSync("/proc")) {
-    if (!/^\d+$/.test(d)) continue;
-    try {
-      const stat = readFileSync(`/proc/${d}/stat`, "utf8");
-      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
-      map.set(ppid, [...(map.get(ppid) ?? []), Number(d)]);
-    } catch {
-      /* ended while we looked */
-    }
-  }
-  return map;
-}
-
-/** Summed VmRSS (kB) of `root` and its descendants now. */
-export function treeRssKB(root: number): number {
-  const kids = childrenOf();
-  let total = 0;
-  const stack = [root];
-  while (stack.length) {
-    const pid = stack.pop()!;
-    try {
-      const m = /VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
-      if (m) total += Number(m[1]);
-    } catch {
-      /* gone */
-    }
-    stack.push(...(kids.get(pid) ?? []));
-  }
-  return total;
-}
+export { treeRssKB };
 
 /** `si --config <inst> ...args` in a fresh empty cwd and TMPDIR, with the tree's peak RSS. */
 export function runCli(inst: Instance, args: string[]): Promise<CliRun> {
