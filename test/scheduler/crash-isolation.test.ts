@@ -13,8 +13,8 @@ import { join } from "node:path";
 import { parseMetrics } from "../admin-server/metrics-parse.js";
 import { REPO, type Instance } from "../helpers/instance.js";
 import { get, spawnServe, type Serve } from "../helpers/serve-process.js";
-import { makeDeviceTree, makeRootfsV1, makeRootfsV2, standardInstance, tarXz, tmp } from "../importer/fixtures.js";
-import { GatedFarm } from "./gated-farm.js";
+import { standardInstance, tarXz } from "../importer/fixtures.js";
+import { farmWithInputs, type GatedFarm } from "./gated-farm.js";
 
 interface HistoryRun {
   id: number;
@@ -44,13 +44,7 @@ describe("an import that dies does not take si serve with it", () => {
   let src: string;
 
   beforeAll(async () => {
-    src = tmp("si-crash-inputs-");
-    makeRootfsV1(join(src, "v1"), 200);
-    makeRootfsV2(join(src, "v1"), join(src, "v2"));
-    makeDeviceTree(join(src, "device"));
-    rootfs2 = readFileSync(tarXz(join(src, "v2"), join(src, "rootfs-v2.tar.xz"), ["system"]));
-    farm = new GatedFarm();
-    await farm.start();
+    ({ farm, src, rootfs2 } = await farmWithInputs("si-crash-inputs-"));
   });
   afterAll(() => farm?.close());
 

@@ -4,6 +4,9 @@
  */
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { makeDeviceTree, makeRootfsV1, makeRootfsV2, tarXz, tmp } from "../importer/fixtures.js";
 
 export class GatedFarm {
   files = new Map<string, string | Buffer>();
@@ -39,4 +42,16 @@ export class GatedFarm {
     this.server.closeAllConnections();
     return new Promise((r) => this.server.close(() => r()));
   }
+}
+
+/** The scheduler tests' inputs: rootfs v1/v2 and a device tree, and a started farm. */
+export async function farmWithInputs(prefix: string): Promise<{ farm: GatedFarm; src: string; rootfs2: Buffer }> {
+  const src = tmp(prefix);
+  makeRootfsV1(join(src, "v1"), 200);
+  makeRootfsV2(join(src, "v1"), join(src, "v2"));
+  makeDeviceTree(join(src, "device"));
+  const rootfs2 = readFileSync(tarXz(join(src, "v2"), join(src, "rootfs-v2.tar.xz"), ["system"]));
+  const farm = new GatedFarm();
+  await farm.start();
+  return { farm, src, rootfs2 };
 }

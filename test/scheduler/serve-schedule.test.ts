@@ -11,9 +11,9 @@ import { join } from "node:path";
 import { ImportHistory } from "../../src/state/history.js";
 import { parseMetrics } from "../admin-server/metrics-parse.js";
 import type { Instance } from "../helpers/instance.js";
-import { makeDeviceTree, makeRootfsV1, makeRootfsV2, standardInstance, tarXz, tmp } from "../importer/fixtures.js";
+import { standardInstance, tarXz } from "../importer/fixtures.js";
 import { get, spawnServe } from "../helpers/serve-process.js";
-import { GatedFarm } from "./gated-farm.js";
+import { farmWithInputs, type GatedFarm } from "./gated-farm.js";
 
 
 describe("si serve with import_schedule", () => {
@@ -22,13 +22,7 @@ describe("si serve with import_schedule", () => {
   let src: string;
 
   beforeAll(async () => {
-    src = tmp("si-sched-inputs-");
-    makeRootfsV1(join(src, "v1"), 200);
-    makeRootfsV2(join(src, "v1"), join(src, "v2"));
-    makeDeviceTree(join(src, "device"));
-    rootfs2 = readFileSync(tarXz(join(src, "v2"), join(src, "rootfs-v2.tar.xz"), ["system"]));
-    farm = new GatedFarm();
-    await farm.start();
+    ({ farm, src, rootfs2 } = await farmWithInputs("si-sched-inputs-"));
   });
   afterAll(() => farm?.close());
 
