@@ -8,10 +8,10 @@ import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { spawnSync } from "node:child_process";
-import { ConfigError, SiError } from "../src/errors.js";
+import { ConfigError } from "../src/errors.js";
 import { parseIni } from "../src/config/ini.js";
 import { defaultConfigPath, loadConfig, parseConfigText } from "../src/config/load.js";
-import { mirrorCommands, runIgnoringStatus, syncMirrors } from "../src/config/mirrors.js";
+import { mirrorCommands, runSsh, syncMirrors } from "../src/config/mirrors.js";
 import { unpackArguments } from "../src/config/arguments.js";
 
 let tmp: string;
@@ -65,13 +65,17 @@ describe("reference test_config (§10.1)", () => {
   it("syncs a complete two-mirror config with absolute keys, in host order", async () => {
     const conf = await load(MIRRORS_AB(tmp));
     const calls: string[][] = [];
-    await syncMirrors(conf, async (argv) => {
-      calls.push(argv);
+    await syncMirrors(conf, {
+      run: async (argv) => {
+        calls.push(argv);
+      },
     });
     const key = join(tmp, "key");
+    // Plus BatchMode and ConnectTimeout (issue 15 item 4): no prompt, no endless connect.
+    const ssh = ["ssh", "-o", "BatchMode=yes", "-o", "ConnectTimeout=10"];
     expect(calls).toEqual([
-      ["ssh", "-i", key, "-l", "user", "-p", "22", "hosta", "command"],
-      ["ssh", "-i", key, "-l", "user", "-p", "22", "hostb", "command"],
+      [...ssh, "-i", key, "-l", "user", "-p", "22", "hosta", "command"],
+      [...ssh, "-i", key, "-l", "user", "-p", "22", "hostb", "command"],
     ]);
   });
 
@@ -288,7 +292,6 @@ deltabase = "x, y"
 ; another
 [global]
 channels: a
-Publish_Path = ignored-because-case-differs
 publish_path=pub
 [channel_a]
 deltabase = x,
@@ -301,6 +304,8 @@ file_v : version;a=b:c
     expect(conf.channels.get("a")!.deltabase).toEqual(["x,\ny"]);
     expect(conf.channels.get("a")!.files[0]!.arguments).toEqual(["a=b:c"]);
     expect(conf.publish_path).toBe(join(process.cwd(), "pub"));
+    // Case-preserving: Publish_Path is another key, one the server does not read (strict, issue 15).
+    await expect(load("[global]\nPublish_Path = pub\n")).rejects.toThrow(/:2: \[global\] Publish_Path: unknown key; did you mean 'publish_path'\?$/);
   });
 
   it("inherits [DEFAULT] options in every section", async () => {
@@ -363,7 +368,7 @@ describe("[global] defaults and paths (§4.3)", () => {
       image_max_ratio: 50,
       image_allow_devices: false,
       delta_mtime: "content",
-      delta_xz_block_mib: 2,
+      delta_xz_block_mib: 16,
       mirrors: {},
       channels: new Map(),
     });
@@ -453,26 +458,32 @@ describe("mirrors (§4.4)", () => {
         .replace("ssh_host = hosta", "ssh_host = zz.example\nssh_key = /etc/key\nssh_port = 2222\nssh_user = u2")
         .replace("ssh_host = hostb", "ssh_host = aa.example\nssh_command = other"),
     );
+    const ssh = ["ssh", "-o", "BatchMode=yes", "-o", "ConnectTimeout=10"];
     expect(mirrorCommands(conf)).toEqual([
-      ["ssh", "-i", "/srv/key", "-l", "user", "-p", "22", "aa.example", "other"],
-      ["ssh", "-i", "/etc/key", "-l", "u2", "-p", "2222", "zz.example", "command"],
+      [...ssh, "-i", "/srv/key", "-l", "user", "-p", "22", "aa.example", "other"],
+      [...ssh, "-i", "/etc/key", "-l", "u2", "-p", "2222", "zz.example", "command"],
     ]);
     expect(conf.mirrors.a).toEqual({
       name: "a", ssh_host: "zz.example", ssh_user: "u2", ssh_key: "/etc/key", ssh_port: 2222, ssh_command: "command",
     });
   });
 
-  it("ignores exit codes but reports a runner that cannot start, after trying all", async () => {
-    await expect(runIgnoringStatus(["false"])).resolves.toBeUndefined();
-    await expect(runIgnoringStatus([join(tmp, "no-such-ssh")])).rejects.toThrow(/ENOENT/);
+  it("never fails a publish: a failing status or a runner that cannot start is an outcome, after trying all", async () => {
+    await expect(runSsh(["true"], { timeoutMs: 10_000 })).resolves.toBeUndefined();
+    await expect(runSsh(["false"], { timeoutMs: 10_000 })).rejects.toThrow(/exited with status 1/);
+    await expect(runSsh([join(tmp, "no-such-ssh")], { timeoutMs: 10_000 })).rejects.toThrow(/ENOENT/);
     const conf = await load(MIRRORS_AB("/srv"));
     const tried: string[] = [];
     const run = async (argv: string[]) => {
-      tried.push(argv[7]!);
+      tried.push(argv[argv.length - 2]!);
       throw new Error("spawn ssh ENOENT");
     };
-    await expect(syncMirrors(conf, run)).rejects.toThrow(SiError);
-    expect(tried).toEqual(["hosta", "hostb"]);
+    const results = await syncMirrors(conf, { run });
+    expect(results.map((r) => [r.host, r.outcome, r.error])).toEqual([
+      ["hosta", "failed", "spawn ssh ENOENT"],
+      ["hostb", "failed", "spawn ssh ENOENT"],
+    ]);
+    expect(tried.sort()).toEqual(["hosta", "hostb"]);
   });
 });
 
@@ -493,7 +504,8 @@ describe("etc/config.example and the CLI", () => {
     expect(conf.channels.get("16.04/devel")!.files.map((f) => f.name)).toEqual([
       "rootfs", "device,mako", "device", "keyring", "version",
     ]);
-    expect(Object.keys(conf.mirrors)).toEqual(["a", "b"]);
+    // Shipped commented out (issue 15 item 4): an example host must not be contacted.
+    expect(Object.keys(conf.mirrors)).toEqual([]);
   });
 
   const si = (...args: string[]) =>
@@ -521,7 +533,7 @@ describe("etc/config.example and the CLI", () => {
     expect(json.channels.map((c) => [c.name, c.files.length])).toEqual([["16.04/devel", 5], ["16.04/stable", 0]]);
     const text = si("--config", "etc/config.example", "config", "show");
     expect(text.status).toBe(0);
-    expect(text.stdout).toContain("  ssh -i /srv/system-image/secret/ssh/mirror -l mirror -p 2222 b.example.com sync-mirror\n");
+    expect(text.stdout).toContain("\nmirrors: (none)\n");
     expect(text.stdout).toContain("    device,mako: http;https://ci.example.net/mako/device.tar.xz;");
   });
 });

@@ -27,6 +27,10 @@ export interface DashboardData {
   scheduler: SchedulerStatus | null;
   /** Images shown per device before "N older". */
   imagesPerDevice?: number;
+  /** Keyrings expiring within this many days get a warning (keyring_warn_days). */
+  warnDays?: number;
+  /** The listener needs a token: the footer offers to log out. */
+  loggedIn?: boolean;
 }
 
 const OUTCOME_BADGE: Record<string, string> = { ok: "ok", published: "ok", unchanged: "", running: "info", partial: "warn", skipped: "warn", failed: "bad", error: "bad", interrupted: "bad" };
@@ -97,7 +101,7 @@ function keyringsSection(data: DashboardData): SafeHtml {
     else if (k.expiry === undefined) status = badge("no expiry", "");
     else {
       const days = daysLeft(k.expiry, data.now);
-      status = days < 0 ? badge(`expired ${-days} days ago`, "bad") : days < EXPIRY_WARN_DAYS ? badge(`${days} days left`, "warn") : badge(`${days} days left`, "ok");
+      status = days < 0 ? badge(`expired ${-days} days ago`, "bad") : days < (data.warnDays ?? EXPIRY_WARN_DAYS) ? badge(`${days} days left`, "warn") : badge(`${days} days left`, "ok");
     }
     return html`<tr><td><code>${k.path}</code>${k.usedBy.length ? html`<br><span class="muted">${k.usedBy.join(", ")}</span>` : ""}</td>
 <td class="hide-sm">${k.type ?? ""}</td><td class="nowrap">${k.expiry !== undefined ? new Date(k.expiry * 1000).toISOString().slice(0, 10) : ""}</td><td>${status}</td></tr>`;
@@ -158,7 +162,7 @@ const unverifiedUpstreams = (problems: { message: string }[] | undefined) => {
 function summary(data: DashboardData): SafeHtml {
   const devices = data.fleet.channels.reduce((n, c) => n + c.devices.length, 0);
   const last = data.runs[0];
-  const expiring = data.keyrings.filter((k) => k.error || (k.expiry !== undefined && daysLeft(k.expiry, data.now) < EXPIRY_WARN_DAYS));
+  const expiring = data.keyrings.filter((k) => k.error || (k.expiry !== undefined && daysLeft(k.expiry, data.now) < (data.warnDays ?? EXPIRY_WARN_DAYS)));
   const v = data.verification.last;
   const s = data.scheduler;
   const tile = (label: string, value: SafeHtml | string, note: SafeHtml | string = "") =>
@@ -185,6 +189,8 @@ export function renderDashboard(data: DashboardData): string {
 <main>${summary(data)}${channelsSection(data)}
 <section id="chart"><h2>Published bytes and import durations</h2>${renderChart(data.stats.points)}</section>
 ${historySection(data)}${keyringsSection(data)}${verificationSection(data)}</main>
-<footer><a href="metrics">metrics</a> · <a href="healthz">healthz</a></footer></body></html>`;
+<footer><a href="metrics">metrics</a> · <a href="healthz">healthz</a>${
+    data.loggedIn ? html` · <form method="post" action="logout"><button type="submit">Log out</button></form>` : ""
+  }</footer></body></html>`;
   return page.value;
 }

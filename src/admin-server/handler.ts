@@ -2,7 +2,8 @@
  * The admin listener's request handler: `/` the dashboard, `/metrics` for Prometheus,
  * `/healthz` for a supervisor or load balancer, and `POST /verify` (the dashboard's
  * "Verify now" button). It only ever listens on admin_address:admin_port, never on the
- * public ports (see operations.ts).
+ * public ports (see operations.ts), and only for its own Host names and, with
+ * admin_token_file, for holders of the token (access.ts).
  */
 import { readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
@@ -13,11 +14,16 @@ import { parseChannels } from "../model/channels.js";
 import { accessEntry, type ServerLogger } from "../server/log.js";
 import type { ImportHistory } from "../state/history.js";
 import type { SchedulerStatus } from "../scheduler/scheduler.js";
+import { createAccessGate, redactToken, sameOrigin } from "./access.js";
+import type { AdminToken } from "./auth.js";
 import { renderDashboard } from "./dashboard.js";
 import { readFleet } from "./fleet.js";
 import type { HistoryStatsCache } from "./history-stats.js";
+import type { HostPolicy } from "./host-check.js";
+import { expiredKeyrings, keyringWarnDays } from "./keyring-watch.js";
 import type { KeyringCatalog } from "./keyrings.js";
 import { METRICS_CONTENT_TYPE, renderMetrics } from "./metrics.js";
+import { HTML, PAGE_CSP, TEXT, send } from "./reply.js";
 import type { CountsSnapshot } from "./request-counts.js";
 import type { VerificationStore } from "./verification.js";
 
@@ -35,71 +41,68 @@ export interface AdminDeps {
   verifyNow: () => void;
   logger: ServerLogger;
   accessLog?: boolean;
+  /** Host names this listener answers (DNS rebinding). */
+  hosts: HostPolicy;
+  /** admin_token_file's token; absent = no authentication. */
+  token?: AdminToken;
   /** Runs shown on the dashboard. Default 25. */
   historyRuns?: number;
 }
 
-function send(req: IncomingMessage, res: ServerResponse, status: number, type: string, body: string, headers: Record<string, string> = {}): number {
-  const data = Buffer.from(body);
-  res.writeHead(status, {
-    "Content-Type": type,
-    "Content-Length": String(data.length),
-    "Cache-Control": "no-store",
-    "X-Content-Type-Options": "nosniff",
-    ...headers,
-  });
-  res.end(req.method === "HEAD" ? undefined : data);
-  return req.method === "HEAD" ? 0 : data.length;
-}
-
-/** 200 when the published tree is there and channels.json (if any) parses; 503 otherwise. */
-async function health(config: Config): Promise<{ ok: boolean; error?: string }> {
-  try {
-    if (!(await stat(config.publish_path)).isDirectory()) return { ok: false, error: `${config.publish_path} is not a directory` };
-    const file = join(config.publish_path, "channels.json");
-    const text = await readFile(file, "utf8").catch((err: NodeJS.ErrnoException) => (err.code === "ENOENT" ? "" : Promise.reject(err)));
-    parseChannels(text, file);
-    return { ok: true };
-  } catch (err) {
-    return { ok: false, error: errorMessage(err) };
-  }
+/** One reason /healthz answers 503. */
+export interface HealthProblem {
+  check: "tree" | "keyring" | "tree-verification";
+  message: string;
+  [field: string]: unknown;
 }
 
 /**
- * A browser on the operator's machine can be made to POST to a loopback port by any web page;
- * a form of ours sends our own Origin (or none, from curl), anything else is refused. Behind
- * a reverse proxy the public host arrives as X-Forwarded-Host.
+ * 200 while devices can update from the tree; 503 with the reasons when they cannot: the tree
+ * is unreadable or channels.json does not parse, a published keyring has expired (devices
+ * refuse it, issue 14.4), or the last tree verification (after each scheduled import and
+ * "Verify now") failed.
  */
-function sameOrigin(req: IncomingMessage): boolean {
-  const origin = req.headers.origin;
-  if (!origin || origin === "null") return origin === undefined;
-  let host: string;
+async function health(deps: AdminDeps, now: Date): Promise<HealthProblem[]> {
+  const { config } = deps;
   try {
-    host = new URL(origin).host;
-  } catch {
-    return false;
+    if (!(await stat(config.publish_path)).isDirectory()) return [{ check: "tree", message: `${config.publish_path} is not a directory` }];
+    const file = join(config.publish_path, "channels.json");
+    const text = await readFile(file, "utf8").catch((err: NodeJS.ErrnoException) => (err.code === "ENOENT" ? "" : Promise.reject(err)));
+    parseChannels(text, file);
+  } catch (err) {
+    return [{ check: "tree", message: errorMessage(err) }];
   }
-  const forwarded = req.headers["x-forwarded-host"];
-  const hosts = [req.headers.host, ...(typeof forwarded === "string" ? forwarded.split(",").map((h) => h.trim()) : [])];
-  return hosts.includes(host);
+  const problems: HealthProblem[] = [];
+  const keyrings = await deps.keyrings.list(await readFleet(config, { images: false }));
+  for (const k of expiredKeyrings(keyrings, now)) {
+    const at = new Date(k.expiry! * 1000).toISOString();
+    problems.push({ check: "keyring", keyring: k.path, type: k.type ?? null, expiry: at, message: `keyring ${k.path} expired on ${at}: devices refuse it` });
+  }
+  const v = deps.verification.last();
+  if (v?.report && !v.report.ok) {
+    problems.push({ check: "tree-verification", started_at: v.started_at, errors: v.report.errors, message: `tree verification of ${v.started_at} failed with ${v.report.errors} error(s)` });
+  }
+  return problems;
 }
 
 export function createAdminHandler(deps: AdminDeps): RequestListener {
   const { config, logger } = deps;
-  const route = async (req: IncomingMessage, res: ServerResponse): Promise<number> => {
-    const path = new URL(req.url ?? "/", "http://admin").pathname;
+  const gate = createAccessGate({ hosts: deps.hosts, token: deps.token, logger });
+  const route = async (req: IncomingMessage, res: ServerResponse, url: URL): Promise<number> => {
+    const path = url.pathname;
     const get = req.method === "GET" || req.method === "HEAD";
     if (path === "/verify") {
-      if (req.method !== "POST") return send(req, res, 405, "text/plain; charset=utf-8", "Use POST\n", { Allow: "POST" });
-      if (!sameOrigin(req)) return send(req, res, 403, "text/plain; charset=utf-8", "Cross-origin request refused\n");
+      if (req.method !== "POST") return send(req, res, 405, TEXT, "Use POST\n", { Allow: "POST" });
+      if (!sameOrigin(req)) return send(req, res, 403, TEXT, "Cross-origin request refused\n");
       deps.verifyNow();
       // Back to the dashboard, which shows the verification as running (POST/redirect/GET).
-      return send(req, res, 303, "text/plain; charset=utf-8", "Verification started\n", { Location: "./" });
+      return send(req, res, 303, TEXT, "Verification started\n", { Location: "./" });
     }
-    if (!get) return send(req, res, 405, "text/plain; charset=utf-8", "Method Not Allowed\n", { Allow: "GET, HEAD" });
+    if (!get) return send(req, res, 405, TEXT, "Method Not Allowed\n", { Allow: "GET, HEAD" });
     if (path === "/healthz") {
-      const h = await health(config);
-      return send(req, res, h.ok ? 200 : 503, "application/json", JSON.stringify(h.ok ? { status: "ok" } : { status: "error", error: h.error }) + "\n");
+      const problems = await health(deps, new Date());
+      const body = problems.length === 0 ? { status: "ok" } : { status: "error", error: problems.map((p) => p.message).join("; "), problems };
+      return send(req, res, problems.length === 0 ? 200 : 503, "application/json", JSON.stringify(body) + "\n");
     }
     if (path === "/metrics") {
       const fleet = await readFleet(config, { images: false });
@@ -122,27 +125,37 @@ export function createAdminHandler(deps: AdminDeps): RequestListener {
         publishPath: config.publish_path,
         fleet,
         keyrings: await deps.keyrings.list(fleet),
+        warnDays: keyringWarnDays(config),
         runs: deps.history.listRuns(deps.historyRuns ?? 25),
         stats,
         verification: { last: deps.verification.last(), running: deps.verification.running() },
         scheduler: deps.scheduler(),
+        loggedIn: deps.token !== undefined,
       });
-      return send(req, res, 200, "text/html; charset=utf-8", body, { "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'" });
+      return send(req, res, 200, HTML, body, { "Content-Security-Policy": PAGE_CSP });
     }
-    return send(req, res, 404, "text/plain; charset=utf-8", "Not Found\n");
+    return send(req, res, 404, TEXT, "Not Found\n");
   };
 
   return (req, res) => {
     const started = performance.now();
-    route(req, res).then(
-      (bytes) => {
-        if (deps.accessLog !== false) logger.log(accessEntry("admin", req, res, { bytes }, started));
-      },
-      (err: unknown) => {
-        logger.log({ level: "error", event: "admin-error", path: req.url, msg: `Cannot answer ${req.method} ${req.url}: ${errorMessage(err)}` });
-        if (!res.headersSent) send(req, res, 500, "text/plain; charset=utf-8", `Internal error: ${errorMessage(err)}\n`);
-        else res.destroy();
-      },
-    );
+    const target = req.url ?? "/";
+    // The access log (and any error line) shows the request without a `?token=` value.
+    req.url = redactToken(target);
+    Promise.resolve()
+      .then(async () => {
+        const url = new URL(target, "http://admin");
+        return (await gate(req, res, url)) ?? route(req, res, url);
+      })
+      .then(
+        (bytes) => {
+          if (deps.accessLog !== false) logger.log(accessEntry("admin", req, res, { bytes }, started));
+        },
+        (err: unknown) => {
+          logger.log({ level: "error", event: "admin-error", path: req.url, msg: `Cannot answer ${req.method} ${req.url}: ${errorMessage(err)}` });
+          if (!res.headersSent) send(req, res, 500, TEXT, `Internal error: ${errorMessage(err)}\n`);
+          else res.destroy();
+        },
+      );
   };
 }

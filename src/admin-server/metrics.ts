@@ -9,6 +9,7 @@ import type { KeyringInfo } from "./keyrings.js";
 import { countRows, type CountsSnapshot } from "./request-counts.js";
 import type { SchedulerStatus } from "../scheduler/scheduler.js";
 import type { StoredVerification } from "./verification.js";
+import { siVersion } from "../version.js";
 
 export const METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8";
 
@@ -43,6 +44,8 @@ const round3 = (n: number) => Math.round(n * 1000) / 1000;
 
 export function renderMetrics(m: MetricsInput): string {
   const w = new Writer();
+  // Issue 15 item 6: which si answers (Prometheus' *_build_info convention: value 1, facts as labels).
+  w.family("si_build_info", "gauge", "Always 1; the labels name the si version and the Node.js runtime serving.", [[{ version: siVersion(), nodejs: process.version }, 1]]);
   const { stats } = m;
   w.family("si_import_runs_total", "counter", "Import runs recorded in the history, by trigger (cli, schedule) and outcome (ok, partial, failed, interrupted, running).",
     stats.runs.map((r) => [{ trigger: r.trigger, outcome: r.outcome }, r.count]));

@@ -1,6 +1,7 @@
 /**
  * The single-instance duties of `si serve`, run in the main process only (never in a serve
- * worker): the import scheduler and the admin listener (dashboard, /metrics, /healthz) on
+ * worker): the import scheduler, the keyring expiry watch (a log line at start and daily,
+ * keyring-watch.ts) and the admin listener (dashboard, /metrics, /healthz) on
  * `admin_address:admin_port`. Their logs go to the server's JSON-line log.
  */
 import type { Config } from "../config/types.js";
@@ -10,8 +11,11 @@ import type { ListenerSpec } from "../server/listener.js";
 import type { ServerLogger } from "../server/log.js";
 import { ImportScheduler, validateSchedule } from "../scheduler/scheduler.js";
 import { ImportHistory } from "../state/history.js";
+import { readAdminToken, type AdminToken } from "./auth.js";
 import { createAdminHandler } from "./handler.js";
 import { HistoryStatsCache } from "./history-stats.js";
+import { hostPolicy } from "./host-check.js";
+import { KeyringWatch } from "./keyring-watch.js";
 import { KeyringCatalog } from "./keyrings.js";
 import type { CountsSnapshot } from "./request-counts.js";
 import { VerificationStore } from "./verification.js";
@@ -23,6 +27,8 @@ export interface OperationsOptions {
   /** Admin port: a number (0 = any free port), null = no admin listener, undefined = config. */
   adminPort?: number | null;
   accessLog?: boolean;
+  /** Between two keyring expiry checks; default a day. */
+  keyringCheckEveryMs?: number;
 }
 
 export interface Operations {
@@ -57,6 +63,8 @@ export function prepareOperations(config: Config, opts: OperationsOptions): Oper
   const port = opts.adminPort !== undefined ? opts.adminPort : config.admin_port === 0 ? null : config.admin_port;
 
   const verification = new VerificationStore(config, log.child({ component: "admin" }));
+  const keyrings = new KeyringCatalog(config);
+  const watch = new KeyringWatch(config, keyrings, opts.logger, opts.keyringCheckEveryMs);
   let scheduler: ImportScheduler | null = null;
   if (expression) {
     scheduler = new ImportScheduler(config, expression, {
@@ -73,13 +81,17 @@ export function prepareOperations(config: Config, opts: OperationsOptions): Oper
   let counts: () => Promise<CountsSnapshot> | CountsSnapshot = () => ({});
   let history: ImportHistory | null = null;
   let listener: ListenerSpec | null = null;
+  let token: AdminToken | undefined;
   if (port !== null) {
+    // Both refuse to start on a bad setting, before anything listens.
+    const hosts = hostPolicy(config.admin_address, config.admin_allowed_hosts, config.path);
+    token = config.admin_token_file ? readAdminToken(config.admin_token_file) : undefined;
     history = ImportHistory.open(config.state_path);
     const handler = createAdminHandler({
       config,
       history,
       stats: new HistoryStatsCache(history),
-      keyrings: new KeyringCatalog(config),
+      keyrings,
       verification,
       scheduler: () => scheduler?.status() ?? null,
       requestCounts: async () => counts(),
@@ -89,6 +101,8 @@ export function prepareOperations(config: Config, opts: OperationsOptions): Oper
       },
       logger: opts.logger,
       accessLog: opts.accessLog,
+      hosts,
+      token,
     });
     listener = { name: "admin", address: config.admin_address, port, handler };
   }
@@ -107,7 +121,15 @@ export function prepareOperations(config: Config, opts: OperationsOptions): Oper
       await verification.load();
       if (adminUrl) {
         opts.logger.log({ level: "info", event: "admin-listening", listener: "admin", url: adminUrl, msg: `Admin dashboard, /metrics and /healthz on ${adminUrl}` });
+        if (token) {
+          opts.logger.log({ level: "info", event: "admin-auth", msg: `Admin listener needs the token in ${token.file} (all but /healthz)` });
+          if (token.exposed) opts.logger.log({ level: "warn", event: "admin-token-exposed", msg: `admin_token_file ${token.file} is readable by group or others: chmod 600 it` });
+        } else if (!/^(127\.\d+\.\d+\.\d+|::1|\[::1\]|localhost)$/i.test(config.admin_address)) {
+          // Anyone who can reach the port reads the dashboard and /metrics and starts verifications.
+          opts.logger.log({ level: "warn", event: "admin-open", msg: `Admin listener on ${config.admin_address} has no admin_token_file: anyone who can reach it can use it` });
+        }
       }
+      await watch.start();
       if (scheduler) scheduler.start();
       else {
         const why = opts.schedule ? "import_schedule is not set" : "--no-schedule";
@@ -115,6 +137,7 @@ export function prepareOperations(config: Config, opts: OperationsOptions): Oper
       }
     },
     async stop(waitMs) {
+      watch.stop();
       const finished = scheduler ? await scheduler.stop(waitMs) : true;
       abandoned = !finished;
       return finished;

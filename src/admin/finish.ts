@@ -1,18 +1,20 @@
 /**
  * The tail every tree-changing admin command ends with (server-reference §9.2 step 16,
  * §9.3 step 6, §9.9): delete orphans, then ask the mirrors to pull. A mirror that cannot be
- * triggered is reported, not fatal: the tree itself is already published.
+ * triggered is reported (one line per mirror), not fatal: the tree itself is already
+ * published. Mirrors run once the global lock is released (issue 15 item 4).
  */
 import type { Config } from "../config/types.js";
-import { syncMirrors } from "../config/mirrors.js";
+import { syncMirrors, type MirrorRunner } from "../config/mirrors.js";
 import { errorMessage } from "../errors.js";
+import { afterGlobalLock, holdsGlobalLock } from "../io/lock.js";
 import type { Logger } from "../io/log.js";
 import type { Tree } from "../tree/index.js";
 
 export interface FinishOptions {
   log: Logger;
   /** Mirror trigger runner (tests inject one). */
-  runMirror?: (argv: string[]) => Promise<void>;
+  runMirror?: MirrorRunner;
 }
 
 /** cleanup_tree(); returns the orphans it removed (absolute paths). */
@@ -23,15 +25,18 @@ export async function removeOrphans(tree: Tree, log: Logger): Promise<string[]> 
   return orphans;
 }
 
-/** sync_mirrors(), logging (not throwing) when a mirror cannot be triggered. */
+/**
+ * sync_mirrors(), logging (never throwing) each mirror's outcome. Called while the caller
+ * still holds the global lock, it only queues the triggers for the release and returns (the
+ * process stays up until they end); otherwise it waits for them.
+ */
 export async function triggerMirrors(config: Config, opts: FinishOptions): Promise<void> {
   if (Object.keys(config.mirrors).length === 0) return;
-  try {
-    await syncMirrors(config, opts.runMirror);
-    opts.log.info("triggered the mirrors");
-  } catch (err) {
-    opts.log.error(errorMessage(err));
-  }
+  const deferred = holdsGlobalLock();
+  const done = afterGlobalLock(() => syncMirrors(config, { log: opts.log, run: opts.runMirror })).catch((err: unknown) => {
+    opts.log.error(`Cannot trigger the mirrors: ${errorMessage(err)}`);
+  });
+  if (!deferred) await done;
 }
 
 export async function finish(config: Config, tree: Tree, opts: FinishOptions): Promise<{ removed: string[] }> {

@@ -11,7 +11,7 @@
  */
 import { setTimeout as sleep } from "node:timers/promises";
 import { LockBusyError, SiError } from "../errors.js";
-import { acquireGlobalLock, lockPath, type GlobalLock } from "../io/lock.js";
+import { acquireGlobalLock, describeHolder, lockPath, type GlobalLock } from "../io/lock.js";
 
 export const DEFAULT_LOCK_WAIT_MS = 60_000;
 const POLL_MS = 200;
@@ -42,12 +42,15 @@ export async function acquireLock(statePath: string, opts: LockOptions): Promise
       if (opts.waitMs <= 0) throw err;
       if (!told) {
         told = true;
-        opts.onWait?.(`waiting up to ${fmtSeconds(opts.waitMs)} s for the global lock ${lockPath(statePath)} (an import or another admin command holds it)`);
+        const who = describeHolder(statePath);
+        opts.onWait?.(`waiting up to ${fmtSeconds(opts.waitMs)} s for the global lock ${lockPath(statePath)} (${who ? `held by ${who}` : "an import or another admin command holds it"})`);
       }
       if (Date.now() >= deadline) {
+        // Who holds it now (issue 15 item 4): not necessarily who held it when the wait began.
+        const who = describeHolder(statePath);
         throw new SiError(
           `Cannot ${opts.what}: the global lock ${lockPath(statePath)} stayed busy for ${fmtSeconds(opts.waitMs)} s ` +
-            "(an import or another admin command is running; try again later, or raise --lock-timeout)",
+            `(${who ? `held by ${who}` : "an import or another admin command is running"}; try again later, or raise --lock-timeout)`,
         );
       }
       await sleep(Math.min(POLL_MS, Math.max(1, deadline - Date.now())));

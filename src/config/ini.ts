@@ -16,6 +16,8 @@ export interface IniOption {
   value: string;
   /** 1-based line of the `key = value` line. */
   line: number;
+  /** Set when the option comes from `[DEFAULT]` (its line is then a `[DEFAULT]` line). */
+  inherited?: true;
 }
 
 export interface IniSection {
@@ -29,6 +31,8 @@ export interface IniSection {
 export interface IniDocument {
   /** Sections in file order; `DEFAULT` is not among them (as in `sections()`). */
   sections: Map<string, IniSection>;
+  /** The `[DEFAULT]` section with its own options, when the file has one. */
+  defaults?: IniSection;
 }
 
 /** Characters Python's `str.strip()` and `\s` treat as whitespace (str.isspace). */
@@ -135,10 +139,14 @@ export function parseIni(text: string, file: string): IniDocument {
   for (const section of sections.values()) {
     const options = new Map<string, IniOption>();
     for (const o of section.options.values()) options.set(o.name, finish(o));
-    for (const o of defaults?.options.values() ?? []) if (!options.has(o.name)) options.set(o.name, finish(o));
+    for (const o of defaults?.options.values() ?? []) {
+      if (!options.has(o.name)) options.set(o.name, { ...finish(o), inherited: true });
+    }
     result.set(section.name, { name: section.name, line: section.line, options });
   }
-  return { sections: result };
+  if (!defaults) return { sections: result };
+  const own = new Map([...defaults.options.values()].map((o) => [o.name, finish(o)]));
+  return { sections: result, defaults: { name: defaults.name, line: defaults.line, options: own } };
 }
 
 /** `_join_multiline_values`: join with newlines, then rstrip. */

@@ -3,11 +3,15 @@
  * error catalogue (§4.6) follow the reference; every error is a ConfigError whose message
  * starts with `<file>:<line>:` and names the section and key, and several problems the
  * reference lets through (or crashes on later) are refused here with a clear message.
+ * Strict (issue 15): a section or key this file does not read is an error too (strict.ts),
+ * and all the problems of a file are reported together (ConfigErrors).
  */
 import { readFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
-import { ConfigError, type PyKind } from "../errors.js";
-import { parseIni, pyStrip, pyStripChars, type IniOption, type IniSection } from "./ini.js";
+import { ConfigError } from "../errors.js";
+import { parseIni } from "./ini.js";
+import { ConfigErrors, ConfigReader } from "./reader.js";
+import { strictProblems, type SectionKind } from "./strict.js";
 import type { ChannelConfig, Config, DeltaMtimePolicy, FileEntry, MirrorConfig } from "./types.js";
 
 /** Generator names a `file_*` entry may use (server-reference §5.1). */
@@ -24,21 +28,13 @@ export const GENERATOR_NAMES: readonly string[] = [
 ];
 
 /** Default xz block size for deltas (issue 19's measured curve, README "xz settings"). */
-export const DEFAULT_DELTA_XZ_BLOCK_MIB = 2;
+export const DEFAULT_DELTA_XZ_BLOCK_MIB = 16;
 /** Default delta policy: leave mtime-only changes out, as the reference does (issue 19). */
 export const DEFAULT_DELTA_MTIME: DeltaMtimePolicy = "content";
 
 const MIRROR_KEYS = ["ssh_user", "ssh_key", "ssh_port", "ssh_command"] as const;
 
-/**
- * §4.2 post-processing of a raw value: one containing ", " becomes a list (each element
- * stripped of `"` then whitespace); anything else a string stripped the same way.
- * "a,b" (no space) stays one string: that is how `device,mako` entry names survive.
- */
-export function pyValue(raw: string): string | string[] {
-  if (raw.includes(", ")) return raw.split(", ").map((e) => pyStrip(pyStripChars(e, '"')));
-  return pyStrip(pyStripChars(raw, '"'));
-}
+export { ConfigErrors, configProblems, pyValue } from "./reader.js";
 
 /** §4.1 default location: `$SYSTEM_IMAGE_ROOT/etc/config`, else `<cwd>/etc/config`. */
 export function defaultConfigPath(env: NodeJS.ProcessEnv = process.env, cwd = process.cwd()): string {
@@ -61,71 +57,63 @@ export async function loadConfig(path?: string, env: NodeJS.ProcessEnv = process
   return parseConfigText(text, file, env);
 }
 
-/** Parses config text; `file` names the source in messages and becomes `Config.path`. */
+/**
+ * Parses config text; `file` names the source in messages and becomes `Config.path`.
+ * Reading goes on after a bad value so that every problem is reported at once (one
+ * ConfigError, or ConfigErrors when there are several), unknown sections and keys included.
+ */
 export function parseConfigText(text: string, file: string, env: NodeJS.ProcessEnv = process.env): Config {
-  return new Reader(file, parseIni(text, file).sections).config(env);
+  const doc = parseIni(text, file);
+  const reader = new Reader(file, doc.sections);
+  const conf = reader.soft(undefined, () => reader.config(env));
+  const listed = (key: string) => reader.list("global", key)?.names ?? [];
+  const schema = { keys: knownKeys(reader.seen), prefixes: { channel: FILE_PREFIX } };
+  for (const p of strictProblems(doc, schema, { mirrors: listed("mirrors"), channels: listed("channels") })) {
+    reader.problems.push({ line: p.line, error: new ConfigError(`${file}:${p.line}: ${p.message}`, "KeyError") });
+  }
+  // A key read twice (delta_mtime: for [global] and as the channels' fallback) fails once.
+  const messages = new Set<string>();
+  const errors = reader.problems
+    .sort((a, b) => a.line - b.line)
+    .map((p) => p.error)
+    .filter((e) => !messages.has(e.message) && messages.add(e.message));
+  if (errors.length === 1) throw errors[0]!;
+  if (errors.length > 1) throw new ConfigErrors(errors);
+  return conf!;
 }
 
-/** Looks values up with their line numbers and builds precise errors. */
-class Reader {
-  constructor(
-    private readonly file: string,
-    private readonly sections: Map<string, IniSection>,
-  ) {}
+const FILE_PREFIX = "file_";
+/** A config with one section of every kind, read once to learn which keys the loader reads. */
+const PROBE = `[global]\nmirrors = p\nchannels = p\n[mirror_default]\nssh_user = u\nssh_key = k\nssh_port = 22\nssh_command = c\n[mirror_p]\nssh_host = h\n[channel_p]\n`;
+let probed: Map<SectionKind, Set<string>> | undefined;
 
-  fail(line: number, message: string, kind: PyKind, section?: string, key?: string): never {
-    const where = section === undefined ? "" : key === undefined ? `[${section}] ` : `[${section}] ${key}: `;
-    throw new ConfigError(`${this.file}:${line}: ${where}${message}`, kind);
-  }
+/**
+ * The keys the loader looks up in each kind of section: those it looked up while reading the
+ * probe config (every kind present), plus those it looked up in this file. So a key added
+ * to the Reader below is known to the strict check with no list to keep in step.
+ */
+function knownKeys(seen: Map<SectionKind, Set<string>>): Map<SectionKind, Set<string>> {
+  const keys = new Map<SectionKind, Set<string>>();
+  for (const [kind, set] of [...probeKeys(), ...seen]) keys.set(kind, new Set([...(keys.get(kind) ?? []), ...set]));
+  return keys;
+}
 
-  opt(section: string, key: string): IniOption | undefined {
-    return this.sections.get(section)?.options.get(key);
+function probeKeys(): Map<SectionKind, Set<string>> {
+  if (!probed) {
+    const probe = new Reader("(probe)", parseIni(PROBE, "(probe)").sections);
+    probe.soft(undefined, () => probe.config({}));
+    probed = probe.seen;
   }
+  return probed;
+}
 
-  /** A single-valued key; a list (", " in the value) is refused. */
-  str(section: string, key: string): string | undefined {
-    const o = this.opt(section, key);
-    if (!o) return undefined;
-    const v = pyValue(o.value);
-    if (Array.isArray(v)) {
-      this.fail(o.line, `expected one value, got a list (the value contains ", "): '${o.value}'`, "ValueError", section, key);
-    }
-    return v;
-  }
+/** Every `[global]` key the loader reads, in reading order (`si config show` prints them all). */
+export function globalKeys(): string[] {
+  return [...(probeKeys().get("global") ?? [])];
+}
 
-  /** A list key: a plain string becomes a one-element list, as in the reference. */
-  list(section: string, key: string): { names: string[]; line: number } | undefined {
-    const o = this.opt(section, key);
-    if (!o) return undefined;
-    const v = pyValue(o.value);
-    return { names: Array.isArray(v) ? v : [v], line: o.line };
-  }
-
-  /**
-   * Python `int()` (ASCII digits, sign, `_` between digits), also bounded to [min, max].
-   * Errors name the section the key was looked up in, at the line that set it.
-   */
-  int(section: string, key: string, fallback: number, min: number, max: number): number {
-    const o = this.opt(section, key);
-    if (!o) return fallback;
-    const text = this.str(section, key)!;
-    if (!/^[+-]?\d+(?:_\d+)*$/.test(text)) this.fail(o.line, `invalid integer '${text}'`, "ValueError", section, key);
-    const n = Number(text.replace(/_/g, ""));
-    if (!Number.isSafeInteger(n) || n < min || n > max) {
-      this.fail(o.line, `${text} is out of range (${min}-${max})`, "ValueError", section, key);
-    }
-    return n;
-  }
-
-  /** configparser's getboolean(): 1/yes/true/on, 0/no/false/off, any case. */
-  bool(section: string, key: string, fallback: boolean): boolean {
-    const o = this.opt(section, key);
-    if (!o) return fallback;
-    const text = this.str(section, key)!.toLowerCase();
-    if (["1", "yes", "true", "on"].includes(text)) return true;
-    if (["0", "no", "false", "off"].includes(text)) return false;
-    this.fail(o.line, `Not a boolean: ${this.str(section, key)}`, "ValueError", section, key);
-  }
+/** The loader proper: what each section means (the lookups are ConfigReader's). */
+class Reader extends ConfigReader {
 
   config(env: NodeJS.ProcessEnv): Config {
     const G = "global";
@@ -157,12 +145,20 @@ class Reader {
       import_schedule: schedule === "" ? undefined : schedule,
       admin_port: this.int(G, "admin_port", 8090, 0, 65535),
       admin_address: this.str(G, "admin_address") || "127.0.0.1",
+      admin_allowed_hosts: this.list(G, "admin_allowed_hosts")?.names.flatMap((n) => n.toLowerCase().split(/[\s,]+/)).filter(Boolean),
+      admin_token_file: this.str(G, "admin_token_file") ? path("admin_token_file") : undefined,
+      keyring_warn_days: this.opt(G, "keyring_warn_days") ? this.int(G, "keyring_warn_days", 30, 0, 100 * 365) : undefined,
+      serve_max_connections: this.opt(G, "serve_max_connections") ? this.int(G, "serve_max_connections", 4096, 1, 1_000_000) : undefined,
+      serve_send_timeout: this.opt(G, "serve_send_timeout") ? this.int(G, "serve_send_timeout", 60, 1, 86_400) : undefined,
       image_signing_expiry_days: this.int(G, "image_signing_expiry_days", 730, 1, 100 * 365),
       device_signing_expiry_days: this.int(G, "device_signing_expiry_days", 31, 1, 100 * 365),
       keyring_auto_renew_days: this.opt(G, "keyring_auto_renew_days") ? this.int(G, "keyring_auto_renew_days", 0, 1, 100 * 365) : undefined,
       xz_level: this.int(G, "xz_level", 9, 0, 9),
       http_timeout: this.opt(G, "http_timeout") ? this.int(G, "http_timeout", 0, 1, 3600) : undefined,
       http_retries: this.int(G, "http_retries", 2, 0, 10),
+      http_connect_timeout: this.opt(G, "http_connect_timeout") ? this.int(G, "http_connect_timeout", 10, 1, 3600) : undefined,
+      mirror_connect_timeout: this.opt(G, "mirror_connect_timeout") ? this.int(G, "mirror_connect_timeout", 10, 1, 3600) : undefined,
+      mirror_timeout: this.opt(G, "mirror_timeout") ? this.int(G, "mirror_timeout", 300, 1, 86400) : undefined,
       versioned_index: this.bool(G, "versioned_index", true),
       image_max_bytes: this.int(G, "image_max_bytes", 16 * 1024 ** 3, 1, Number.MAX_SAFE_INTEGER),
       image_max_members: this.int(G, "image_max_members", 2_000_000, 1, Number.MAX_SAFE_INTEGER),
@@ -181,9 +177,11 @@ class Reader {
   mtimePolicy(section: string, fallback: DeltaMtimePolicy): DeltaMtimePolicy {
     const o = this.opt(section, "delta_mtime");
     if (!o) return fallback;
-    const v = this.str(section, "delta_mtime");
-    if (v !== "content" && v !== "exact") this.fail(o.line, `must be 'content' or 'exact', got '${v}'`, "ValueError", section, "delta_mtime");
-    return v;
+    return this.soft(fallback, () => {
+      const v = this.one(section, "delta_mtime");
+      if (v !== "content" && v !== "exact") this.fail(o.line, `must be 'content' or 'exact', got '${v}'`, "ValueError", section, "delta_mtime");
+      return v;
+    });
   }
 
   /** §4.4. */
@@ -195,25 +193,27 @@ class Reader {
     const def = this.sections.get("mirror_default");
     if (!def) this.fail(listed.line, "Missing mirror_default section.", "KeyError", "global", "mirrors");
     for (const key of MIRROR_KEYS) {
-      if (!def.options.has(key)) this.fail(def.line, `Missing key in mirror_default: ${key}`, "KeyError");
+      if (!this.opt("mirror_default", key)) this.fail(def.line, `Missing key in mirror_default: ${key}`, "KeyError");
     }
-    for (const name of listed.names) {
+    // One bad mirror does not hide the problems of the next (every problem is reported).
+    for (const name of listed.names) this.soft(undefined, () => {
       const sname = `mirror_${name}`;
       const section = this.sections.get(sname);
       if (!section) this.fail(listed.line, `Missing mirror section: ${sname}`, "KeyError", "global", "mirrors");
-      const ssh_host = this.str(sname, "ssh_host");
+      const ssh_host = this.one(sname, "ssh_host");
       if (ssh_host === undefined) this.fail(section.line, `Missing key in ${sname}: ssh_host`, "KeyError");
-      const pick = (key: string) => (section.options.has(key) ? sname : "mirror_default");
-      const key = this.str(pick("ssh_key"), "ssh_key")!;
+      // opt() rather than options.has(): the lookup makes the override a known key.
+      const pick = (key: string) => (this.opt(sname, key) ? sname : "mirror_default");
+      const key = this.one(pick("ssh_key"), "ssh_key")!;
       mirrors[name] = {
         name,
         ssh_host,
-        ssh_user: this.str(pick("ssh_user"), "ssh_user")!,
+        ssh_user: this.one(pick("ssh_user"), "ssh_user")!,
         ssh_key: resolve(base, key),
         ssh_port: this.int(pick("ssh_port"), "ssh_port", 22, 0, 65535),
-        ssh_command: this.str(pick("ssh_command"), "ssh_command")!,
+        ssh_command: this.one(pick("ssh_command"), "ssh_command")!,
       };
-    }
+    });
     return mirrors;
   }
 
@@ -221,12 +221,13 @@ class Reader {
   channels(globalMtime: DeltaMtimePolicy): Map<string, ChannelConfig> {
     const channels = new Map<string, ChannelConfig>();
     const listed = this.list("global", "channels");
-    for (const name of listed?.names ?? []) {
+    // One bad channel does not hide the problems of the next (every problem is reported).
+    for (const name of listed?.names ?? []) this.soft(undefined, () => {
       const sname = `channel_${name}`;
       if (!this.sections.has(sname)) {
         this.fail(listed!.line, `Missing channel section: ${sname}`, "KeyError", "global", "channels");
       }
-      const type = this.str(sname, "type") ?? "manual";
+      const type = this.one(sname, "type") ?? "manual";
       if (type !== "auto" && type !== "manual") {
         this.fail(this.opt(sname, "type")!.line, `must be 'auto' or 'manual', got '${type}'`, "ValueError", sname, "type");
       }
@@ -237,19 +238,19 @@ class Reader {
         versionbase: this.int(sname, "versionbase", 1, 1, Number.MAX_SAFE_INTEGER),
         fullcount: this.int(sname, "fullcount", 0, 0, Number.MAX_SAFE_INTEGER),
         deltabase: this.list(sname, "deltabase")?.names ?? [name],
-        files: (files?.names ?? []).map((entry) => this.fileEntry(sname, entry, files!.line)),
+        files: (files?.names ?? []).flatMap((entry) => this.soft([], () => [this.fileEntry(sname, entry, files!.line)])),
         delta_mtime: this.mtimePolicy(sname, globalMtime),
       });
-    }
+    });
     return channels;
   }
 
   /** `file_<entry> = generator;arg0;arg1...`, split on every `;` (§4.5, §5.2). */
   fileEntry(sname: string, entry: string, filesLine: number): FileEntry {
-    const key = `file_${entry}`;
+    const key = `${FILE_PREFIX}${entry}`;
     const o = this.opt(sname, key);
     if (!o) this.fail(filesLine, `Missing file entry: ${key}`, "KeyError", sname, "files");
-    const value = this.str(sname, key)!;
+    const value = this.one(sname, key)!;
     const [generator, ...args] = value.split(";");
     if (!GENERATOR_NAMES.includes(generator!)) {
       this.fail(o.line, `Invalid generator: '${generator}' (valid: ${GENERATOR_NAMES.join(", ")})`, "ValueError", sname, key);

@@ -67,6 +67,19 @@ export interface Config {
   import_schedule?: string;
   admin_port: number;
   admin_address: string;
+  /** Host names the admin listener answers besides admin_address, localhost and loopback
+   *  literals (DNS rebinding, issue 14.3); absent = none. */
+  admin_allowed_hosts?: string[];
+  /** File holding the admin listener's bearer token (absolute); absent = no authentication. */
+  admin_token_file?: string;
+  /** `si serve` warns when a published keyring expires within this many days; absent = 30. */
+  keyring_warn_days?: number;
+  /** `si serve`: most connections each public listener of a worker holds at once; more are
+   *  refused with a log line (issue 14.2); absent = 4096. */
+  serve_max_connections?: number;
+  /** `si serve`: seconds a response may wait for its client to take any data before the
+   *  connection is cut (issue 14.2); absent = 60. */
+  serve_send_timeout?: number;
   /** keyring.json expiry periods (reference defaults: 730 and 31 days). */
   image_signing_expiry_days: number;
   device_signing_expiry_days: number;
@@ -80,6 +93,14 @@ export interface Config {
   http_timeout?: number;
   /** Extra attempts after a network error, timeout or 5xx (404 and HTML pages are final). */
   http_retries: number;
+  /** Seconds to connect to a build server and get the first byte of its answer (response
+   *  headers), per attempt; absent = 10 (or http_timeout when that is shorter). http_timeout
+   *  is then only the no-progress limit between body chunks (issue 15 item 7). */
+  http_connect_timeout?: number;
+  /** ssh `ConnectTimeout` of mirror triggers, seconds; absent = 10. */
+  mirror_connect_timeout?: number;
+  /** Seconds one mirror trigger may run before ssh is stopped; absent = 300. */
+  mirror_timeout?: number;
   /** channels.json names an immutable, content-named copy of each index
    *  (`/<channel>/<device>/index-<sha256/16>.json`), so a device never gets an index and a
    *  signature from two different commits (src/tree/versioned-index.ts); default on. */

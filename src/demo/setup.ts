@@ -2,16 +2,18 @@
  * The embedded demo instance (`npm start`): everything a fresh clone needs to serve a real,
  * signed update tree, made on first run and reused afterwards — keys, keyrings, a
  * self-signed certificate, channel `demo` with device `generic`, and builds 1 and 2 imported
- * through the real pipeline (http generator from a local "build farm", keyring, version,
- * delta 2←1). Base directory: the checkout itself, so the device's trust root is
+ * through the real pipeline (cdimage generators reading the demo's own build farm, keyring,
+ * version, delta 2←1). Base directory: the checkout itself, so the device's trust root is
  * `secret/gpg/keyrings/archive-master.tar.xz`.
+ *
+ * The farm is a directory (farm.ts), so `si --config etc/demo.conf import-images` works at any
+ * later time, offline, and `si demo --next-build` publishes build 3, 4, ...
  */
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
-import { createServer } from "node:http";
-import type { AddressInfo } from "node:net";
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { loadConfig } from "../config/load.js";
 import type { Config } from "../config/types.js";
+import { ConfigError, GeneratorError } from "../errors.js";
 import { importImages } from "../importer/import-images.js";
 import type { Logger } from "../io/log.js";
 import { rebuildKeyrings } from "../keys/rebuild.js";
@@ -19,7 +21,7 @@ import { KEY_TITLES, generateKey, keyExists, storeKey } from "../pgp/keys.js";
 import { KEY_NAMES, type KeyName } from "../pgp/signer.js";
 import { ensureSelfSignedCertificate } from "../server/tls.js";
 import { Tree } from "../tree/index.js";
-import { writeSampleInputs } from "./sample.js";
+import { addDeviceBuild, addRootfsBuild, demoFarm, farmFileLines, latestBuild } from "./farm.js";
 
 export const DEMO_CHANNEL = "demo";
 export const DEMO_DEVICE = "generic";
@@ -31,9 +33,10 @@ export interface DemoOptions {
   log: Logger;
 }
 
-function demoConfigText(root: string, o: { httpPort: number; httpsPort: number; farm: string }): string {
+function demoConfigText(root: string, o: { httpPort: number; httpsPort: number }): string {
   return `# Written by \`si demo\` (npm start) on first run. Delete www/, secret/, state/ and this
-# file to start the demo from scratch.
+# file to start the demo from scratch. The channel reads the demo's build farm under
+# state/demo-farm/ (no network): \`si demo --next-build\` adds a build there and imports it.
 [global]
 base_path = ${root}
 public_fqdn = 127.0.0.1
@@ -44,25 +47,8 @@ channels = ${DEMO_CHANNEL}
 [channel_${DEMO_CHANNEL}]
 type = auto
 fullcount = 5
-files = ubports, device, keyring, version
-file_ubports = http;${o.farm}/rootfs.tar.xz;name=ubports,monitor=${o.farm}/rootfs.version
-file_device = http;${o.farm}/device.tar.xz;name=device,monitor=${o.farm}/device.version
-file_keyring = keyring;archive-master
-file_version = version
+${farmFileLines(demoFarm(root))}
 `;
-}
-
-/** The local build farm of the first run: serves the sample inputs and their monitors. */
-async function startFarm(files: Record<string, () => Buffer>): Promise<{ url: string; close(): Promise<void> }> {
-  const server = createServer((req, res) => {
-    const body = files[req.url ?? ""];
-    if (!body) return void res.writeHead(404).end();
-    const data = body();
-    res.writeHead(200, { "content-length": data.length }).end(data);
-  });
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  const { port } = server.address() as AddressInfo;
-  return { url: `http://127.0.0.1:${port}`, close: () => new Promise((r) => server.close(() => r())) };
 }
 
 async function ensureKeys(config: Config, log: Logger): Promise<void> {
@@ -86,32 +72,35 @@ async function fullVersions(tree: Tree): Promise<number[]> {
   return images.filter((i) => i.type === "full").map((i) => i.version);
 }
 
+async function runImport(config: Config, log: Logger, build: number): Promise<void> {
+  const r = await importImages(config, { log, trigger: "demo" });
+  if (r.failed) throw new GeneratorError(`Cannot import demo build ${build}: ${r.failed} device(s) failed (see the log above)`);
+}
+
+/** The demo config of an older `si demo`, whose channel read a build farm that ran only during its first run. */
+function farmIsGone(config: Config): boolean {
+  return config.channels.get(DEMO_CHANNEL)?.files.some((f) => f.generator === "http") ?? false;
+}
+
 /** Makes (or reuses) the demo instance and returns its config. */
 export async function prepareDemo(o: DemoOptions): Promise<Config> {
   const configPath = join(o.root, "etc/demo.conf");
-  const inputs = join(o.root, "state/demo-inputs");
-  mkdirSync(inputs, { recursive: true });
+  if (existsSync(configPath)) {
+    const config = await loadConfig(configPath);
+    if (farmIsGone(config)) {
+      o.log.warn(`${configPath} was written by an older \`si demo\`: its channel reads a build farm that is gone, so imports fail; delete www/, state/ and ${configPath} (secret/ keeps the keys) and run \`si demo\` again`);
+    }
+    if ((await fullVersions(new Tree(config))).length === 0) o.log.warn(`the demo device has no image; delete ${configPath} to rebuild the demo`);
+    return config;
+  }
+  o.log.info("first run: creating the demo instance");
   mkdirSync(join(o.root, "www"), { recursive: true });
   mkdirSync(join(o.root, "etc"), { recursive: true });
-  let farm: { url: string; close(): Promise<void> } | undefined;
-  let rootfsVersion = 1;
-  const firstRun = !existsSync(configPath);
+  // The config is only put in place by a complete first run; a failed one starts over.
+  const tmp = `${configPath}.tmp`;
   try {
-    let config: Config;
-    if (firstRun) {
-      o.log.info("first run: creating the demo instance");
-      const sample = await writeSampleInputs(inputs);
-      farm = await startFarm({
-        "/rootfs.tar.xz": () => readFileSync(sample.rootfs[rootfsVersion - 1]),
-        "/rootfs.version": () => Buffer.from(`demo-${rootfsVersion}\n`),
-        "/device.tar.xz": () => readFileSync(sample.device),
-        "/device.version": () => Buffer.from("demo-1\n"),
-      });
-      writeFileSync(configPath + ".tmp", demoConfigText(o.root, { ...o, farm: farm.url }));
-      config = await loadConfig(configPath + ".tmp");
-    } else {
-      config = await loadConfig(configPath);
-    }
+    writeFileSync(tmp, demoConfigText(o.root, o));
+    const config = await loadConfig(tmp);
     await ensureKeys(config, o.log);
     await ensureSelfSignedCertificate(config.tls_cert!, config.tls_key!, ["127.0.0.1", "localhost"]);
     const tree = new Tree(config);
@@ -121,19 +110,41 @@ export async function prepareDemo(o: DemoOptions): Promise<Config> {
     for (const k of ["archive-master", "image-master", "image-signing", "blacklist"]) {
       if (!existsSync(join(config.publish_path, "gpg", `${k}.tar.xz.asc`))) await tree.publishKeyring(k);
     }
-    if (farm) {
-      for (rootfsVersion = 1; rootfsVersion <= 2; rootfsVersion++) {
-        const r = await importImages(config, { log: o.log, trigger: "demo" });
-        if (r.failed) throw new Error(`demo import of build ${rootfsVersion} failed (see the log above)`);
-      }
-      // Only a complete first run leaves the config in place; a failed one starts over.
-      writeFileSync(configPath, readFileSync(configPath + ".tmp"));
-      config = await loadConfig(configPath);
+    const farm = demoFarm(o.root);
+    rmSync(join(o.root, "state/demo-farm"), { recursive: true, force: true });
+    // The device tarball's recovery trusts this instance's archive master (made just above).
+    const am = join(config.gpg_keyring_path, "archive-master.tar.xz");
+    await addDeviceBuild(farm, 1, { name: "archive-master", tarball: readFileSync(am), signature: readFileSync(`${am}.asc`) });
+    for (const build of [1, 2]) {
+      await addRootfsBuild(farm, build);
+      await runImport(config, o.log, build);
     }
-    const versions = await fullVersions(tree);
-    if (versions.length === 0) o.log.warn(`the demo device has no image; delete ${configPath} to rebuild the demo`);
-    return config;
+    renameSync(tmp, configPath);
   } finally {
-    await farm?.close();
+    rmSync(tmp, { force: true });
   }
+  return loadConfig(configPath);
+}
+
+/**
+ * `si demo --next-build`: adds the next rootfs build to the demo's farm and imports it, which
+ * publishes a new full image and a delta from the previous one. Returns the new build number.
+ */
+export async function publishNextBuild(config: Config, log: Logger): Promise<number> {
+  if (farmIsGone(config)) {
+    throw new ConfigError(
+      `Cannot publish the next demo build: ${config.path} was written by an older \`si demo\` whose build farm ran only during its first run; delete www/, state/ and ${config.path} (secret/ keeps the keys) and run \`si demo\` again`,
+    );
+  }
+  const farm = demoFarm(config.base_path);
+  const build = latestBuild(farm.rootfs) + 1;
+  await addRootfsBuild(farm, build);
+  log.info(`added rootfs build ${build} to ${farm.rootfs}`);
+  await runImport(config, log, build);
+  return build;
+}
+
+/** The newest full image of the demo device (0 when it has none). */
+export async function newestDemoVersion(config: Config): Promise<number> {
+  return Math.max(0, ...(await fullVersions(new Tree(config))));
 }

@@ -19,9 +19,11 @@
 import { basename } from "node:path";
 import { buildDelta } from "../archive/diff/index.js";
 import { storedCatalogues } from "../archive/diff/stored.js";
+import { DEFAULT_DELTA_XZ_BLOCK_MIB } from "../config/load.js";
 import type { DeltaMtimePolicy } from "../config/types.js";
 import { GeneratorError, SiError, errorMessage } from "../errors.js";
 import { joinXzStreams } from "../io/xz-container.js";
+import { showFileReadProgress } from "../io/progress.js";
 import { deltaName, stripTarXz } from "../model/naming.js";
 import { exists, poolPath, publishPoolFile, readSidecar, withPoolTemp } from "./pool.js";
 import type { GeneratorContext } from "./types.js";
@@ -51,16 +53,18 @@ export async function generateDelta(ctx: GeneratorContext, sourcePath: string, t
   try {
     await withPoolTemp(ctx, async (tmpDir) => {
       const stored = storedCatalogues(sourcePath, targetPath, (p) => ctx.checksums.get(p)?.sha256);
+      // On a terminal: how much of the new image has been read (issue 15 item 6).
+      const stopProgress = showFileReadProgress(targetPath, `delta ${t}`);
       const built = await buildDelta(sourcePath, targetPath, {
         codec: ctx.codec,
         level: ctx.config.xz_level,
         now: ctx.clock(),
         tmpDir,
         mtime,
-        blockSize: (ctx.config.delta_xz_block_mib ?? 2) * 2 ** 20,
+        blockSize: (ctx.config.delta_xz_block_mib ?? DEFAULT_DELTA_XZ_BLOCK_MIB) * 2 ** 20,
         oldCatalogue: stored.old,
         ...(stored.new ? { newCatalogue: stored.new } : {}),
-      });
+      }).finally(stopProgress);
       const sidecar = { generator: "delta", source: (await readSidecar(sourcePath)) ?? {}, target: (await readSidecar(targetPath)) ?? {} };
       await publishPoolFile(
         async (out) => {

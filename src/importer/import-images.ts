@@ -1,14 +1,22 @@
 /**
  * `import-images` (server-reference §5.6): under the global lock, every automatic channel in
- * config order, every device of it; then alias sync per channel, orphan cleanup and mirror
- * triggers. Each run and each device is recorded in the import history.
+ * config order, every device of it; then alias sync per channel and orphan cleanup. Each run
+ * and each device is recorded in the import history.
+ *
+ * Mirror triggers (issue 15 item 4) run after the lock is released, and only when the run
+ * changed what devices read (channels.json or a device's index): a run that published
+ * nothing triggers nothing, and a slow mirror never keeps the next import or an admin
+ * command waiting for the lock.
  */
+import { createHash } from "node:crypto";
+import { readFile } from "node:fs/promises";
+import { join } from "node:path";
 import type { Config } from "../config/types.js";
-import { syncMirrors } from "../config/mirrors.js";
+import { syncMirrors, type MirrorResult, type MirrorRunner } from "../config/mirrors.js";
 import { errorMessage } from "../errors.js";
 import { makeGeneratorContext, type GeneratorContext } from "../generators/index.js";
 import { removeStalePoolTemps } from "../generators/pool.js";
-import type { FetchOptions } from "../io/fetch.js";
+import { HostMemory, type FetchOptions } from "../io/fetch.js";
 import { acquireGlobalLock } from "../io/lock.js";
 import type { Logger } from "../io/log.js";
 import { compareCodePoints } from "../format/pyjson.js";
@@ -27,7 +35,7 @@ export interface ImportOptions {
   fetchOptions?: FetchOptions;
   clock?: () => Date;
   /** Mirror trigger runner (tests inject one). */
-  runMirror?: (argv: string[]) => Promise<void>;
+  runMirror?: MirrorRunner;
   /** Called once the run is recorded in the history (not for a dry run). */
   onRunStarted?: (runId: number) => void;
 }
@@ -38,29 +46,65 @@ export interface ImportResult {
   devices: DeviceRecord[];
   failed: number;
   published: number;
+  /** Mirror outcomes, when the run changed the tree and mirrors are configured. */
+  mirrors?: MirrorResult[];
+}
+
+/**
+ * What devices read: channels.json and the index each device entry names. Equal before and
+ * after a run = nothing for mirrors to fetch (pool files are only reachable through these).
+ */
+async function treeFingerprint(publishPath: string): Promise<string> {
+  const hash = createHash("sha256");
+  const read = (rel: string) => readFile(join(publishPath, rel)).catch(() => Buffer.from("\0missing"));
+  const channels = await read("channels.json");
+  hash.update(channels);
+  let doc: Record<string, { devices?: Record<string, { index?: unknown }> }> = {};
+  try {
+    doc = JSON.parse(channels.toString("utf8")) as typeof doc;
+  } catch {
+    // A missing or unreadable channels.json: its bytes are the fingerprint.
+  }
+  const indexes = new Set<string>();
+  for (const ch of Object.values(doc ?? {})) {
+    for (const dev of Object.values(ch?.devices ?? {})) if (typeof dev?.index === "string") indexes.add(dev.index);
+  }
+  for (const index of [...indexes].sort()) hash.update(`\0${index}\0`).update(await read(index));
+  return hash.digest("hex");
 }
 
 export async function importImages(config: Config, opts: ImportOptions): Promise<ImportResult> {
   const result: ImportResult = { plans: [], devices: [], failed: 0, published: 0 };
   // A dry run reads only: it neither waits for nor takes the lock.
-  const lock = opts.dryRun ? undefined : acquireGlobalLock(config.state_path);
+  if (opts.dryRun) return runChannels(config, opts, result, undefined, undefined);
+  const lock = acquireGlobalLock(config.state_path, { holder: opts.trigger === "schedule" ? "import-images (scheduled)" : "import-images" });
+  let before: string | undefined;
+  let failure: { err: unknown } | undefined;
   // Holding the lock, no other import can be running: any run still "running" is interrupted.
-  const history = opts.dryRun ? undefined : ImportHistory.open(config.state_path, { lockHeld: true });
+  const history = ImportHistory.open(config.state_path, { lockHeld: true });
   try {
-    const runId = history?.startRun(opts.trigger ?? "cli", false);
+    const runId = history.startRun(opts.trigger ?? "cli", false);
     result.runId = runId;
-    if (runId !== undefined) opts.onRunStarted?.(runId);
+    opts.onRunStarted?.(runId);
     try {
-      return await runChannels(config, opts, result, history, runId);
+      if (Object.keys(config.mirrors).length > 0) before = await treeFingerprint(config.publish_path);
+      await runChannels(config, opts, result, history, runId);
     } catch (err) {
       // A run that dies (tree unreadable, cleanup failing...) is recorded, never left "running".
-      if (runId !== undefined) history!.finishRun(runId, "failed", errorMessage(err));
-      throw err;
+      history.finishRun(runId, "failed", errorMessage(err));
+      failure = { err };
     }
   } finally {
-    history?.close();
-    lock?.release();
+    history.close();
+    lock.release();
   }
+  // Even a run that failed half-way may have published something the mirrors should fetch.
+  if (before !== undefined) {
+    if ((await treeFingerprint(config.publish_path)) !== before) result.mirrors = await syncMirrors(config, { log: opts.log, run: opts.runMirror });
+    else opts.log.debug("the tree did not change: no mirror triggered");
+  }
+  if (failure) throw failure.err;
+  return result;
 }
 
 async function runChannels(
@@ -76,7 +120,12 @@ async function runChannels(
     clock: opts.clock,
     fetchOptions: {
       retries: config.http_retries,
-      ...(config.http_timeout ? { connectTimeoutMs: config.http_timeout * 1000, readTimeoutMs: config.http_timeout * 1000 } : {}),
+      // Connect + first byte is short (a hung build server costs seconds, not minutes);
+      // http_timeout is the no-progress limit of a body (issue 15 item 7).
+      ...firstByteTimeout(config),
+      ...(config.http_timeout ? { readTimeoutMs: config.http_timeout * 1000 } : {}),
+      // One memory per run: a build server that refused is not asked again until the next run.
+      hosts: new HostMemory(),
       ...opts.fetchOptions,
     },
     // "W: " lines (an unverified upstream, a dangling hard link) are warnings an operator must see.
@@ -133,9 +182,15 @@ async function runChannels(
   }
   if (!opts.dryRun) {
     await tree.cleanupTree();
-    if (Object.keys(config.mirrors).length) await syncMirrors(config, opts.runMirror);
     const outcome = result.failed === 0 && !runError ? "ok" : result.published > 0 ? "partial" : "failed";
     history!.finishRun(runId!, outcome, runError ?? (result.failed ? `${result.failed} device(s) failed` : null));
   }
   return result;
+}
+
+/** http_connect_timeout, else the default 10 s capped by a shorter http_timeout; else the generators' own. */
+function firstByteTimeout(config: Config): Pick<FetchOptions, "connectTimeoutMs"> {
+  if (config.http_connect_timeout) return { connectTimeoutMs: config.http_connect_timeout * 1000 };
+  if (config.http_timeout) return { connectTimeoutMs: Math.min(config.http_timeout, 10) * 1000 };
+  return {};
 }

@@ -6,6 +6,12 @@
  * half-downloaded is ever published and nothing is re-read to checksum it. Memory stays
  * bounded (backpressure down to TCP), and nothing the HTTP client does, even an internal
  * assertion of undici's, can take the process down (see Exchange).
+ *
+ * A hung or absent build server must cost seconds, not minutes, while an import holds the
+ * global lock (issue 15 item 7): the wait for an answer (connect, then response headers) has
+ * its own short timeout, apart from the no-progress timeout of a body; a refused connection
+ * is not retried, and with a per-run HostMemory that host is not asked again in the run,
+ * while a host that never answered gets a single attempt per file for the rest of the run.
  */
 import { createHash } from "node:crypto";
 import { createWriteStream } from "node:fs";
@@ -19,8 +25,9 @@ import { GeneratorError } from "../errors.js";
 export const USER_AGENT = "system-image-server";
 
 export interface FetchOptions {
+  /** Max wait to connect, and then again for the response headers (the first byte of the answer). */
   connectTimeoutMs?: number;
-  /** Max wait for response headers, and max silence between body chunks. */
+  /** Max silence between body chunks (no progress), and the window of minBytesPerSecond. */
   readTimeoutMs?: number;
   retries?: number;
   retryDelayMs?: number;
@@ -34,6 +41,35 @@ export interface FetchOptions {
   minBytesPerSecond?: number;
   /** Called as download bytes arrive (for progress bars); total from Content-Length. */
   onProgress?: (url: string, bytes: number, total?: number) => void;
+  /** What earlier requests of this run learnt about each host (one per import run). */
+  hosts?: HostMemory;
+}
+
+/**
+ * Per-run memory of build servers, by origin (scheme, host, port). A host that refused a
+ * connection (nothing listens: a build server that is down) is not asked again during the
+ * run; one whose every attempt ended without an answer gets one attempt per file instead of
+ * 1 + retries. An answer of any kind (even a 404) clears the "no answer" mark.
+ */
+export class HostMemory {
+  private readonly refusedBy = new Map<string, string>();
+  private readonly silent = new Set<string>();
+
+  refused(origin: string): string | undefined {
+    return this.refusedBy.get(origin);
+  }
+  unresponsive(origin: string): boolean {
+    return this.silent.has(origin);
+  }
+  noteRefused(origin: string, why: string): void {
+    this.refusedBy.set(origin, why);
+  }
+  noteNoAnswer(origin: string): void {
+    this.silent.add(origin);
+  }
+  noteAnswered(origin: string): void {
+    this.silent.delete(origin);
+  }
 }
 
 export interface Downloaded {
@@ -48,7 +84,7 @@ export interface Fetcher {
   download(url: string, dest: string, opts?: FetchOptions & { expectArchive?: boolean }): Promise<Downloaded>;
 }
 
-const DEFAULTS: Required<Omit<FetchOptions, "onProgress">> & Pick<FetchOptions, "onProgress"> = {
+const DEFAULTS: Required<Omit<FetchOptions, "onProgress" | "hosts">> & Pick<FetchOptions, "onProgress" | "hosts"> = {
   connectTimeoutMs: 10_000,
   readTimeoutMs: 30_000,
   retries: 2,
@@ -58,8 +94,29 @@ const DEFAULTS: Required<Omit<FetchOptions, "onProgress">> & Pick<FetchOptions, 
   minBytesPerSecond: 1024,
 };
 
-/** Failures worth another try: network errors, timeouts, 5xx. A 404 or an HTML page is final. */
-class Retryable extends Error {}
+/**
+ * Failures worth another try: network errors, timeouts, 5xx. A 404 or an HTML page is final.
+ * `kind` says what it tells about the host: it refused the connection, it never answered
+ * (connect or response-header timeout), or it answered and something else went wrong.
+ */
+type FailureKind = "refused" | "no-answer" | "other";
+class Retryable extends Error {
+  constructor(
+    message: string,
+    readonly kind: FailureKind = "other",
+  ) {
+    super(message);
+  }
+}
+
+function failureKind(err: unknown): FailureKind {
+  const e = err as { code?: string; errors?: { code?: string }[] };
+  // Node's happy eyeballs (several addresses) reports an AggregateError of per-address errors.
+  const codes = e.errors?.length ? e.errors.map((x) => x?.code) : [e.code];
+  if (codes.every((c) => c === "ECONNREFUSED")) return "refused";
+  if (e.code === "UND_ERR_CONNECT_TIMEOUT" || e.code === "UND_ERR_HEADERS_TIMEOUT") return "no-answer";
+  return "other";
+}
 
 type Resolved = typeof DEFAULTS;
 
@@ -110,7 +167,8 @@ class Exchange implements Dispatcher.DispatchHandler {
   constructor(url: string, o: Resolved) {
     const connect = buildConnector({ timeout: o.connectTimeoutMs });
     this.agent = new Agent({
-      headersTimeout: o.readTimeoutMs,
+      // The answer must start soon (connectTimeoutMs); a body may then pause up to readTimeoutMs.
+      headersTimeout: o.connectTimeoutMs,
       bodyTimeout: o.readTimeoutMs,
       connect: (opts, cb) =>
         connect(opts, (...args) => {
@@ -221,7 +279,7 @@ async function fetchBody(url: string, o: Resolved, ex: Exchange, sink: (body: As
   } catch (err) {
     const msg = reason(err);
     if (/redirect/i.test(msg)) throw new GeneratorError(`Cannot download ${url}: too many redirects`);
-    throw new Retryable(msg);
+    throw new Retryable(msg, failureKind(err));
   }
   if (res.status >= 400) {
     const msg = `HTTP ${res.status}`;
@@ -264,20 +322,45 @@ async function fetchBody(url: string, o: Resolved, ex: Exchange, sink: (body: As
   }
 }
 
+function originOf(url: string): string | undefined {
+  return URL.canParse(url) ? new URL(url).origin : undefined;
+}
+
 async function withRetries(url: string, opts: FetchOptions | undefined, run: (o: Resolved) => Promise<void>): Promise<void> {
   const o = { ...DEFAULTS, ...opts };
-  let last = "";
-  for (let i = 0; i <= o.retries; i++) {
-    if (i > 0) await new Promise((r) => setTimeout(r, o.retryDelayMs * 2 ** (i - 1)));
+  const host = originOf(url);
+  const memory = host === undefined ? undefined : o.hosts;
+  const down = memory?.refused(host!);
+  if (down) throw new GeneratorError(`Cannot download ${url}: ${host} refused the connection earlier in this run (${down}); not asked again before the next run`);
+  const silentBefore = memory?.unresponsive(host!) === true;
+  const attempts = silentBefore ? 1 : o.retries + 1;
+  let last: Retryable | undefined;
+  let made = 0;
+  while (made < attempts) {
+    // Backoff: retryDelayMs, then twice as long each time.
+    if (made > 0) await new Promise((r) => setTimeout(r, o.retryDelayMs * 2 ** (made - 1)));
+    made++;
     try {
       await run(o);
+      memory?.noteAnswered(host!);
       return;
     } catch (err) {
-      if (!(err instanceof Retryable)) throw err;
-      last = err.message;
+      if (!(err instanceof Retryable)) {
+        memory?.noteAnswered(host!); // a 404, an HTML page, a cap: the host did answer
+        throw err;
+      }
+      last = err;
+      if (err.kind !== "no-answer") memory?.noteAnswered(host!);
+      // Nothing listens there: trying again within seconds only holds the import up.
+      if (err.kind === "refused") {
+        memory?.noteRefused(host!, err.message);
+        throw new GeneratorError(`Cannot download ${url}: ${err.message} (not retried${memory ? `; ${host} is not asked again in this run` : ""})`);
+      }
     }
   }
-  throw new GeneratorError(`Cannot download ${url}: ${last}${o.retries ? ` (after ${o.retries + 1} attempts)` : ""}`);
+  if (last!.kind === "no-answer") memory?.noteNoAnswer(host!);
+  const tries = silentBefore ? ` (1 attempt: ${host} did not answer earlier in this run)` : made > 1 ? ` (after ${made} attempts)` : "";
+  throw new GeneratorError(`Cannot download ${url}: ${last!.message}${tries}`);
 }
 
 export const httpFetcher: Fetcher = {

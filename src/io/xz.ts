@@ -24,6 +24,8 @@ export interface XzOptions {
    * the dictionary is the smallest power of two holding a block, as with `sizeHint`.
    */
   blockSize?: number;
+  /** Dictionary with `blockSize` (default: the smallest power of two holding a block). */
+  dictSize?: number;
 }
 
 export interface XzCodec {
@@ -107,9 +109,12 @@ function dictFor(blockSize: number, level: number): number {
  * With a size hint the preset keeps its match finder and modes and only gets the block
  * and dictionary sizes of blockPlan(); the check stays CRC64 (client-protocol §8.3).
  */
-export function compressArgs({ level = 9, threads = 0, sizeHint, blockSize: fixed }: XzOptions = {}): string[] {
+export function compressArgs({ level = 9, threads = 0, sizeHint, blockSize: fixed, dictSize: dict }: XzOptions = {}): string[] {
   const args = ["-z", "-c", `-T${threads}`, "--memlimit-compress=70%"];
-  if (fixed !== undefined) return [...args, `--block-size=${fixed}`, `--lzma2=preset=${level},dict=${dictFor(fixed, level)}`];
+  if (fixed !== undefined) {
+    const d = dict === undefined ? dictFor(fixed, level) : Math.min(dict, PRESET_DICT[level] ?? 64 * MiB);
+    return [...args, `--block-size=${fixed}`, `--lzma2=preset=${level},dict=${d}`];
+  }
   if (sizeHint === undefined) return [...args, `-${level}`];
   const { blockSize, dictSize } = blockPlan(sizeHint, threads || availableParallelism(), level);
   return [...args, `--block-size=${blockSize}`, `--lzma2=preset=${level},dict=${dictSize}`];

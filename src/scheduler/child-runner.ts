@@ -137,7 +137,7 @@ export async function runImportInChild(config: Config, opts: ChildRunOptions): P
     if (end.code !== 0) log.warn(`import-images child process ${pid} ended with ${end.sig ?? `status ${end.code}`} after its run finished`, { pid });
     return { runId: message.runId ?? undefined, plans: [], devices: [], published: message.published, failed: message.failed };
   }
-  if (message?.si === "lock-busy") throw new LockBusyError(BUSY_MESSAGE);
+  if (message?.si === "lock-busy") throw new LockBusyError(message.message ?? BUSY_MESSAGE);
   if (end.error) throw new SiError(`Cannot start the import process: ${end.error.message}`);
 
   let reason: string;

@@ -23,7 +23,7 @@ import { importImages } from "../importer/import-images.js";
 
 export type ChildMessage =
   | { si: "result"; runId: number | null; published: number; failed: number }
-  | { si: "lock-busy" }
+  | { si: "lock-busy"; message?: string }
   | { si: "error"; message: string };
 
 /** The fields every line of a scheduled import carries in the server log. */
@@ -89,7 +89,8 @@ async function run(): Promise<ChildMessage> {
     });
     return { si: "result", runId: r.runId ?? null, published: r.published, failed: r.failed };
   } catch (err) {
-    if (err instanceof LockBusyError) return { si: "lock-busy" };
+    // The message names the holder (io/lock.ts busyMessage): the server log says who.
+    if (err instanceof LockBusyError) return { si: "lock-busy", message: err.message };
     throw err;
   }
 }

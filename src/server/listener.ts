@@ -4,8 +4,11 @@
  */
 import { createServer as createHttpServer, type RequestListener, type Server } from "node:http";
 import { createServer as createHttpsServer, type Server as HttpsServer } from "node:https";
+import type { Socket } from "node:net";
 import type { Duplex } from "node:stream";
+import type { TLSSocket } from "node:tls";
 import { SiError } from "../errors.js";
+import { connectionClosed, connectionOpened } from "./reclaim.js";
 import type { TlsMaterial } from "./tls.js";
 
 export interface ListenerSpec {
@@ -19,7 +22,17 @@ export interface ListenerSpec {
   tls?: TlsMaterial;
   /** Called for requests Node rejects before they reach the handler (bad syntax, 431, ...). */
   onClientError?: (info: { status: number; code: string; remote?: string }) => void;
+  /**
+   * Most connections open at once (serve_max_connections); more are closed as they are
+   * accepted. Default: no limit.
+   */
+  maxConnections?: number;
+  /** Called when connections were refused at the limit: at once, then at most every 10 s. */
+  onConnectionLimit?: (info: { limit: number; refused: number }) => void;
 }
+
+/** Least time between two reports of refused connections. */
+const LIMIT_REPORT_MS = 10_000;
 
 /**
  * Limits that keep slow or idle peers from holding the server: idle keep-alive sockets go
@@ -38,6 +51,15 @@ const TIMEOUTS = {
 export class Listener {
   readonly server: Server | HttpsServer;
   private closing = false;
+  /**
+   * Every open connection: the TCP socket until its TLS handshake is done, then the TLS
+   * socket (plain HTTP: the TCP socket). Node's closeAllConnections() knows only sockets
+   * that reached HTTP, so a handshake that never finishes held close() open for as long as
+   * handshakeTimeout, and longer when the peer trickled bytes (issue 14.5).
+   */
+  private readonly sockets = new Set<Socket>();
+  private refused = 0;
+  private lastReport = -Infinity;
 
   constructor(readonly spec: ListenerSpec) {
     const handler: RequestListener = (req, res) => {
@@ -56,9 +78,51 @@ export class Listener {
       ? createHttpsServer({ ...options, cert: spec.tls.cert, key: spec.tls.key, handshakeTimeout: TIMEOUTS.tlsHandshake }, handler)
       : createHttpServer(options, handler);
     this.server.setTimeout(TIMEOUTS.socketIdle);
+    this.server.on("connection", (socket: Socket) => {
+      connectionOpened();
+      socket.once("close", connectionClosed);
+      this.track(socket);
+    });
+    if (spec.tls) {
+      this.server.on("secureConnection", (tls: TLSSocket) => {
+        // The TLS socket now stands for the connection (its HTTP state is on it).
+        const raw = (tls as unknown as { _parent?: Socket })._parent;
+        if (raw) this.sockets.delete(raw);
+        this.track(tls);
+      });
+    }
+    if (spec.maxConnections !== undefined) {
+      this.server.maxConnections = spec.maxConnections;
+      // Node closes the connection before any byte is read (net.Server 'drop').
+      this.server.on("drop", () => this.dropped());
+    }
     this.server.on("clientError", (err: NodeJS.ErrnoException, socket: Duplex) => this.clientError(err, socket));
     // Handshake failures (scanners, clients that distrust a self-signed cert) are noise.
     this.server.on("tlsClientError", () => undefined);
+  }
+
+  private track(socket: Socket): void {
+    this.sockets.add(socket);
+    socket.once("close", () => this.sockets.delete(socket));
+    if (this.closing) this.closeIfIdle(socket);
+  }
+
+  private dropped(): void {
+    this.refused++;
+    const now = performance.now();
+    if (now - this.lastReport < LIMIT_REPORT_MS) return;
+    this.lastReport = now;
+    this.spec.onConnectionLimit?.({ limit: this.spec.maxConnections!, refused: this.refused });
+    this.refused = 0;
+  }
+
+  /**
+   * Closes a connection that has no response in progress: an unfinished TLS handshake, an
+   * idle keep-alive, or a request whose headers never came. `_httpMessage` is the response
+   * node:http has attached to the socket (long-standing; typed nowhere).
+   */
+  private closeIfIdle(socket: Socket): void {
+    if (!(socket as unknown as { _httpMessage?: unknown })._httpMessage) socket.destroy();
   }
 
   /** Same answers as Node's default clientError handling, plus a report for the log. */
@@ -103,14 +167,22 @@ export class Listener {
 
   /**
    * Stops accepting, lets in-flight responses finish (they get `Connection: close`), closes
-   * idle keep-alive sockets as they become idle, and after `timeoutMs` cuts what is left.
+   * every other connection at once (TLS handshakes, idle keep-alives, requests still
+   * sending their headers) and idle ones as they become idle, and after `timeoutMs` cuts
+   * what is left: the bound holds for every connection state (issue 14.5).
    */
   close(timeoutMs: number): Promise<void> {
     this.closing = true;
     return new Promise((resolve) => {
       if (!this.server.listening) return resolve();
-      const sweep = setInterval(() => this.server.closeIdleConnections(), 100);
-      const force = setTimeout(() => this.server.closeAllConnections(), timeoutMs);
+      const sweep = setInterval(() => {
+        this.server.closeIdleConnections();
+        for (const s of this.sockets) this.closeIfIdle(s);
+      }, 100);
+      const force = setTimeout(() => {
+        this.server.closeAllConnections();
+        for (const s of this.sockets) s.destroy();
+      }, timeoutMs);
       force.unref();
       this.server.close(() => {
         clearInterval(sweep);
@@ -118,6 +190,7 @@ export class Listener {
         resolve();
       });
       this.server.closeIdleConnections();
+      for (const s of this.sockets) this.closeIfIdle(s);
     });
   }
 }

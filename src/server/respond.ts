@@ -6,7 +6,7 @@
  */
 import { closeSync } from "node:fs";
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from "node:http";
-import { streamFileRange } from "./file-stream.js";
+import { streamFileRange, type StreamOptions } from "./file-stream.js";
 import { preconditionStatus, selectRange, type ByteRange, type Validators } from "./conditional.js";
 
 /** What the handler tells the access log about one request. */
@@ -36,13 +36,13 @@ export function respondWithFile(
   rec: RequestRecord,
   file: ServedFile,
   fd: number | undefined,
-  chunkSize: number,
+  stream: StreamOptions,
 ): void {
   // Devices send no conditional or Range headers (client-protocol §2): the common answer is
   // a 200 with the same headers every time, so they are built once per file version.
   if (!isConditional(req.rawHeaders)) {
     file.okHeaders ??= [...baseHeaders(file), ...entityHeaders(file, file.size)];
-    return sendBody(req, res, rec, file, fd, chunkSize, 200, file.okHeaders, { start: 0, end: file.size - 1 });
+    return sendBody(req, res, rec, file, fd, stream, 200, file.okHeaders, { start: 0, end: file.size - 1 });
   }
   const h = req.headers;
   const base = baseHeaders(file);
@@ -74,7 +74,7 @@ export function respondWithFile(
   const r: ByteRange = range ?? { start: 0, end: file.size - 1 };
   const headers = [...base, ...entityHeaders(file, r.end - r.start + 1)];
   if (range) headers.push("Content-Range", `bytes ${r.start}-${r.end}/${file.size}`);
-  sendBody(req, res, rec, file, fd, chunkSize, range ? 206 : 200, headers, r);
+  sendBody(req, res, rec, file, fd, stream, range ? 206 : 200, headers, r);
 }
 
 /** Request headers that ask for a 304, 412 or 206 (If-Range matters only with Range). */
@@ -119,7 +119,7 @@ function sendBody(
   rec: RequestRecord,
   file: ServedFile,
   fd: number | undefined,
-  chunkSize: number,
+  stream: StreamOptions,
   status: number,
   headers: string[],
   r: ByteRange,
@@ -136,7 +136,7 @@ function sendBody(
     res.end(length === file.data.length ? file.data : file.data.subarray(r.start, r.end + 1));
     return;
   }
-  streamFileRange(fd!, r.start, r.end, res, chunkSize, (n) => (rec.bytes += n));
+  streamFileRange(fd!, r.start, r.end, res, stream, (n) => (rec.bytes += n));
 }
 
 /** A short text/plain answer (errors); HEAD gets the same headers without the body. */

@@ -49,6 +49,15 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
+/**
+ * Connections per public listener and worker (serve_max_connections). Each costs a few
+ * tens of KB at most (file-stream.ts bounds its buffers), so 4096 stay well under 200 MB.
+ */
+const DEFAULT_MAX_CONNECTIONS = 4096;
+/** serve_send_timeout default, as nginx's send_timeout. */
+const DEFAULT_SEND_TIMEOUT_S = 60;
+const sendTimeoutSeconds = (config: Config) => config.serve_send_timeout ?? DEFAULT_SEND_TIMEOUT_S;
+
 /** Config port string → listen port; "0", "" or absent = off. */
 function configPort(value: string | undefined): number | null {
   if (value === undefined || value.trim() === "") return null;
@@ -104,7 +113,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
   const address = opts.address ?? "0.0.0.0";
   const logger = opts.logger ?? jsonLineLogger((lines) => process.stdout.write(lines + "\n"));
   const accessLog = opts.accessLog ?? true;
-  const tree = new StaticTree(config.publish_path, opts.staticOptions);
+  const tree = new StaticTree(config.publish_path, { sendTimeoutMs: sendTimeoutSeconds(config) * 1000, ...opts.staticOptions });
   const watch = new DeviceWatch(config.publish_path, logger);
   const requests = new RequestCounts();
   const { http: httpPort, https: httpsPort } = publicPorts(config, opts);
@@ -117,9 +126,22 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
     requests.record(undefined, info.status);
     logger.log({ level: "info", event: "client-error", listener: name, status: info.status, code: info.code, remote: info.remote });
   };
+  const maxConnections = config.serve_max_connections ?? DEFAULT_MAX_CONNECTIONS;
+  const onConnectionLimit = (name: string) => (info: { limit: number; refused: number }) => {
+    logger.log({
+      level: "warn",
+      event: "connection-limit",
+      listener: name,
+      limit: info.limit,
+      refused: info.refused,
+      pid: process.pid,
+      msg: `${info.limit} connections open on ${name} (serve_max_connections): refused ${info.refused} new connection(s)`,
+    });
+  };
+  const limits = (name: string) => ({ maxConnections, onConnectionLimit: onConnectionLimit(name) });
   const specs: ListenerSpec[] = [];
   if (httpPort !== null) {
-    specs.push({ name: "http", address, port: httpPort, handler: publicHandler("http", tree, watch, logger, accessLog, requests), onClientError: onClientError("http") });
+    specs.push({ name: "http", address, port: httpPort, handler: publicHandler("http", tree, watch, logger, accessLog, requests), onClientError: onClientError("http"), ...limits("http") });
   }
   if (httpsPort !== null) {
     specs.push({
@@ -129,6 +151,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
       tls: await tlsFiles(),
       handler: publicHandler("https", tree, watch, logger, accessLog, requests),
       onClientError: onClientError("https"),
+      ...limits("https"),
     });
   }
   specs.push(...(opts.extraListeners ?? []));

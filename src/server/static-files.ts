@@ -32,6 +32,7 @@ import { dirname, join, sep } from "node:path";
 import { etagOf, lastModifiedOf } from "./conditional.js";
 import { cacheControlOf, contentTypeOf } from "./content-rules.js";
 import { DirWatches } from "./dir-watch.js";
+import type { StreamOptions } from "./file-stream.js";
 import { respondPlain, respondWithFile, type RequestRecord, type ServedFile } from "./respond.js";
 import { canonicalPath, pathSegments } from "./url-path.js";
 
@@ -46,6 +47,8 @@ export interface StaticTreeOptions {
   maxEntries?: number;
   /** Read size when streaming large files. Default 256 KiB (measured best: fits in cache). */
   chunkSize?: number;
+  /** A response whose client takes no data for this long is cut (serve_send_timeout). Default 60 s. */
+  sendTimeoutMs?: number;
   /**
    * Longest time a file kept in memory is served without a stat (the staleness bound when
    * no inotify event announces a change). Default 10 ms; 0 stats on every request.
@@ -93,7 +96,7 @@ export class StaticTree {
   private readonly smallFileLimit: number;
   private readonly cacheBytes: number;
   private readonly maxEntries: number;
-  private readonly chunkSize: number;
+  private readonly stream: StreamOptions;
   private readonly revalidateMs: number;
 
   constructor(
@@ -103,7 +106,7 @@ export class StaticTree {
     this.smallFileLimit = opts.smallFileLimit ?? 256 * 1024;
     this.cacheBytes = opts.cacheBytes ?? 64 * 1024 * 1024;
     this.maxEntries = opts.maxEntries ?? 20_000;
-    this.chunkSize = opts.chunkSize ?? 256 * 1024;
+    this.stream = { chunkSize: opts.chunkSize ?? 256 * 1024, sendTimeoutMs: opts.sendTimeoutMs ?? 60_000 };
     this.revalidateMs = opts.revalidateMs ?? 10;
     if (opts.watch ?? true) this.watches = new DirWatches((dir, name) => this.changed(dir, name));
   }
@@ -121,7 +124,7 @@ export class StaticTree {
     const known = this.entries.get(file);
     // In memory and checked recently, with no event since: no disk access at all.
     if (known?.data && performance.now() - known.checkedAt < this.revalidateMs) {
-      return respondWithFile(req, res, rec, known, undefined, this.chunkSize);
+      return respondWithFile(req, res, rec, known, undefined, this.stream);
     }
     let fd: number | undefined;
     try {
@@ -151,12 +154,12 @@ export class StaticTree {
           if (old) this.forget(file, old);
           return respondPlain(req, res, rec, 404, "Not Found");
         }
-        if (entry.data || method === "HEAD") return respondWithFile(req, res, rec, entry, undefined, this.chunkSize);
+        if (entry.data || method === "HEAD") return respondWithFile(req, res, rec, entry, undefined, this.stream);
         fd = openSync(file, "r");
         if (sameFile(entry, fstatSync(fd))) {
           const open = fd;
           fd = undefined;
-          return respondWithFile(req, res, rec, entry, open, this.chunkSize);
+          return respondWithFile(req, res, rec, entry, open, this.stream);
         }
         closeSync(fd);
         fd = undefined;

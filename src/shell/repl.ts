@@ -12,6 +12,7 @@ import { inspect } from "node:util";
 import type { Readable, Writable } from "node:stream";
 import { failureLine, type ShellSession } from "./session.js";
 import { opsHelp } from "./ops.js";
+import { pythonHint } from "./python-hint.js";
 
 export const BANNER = [
   "Welcome to the system-image shell.",
@@ -34,12 +35,27 @@ export interface ReplOptions {
 const isThenable = (v: unknown): v is PromiseLike<unknown> =>
   (typeof v === "object" || typeof v === "function") && v !== null && typeof (v as { then?: unknown }).then === "function";
 
+/**
+ * A SyntaxError for a pasted line of the reference's Python shell gets the JavaScript form
+ * appended (python-hint.ts). By name: the error comes from the REPL context's realm.
+ */
+function withPythonHint(err: Error, code: string): Error {
+  // repl.Recoverable (also a SyntaxError) only means "more lines to come".
+  const hint = err.name === "SyntaxError" && err.constructor.name !== "Recoverable" ? pythonHint(code) : undefined;
+  if (!hint) return err;
+  const original = err.message;
+  err.message = `${original}\n${hint}`;
+  if (typeof err.stack === "string") err.stack = err.stack.replace(`SyntaxError: ${original}`, `SyntaxError: ${err.message}`);
+  return err;
+}
+
 /** Wraps the REPL's evaluator so that a promise result is awaited before it is printed. */
 function awaitResults(server: REPLServer): void {
   const evaluate = server.eval;
   const wrapped: repl.REPLEval = function (this: REPLServer, code, context, file, cb) {
     evaluate.call(server, code, context, file, (err, result) => {
-      if (err || !isThenable(result)) return cb(err, result);
+      if (err) return cb(withPythonHint(err, code), result);
+      if (!isThenable(result)) return cb(err, result);
       Promise.resolve(result).then(
         (v) => cb(null, v),
         (e: unknown) => cb(e instanceof Error ? e : new Error(String(e)), undefined),

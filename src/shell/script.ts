@@ -11,6 +11,7 @@
 import vm from "node:vm";
 import { inspect } from "node:util";
 import { failureLine, messageOf, type ShellSession } from "./session.js";
+import { pythonHint } from "./python-hint.js";
 
 export interface ScriptIO {
   out: (text: string) => void;
@@ -59,7 +60,9 @@ export async function runScript(session: ShellSession, code: string, io: ScriptI
     if (value !== undefined) io.out(inspect(value, { depth: 8, colors: false }) + "\n");
   } catch (err) {
     failed = true;
-    io.err(`si: error: ${messageOf(err).split("\n")[0]}`);
+    // A pasted snippet of the reference's Python shell: say what the JavaScript is.
+    const hint = err instanceof SyntaxError ? pythonHint(code) : undefined;
+    io.err(`si: error: ${messageOf(err).split("\n")[0]}${hint ? `: ${hint}` : ""}`);
   }
   await session.settle();
   // Node reports unhandled rejections after the microtasks of a turn: give it one more turn.

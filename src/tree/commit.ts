@@ -13,7 +13,8 @@
  *     Any failure here discards the temporaries and leaves the tree untouched.
  *  2. install: rename the document over `X`, then immediately the signature over `X.asc`
  *     (rename() replaces atomically, so a reader never sees a missing or partial file). The
- *     mismatch window is the gap between two rename() calls, microseconds, instead of the
+ *     mismatch window is the gap between two consecutive rename syscalls, microseconds
+ *     (installPair: no await between them), instead of the
  *     reference's delete+rename+delete+rename with signing in between (§2.4). The document
  *     goes first because clients request the document before its signature: a mismatch
  *     then needs the document GET to land after the first rename and the signature GET
@@ -27,7 +28,8 @@
  * for indexes (versioned-index.ts); channels.json keeps the two-rename window above.
  */
 import { randomBytes } from "node:crypto";
-import { open, readFile, rename, unlink } from "node:fs/promises";
+import { renameSync } from "node:fs";
+import { open, readFile, unlink } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { Readable } from "node:stream";
 import type { Signer } from "../pgp/signer.js";
@@ -80,10 +82,17 @@ export async function prepareSigned(path: string, data: string | Uint8Array, sig
   return pair;
 }
 
-/** Step 2: document, then signature, back to back. */
+/**
+ * Step 2: document, then signature, back to back. Synchronous on purpose: two awaited
+ * rename()s go through the libuv thread pool with an event-loop turn between them, and
+ * under load (load average 10+ on 2 cores) that gap grew to milliseconds: the torn-read
+ * test saw 15 mismatched channels.json pairs of 8,523 (issue 14 item 7). Two renameSync()
+ * calls are two consecutive syscalls, a few microseconds, and nothing else of this process
+ * can run between them. The event loop is blocked only for those microseconds.
+ */
 export async function installPair(pair: PreparedPair): Promise<void> {
-  await rename(pair.tmp, pair.final);
-  await rename(pair.sigTmp, `${pair.final}.asc`);
+  renameSync(pair.tmp, pair.final);
+  renameSync(pair.sigTmp, `${pair.final}.asc`);
 }
 
 export async function discardPair(pair: PreparedPair): Promise<void> {

@@ -3,6 +3,7 @@
  * device, read from `<server>/<channel>/<device>/index.json` like an operator would.
  * Output lines are the reference's, byte for byte.
  */
+import { fetch, type Dispatcher } from "undici";
 import { SiError } from "../errors.js";
 import type { Image, IndexDoc } from "../model/index-doc.js";
 
@@ -45,12 +46,15 @@ export function checkLatestLines(index: IndexDoc, device: string): string[] {
   return lines;
 }
 
-/** Fetches `<server>/<channel>/<device>/index.json` (plain concatenation, like the reference). */
-export async function fetchDeviceIndex(server: string, channel: string, device: string): Promise<IndexDoc> {
+/**
+ * Fetches `<server>/<channel>/<device>/index.json` (plain concatenation, like the reference).
+ * `dispatcher`: an undici Agent, e.g. one trusting an extra CA (`si check-latest --ca`).
+ */
+export async function fetchDeviceIndex(server: string, channel: string, device: string, opts: { dispatcher?: Dispatcher } = {}): Promise<IndexDoc> {
   const url = `${server}/${channel}/${device}/index.json`;
-  let res: Response;
+  let res: Awaited<ReturnType<typeof fetch>>;
   try {
-    res = await fetch(url, { redirect: "follow" });
+    res = await fetch(url, { redirect: "follow", ...(opts.dispatcher ? { dispatcher: opts.dispatcher } : {}) });
   } catch (err) {
     const cause = (err as { cause?: { message?: string } }).cause?.message;
     throw new SiError(`Cannot fetch ${url}: ${cause ?? (err instanceof Error ? err.message : String(err))}`);

@@ -8,7 +8,8 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { afterEach, describe, expect, it } from "vitest";
-import { BUSY_MESSAGE } from "../../src/io/lock.js";
+import { readFileSync } from "node:fs";
+import { holderPath } from "../../src/io/lock.js";
 import { REPO } from "../helpers/instance.js";
 import { fingerprint } from "../tree/fixture.js";
 import { adminFixture, expectOneLineError, poolTarball, publishFull, readIndex, siAsync } from "./fixture.js";
@@ -56,9 +57,13 @@ describe("the global lock", () => {
     const before = fingerprint(fx.pub);
     const lockFile = join(fx.inst.state, "global.lock");
     const holder = await holdLock(fx.inst.state);
+    // The holder names itself next to the lock (issue 15 item 4); `node -e` has no script.
+    const held = JSON.parse(readFileSync(holderPath(fx.inst.state), "utf8")) as { command: string; pid: number; since: string };
+    expect([held.command, held.pid, held.since]).toEqual(["node", holder.pid, expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/)]);
+    const who = `node, pid ${holder.pid}, since ${held.since}`;
 
     const busy = (what: string) =>
-      `si: error: Cannot ${what}: the global lock ${lockFile} stayed busy for 1 s (an import or another admin command is running; try again later, or raise --lock-timeout)`;
+      `si: error: Cannot ${what}: the global lock ${lockFile} stayed busy for 1 s (held by ${who}; try again later, or raise --lock-timeout)`;
     const cases: [string[], string][] = [
       [["copy-image", "devel", "rc", "mako", "--lock-timeout", "1"], busy("copy image")],
       [["tag-image", "devel", "mako", "1", "T", "--lock-timeout", "1"], busy("tag image")],
@@ -72,13 +77,13 @@ describe("the global lock", () => {
       expect([r.status, r.stdout], `si ${args.join(" ")}: ${r.stderr}`).toEqual([1, ""]);
       const lines = r.stderr.trimEnd().split("\n");
       // The wait is announced, then the failure: two lines.
-      expect(lines).toEqual([`W: waiting up to 1 s for the global lock ${lockFile} (an import or another admin command holds it)`, message]);
+      expect(lines).toEqual([`W: waiting up to 1 s for the global lock ${lockFile} (held by ${who})`, message]);
     }
     // Reads need no lock.
     expect(fx.ok("image", "list", "devel", "mako")).toBe("full 1: 2 files [u=1,version=1]\n");
 
     const r = fx.inst.si("cleanup-tree");
-    expect([r.status, r.stdout, r.stderr]).toEqual([0, `${BUSY_MESSAGE}\n`, ""]);
+    expect([r.status, r.stdout, r.stderr]).toEqual([0, `Something else holds the global lock (${who}). exiting.\n`, ""]);
     expect(fingerprint(fx.pub)).toEqual(before);
 
     // A waiting command goes ahead as soon as the holder is gone.

@@ -81,7 +81,8 @@ describe("one-pass delta", () => {
     const oldTar = xzFile(await writeTarWithWriter(join(dir, "old.tar"), oldEntries));
     const newTar = xzFile(await writeTarWithWriter(join(dir, "new.tar"), newEntries));
     const out = join(dir, "delta.tar.xz");
-    const s = await makeDelta(oldTar, newTar, out, { xzLevel: 0, now: NOW });
+    // 2 MiB blocks: several blocks from 9 MiB of members (the default is 16 MiB).
+    const s = await makeDelta(oldTar, newTar, out, { xzLevel: 0, now: NOW, blockSize: 2 << 20 });
     expect(s.onePass).toBe(true);
     expect([s.changes.added, s.changes.changed, s.changes.deleted]).toEqual([["system/added"], ["system/a", "system/b"], ["system/gone"]]);
 

@@ -5,11 +5,11 @@
  * completes.
  */
 import { spawn } from "node:child_process";
-import { readFileSync, readdirSync, readlinkSync } from "node:fs";
+import { existsSync, readFileSync, readdirSync, readlinkSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { setupCrashInstance } from "../../bench/crash.js";
-import { BUSY_MESSAGE, lockPath } from "../../src/io/lock.js";
+import { holderPath, lockPath } from "../../src/io/lock.js";
 import { REPO } from "../helpers/instance.js";
 import { expectTreeVerifies } from "../security/fixture.js";
 
@@ -39,6 +39,8 @@ describe("a second writer during an import", () => {
     };
     while (!holdsLock()) await new Promise((r) => setTimeout(r, 5));
     await new Promise((r) => setTimeout(r, 50)); // from open() to BEGIN EXCLUSIVE
+    // Holding it, the import names itself next to the lock (issue 15 item 4).
+    while (!existsSync(holderPath(inst.config.state_path))) await new Promise((r) => setTimeout(r, 5));
     // Frozen mid-import, so "during the import" does not depend on how fast this machine is.
     first.kill("SIGSTOP");
     let second, admin;
@@ -48,10 +50,12 @@ describe("a second writer during an import", () => {
       first.kill("SIGCONT");
     }
     expect(second.status).toBe(0);
-    expect(second.out).toBe(`${BUSY_MESSAGE}\n`);
+    const held = JSON.parse(readFileSync(holderPath(inst.config.state_path), "utf8")) as { since: string };
+    const who = `import-images, pid ${first.pid}, since ${held.since}`;
+    expect(second.out).toBe(`Something else holds the global lock (${who}). exiting.\n`);
     expect(admin.status, `${admin.ms} ms: ${admin.out}\nimport: ${out.slice(-600)}`).toBe(1);
     expect(admin.out).toContain(
-      `si: error: Cannot copy image: the global lock ${lockPath(inst.config.state_path)} stayed busy for 1 s (an import or another admin command is running; try again later, or raise --lock-timeout)`,
+      `si: error: Cannot copy image: the global lock ${lockPath(inst.config.state_path)} stayed busy for 1 s (held by ${who}; try again later, or raise --lock-timeout)`,
     );
     expect(await ended, out).toBe(0);
     // The refused copy left stable/mako as it was: no image.

@@ -4,8 +4,10 @@
  * the index each device entry names, with their .asc, thousands of times, in both orders (the
  * client's parallel GETs can land either way: client-protocol §2), and checks each pair with
  * the client's rule and that every file the index names is there. Like the client, a bad
- * channels.json signature is retried once (§3 step 4); an index is not retried, and an index
- * that channels.json names must exist.
+ * channels.json signature is retried once, after fetching and verifying the image-signing
+ * keyring again (client-protocol §3 step 4: what the real client does between the two
+ * tries); an index is not retried, and an index that channels.json names must exist.
+ * Mismatches on the first try are counted (SECURITY.md quotes the figure: the window left).
  */
 import { access, readFile } from "node:fs/promises";
 import { join } from "node:path";
@@ -15,6 +17,8 @@ import { loadPublicKeyFile, readPublicKeys, type PublicKeyInfo } from "../../src
 import { verifyDetached } from "../../src/pgp/verify.js";
 
 interface Tally {
+  /** channels.json pairs that failed on the first try (recovered by the client's retry). */
+  firstTry: number;
   /** Index paths channels.json named. */
   named: Set<string>;
   pairs: number;
@@ -39,10 +43,21 @@ async function pairOk(pub: string, rel: string, keys: PublicKeyInfo[]): Promise<
   }
 }
 
-async function readOnce(pub: string, keys: PublicKeyInfo[], t: Tally): Promise<void> {
+/** What the client does before its retry (§3 step 4): gpg/image-signing.tar.xz + .asc again, checked with image-master. */
+async function refetchImageSigning(pub: string, master: PublicKeyInfo[]): Promise<void> {
+  const rel = "gpg/image-signing.tar.xz";
+  const [doc, asc] = [await readFile(join(pub, rel)), await readFile(join(pub, `${rel}.asc`), "utf8")];
+  await verifyDetached(doc, asc, master, { what: rel });
+}
+
+async function readOnce(pub: string, keys: PublicKeyInfo[], master: PublicKeyInfo[], t: Tally): Promise<void> {
   let ch = await pairOk(pub, "channels.json", keys);
   t.pairs++;
-  if (!ch.ok) ch = await pairOk(pub, "channels.json", keys); // the client's one retry
+  if (!ch.ok) {
+    t.firstTry++;
+    await refetchImageSigning(pub, master);
+    ch = await pairOk(pub, "channels.json", keys); // the client's one retry
+  }
   if (!ch.ok) return void t.torn.push("channels.json (twice)");
   if (!ch.doc) return;
   const channels = JSON.parse(ch.doc.toString("utf8")) as Record<string, { devices?: Record<string, { index: string }> }>;
@@ -72,13 +87,14 @@ async function readOnce(pub: string, keys: PublicKeyInfo[], t: Tally): Promise<v
 }
 
 describe("a reader during imports and admin commands", () => {
-  const tally: Tally = { named: new Set(), pairs: 0, torn: [], missing: [], files: 0 };
+  const tally: Tally = { firstTry: 0, named: new Set(), pairs: 0, torn: [], missing: [], files: 0 };
 
   beforeAll(async () => {
     const inst = await setupCrashInstance({ files: 150 });
     const { config, must, bump } = inst;
     await must(["import-images"]);
     const keys = await readPublicKeys(await loadPublicKeyFile(config.gpg_key_path, "image-signing"));
+    const master = await readPublicKeys(await loadPublicKeyFile(config.gpg_key_path, "image-master"));
     let writing = true;
     const writer = (async () => {
       try {
@@ -93,8 +109,10 @@ describe("a reader during imports and admin commands", () => {
         writing = false;
       }
     })();
-    while (writing) await readOnce(config.publish_path, keys, tally);
+    while (writing) await readOnce(config.publish_path, keys, master, tally);
     await writer;
+    // The window that is left (SECURITY.md): first-try mismatches of channels.json.
+    console.log(`torn-reads: ${tally.firstTry} of ${tally.pairs} pairs failed on the first try (channels.json); ${tally.torn.length} after the retry`);
     await inst.farm.close();
   }, 600_000);
 

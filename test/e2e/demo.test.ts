@@ -132,7 +132,7 @@ describe("si demo (npm start)", () => {
   it("upgrades a device on build 1 with the delta, over HTTPS only", async () => {
     const run = await device({ buildNumber: 1, system: reference(1), httpPort: "disabled" });
     expect(run.outcome).toBe("applied");
-    expect(run.ubuntuCommand, `path ${run.path}: ${run.ubuntuCommand}`).toMatch(/update ubports-[0-9a-f]+\.delta-ubports-[0-9a-f]+\.tar\.xz/);
+    expect(run.ubuntuCommand, `path ${run.path}: ${run.ubuntuCommand}`).toMatch(/update custom-[0-9a-f]+\.delta-custom-[0-9a-f]+\.tar\.xz/);
     expect(run.ubuntuCommand).not.toContain("format system");
     expect(run.trace.every(({ url }) => url.startsWith("https://"))).toBe(true);
     expect(run.buildNumber).toBe(2);

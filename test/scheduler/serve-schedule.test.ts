@@ -57,7 +57,8 @@ describe("si serve with import_schedule", () => {
       await waiting;
       const byHand = await inst.siAsync("import-images");
       expect(byHand.status, byHand.stderr).toBe(0);
-      expect(byHand.stdout).toBe("Something else holds the global lock. exiting.\n");
+      // The busy message names the holder (issue 15 item 4): the scheduled run's child process.
+      expect(byHand.stdout).toMatch(/^Something else holds the global lock \(import-images \(scheduled\), pid \d+, since \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\)\. exiting\.\n$/);
       if (waitForSkippedTick) {
         await s.waitFor((l) => l.msg === "the previous scheduled import is still running, skipped", "a skipped tick");
       }

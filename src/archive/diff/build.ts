@@ -12,6 +12,7 @@
  * `delta_xz_block_mib`), so the compressed file does not depend on the way it was made.
  */
 import { createWriteStream } from "node:fs";
+import { availableParallelism } from "node:os";
 import { join } from "node:path";
 import { pipeline } from "node:stream/promises";
 import type { DeltaMtimePolicy } from "../../config/types.js";
@@ -23,15 +24,17 @@ import { compareCatalogues } from "./compare.js";
 import type { ImageDiff } from "./delta.js";
 import { OnePassDelta } from "./one-pass.js";
 import { planMemberOrder } from "./plan.js";
-import { removedMember, writeMembers } from "./write.js";
+import { deltaTarSize, removedMember, writeMembers } from "./write.js";
 
 /**
- * Default xz block size of a delta (config `delta_xz_block_mib`, default 2): the dictionary
- * is the smallest power of two holding a block (xz.ts), so 2 MiB blocks keep two xz threads
- * near 55 MB and every delta of 4 MiB or more keeps both cores busy. Larger blocks compress
- * better and cost memory (the measured curve: README, bench).
+ * Default xz block size of a delta (config `delta_xz_block_mib`, default 16): the dictionary
+ * is the smallest power of two holding a block (xz.ts). Measured on the Debian phone pair
+ * (README, "Delta size"), with similar binaries grouped (plan.ts): 16 MiB blocks are 1.015×
+ * the bytes of the reference's one `xz -9` block (8 MiB: 1.042×), so deltas of 32 MiB or
+ * more keep two cores busy; two xz threads need ~470 MiB (xz -vv), devices 17 MiB to
+ * decompress.
  */
-export const DELTA_BLOCK = 2 << 20;
+export const DELTA_BLOCK = 16 << 20;
 
 export interface BuildOptions {
   codec: XzCodec;
@@ -76,17 +79,34 @@ async function compressBuffer(codec: XzCodec, level: number, blockSize: number, 
   await writing;
 }
 
+/**
+ * Blocks for a planned delta of `size` bytes: a multiple of the cores in number, as close to
+ * `blockSize` as that allows, so every xz thread works until the end (77 MiB in 16 MiB
+ * blocks is 5 blocks: the fifth compressed alone while the other core idles; 4 blocks of
+ * 19.3 MiB are two full rounds). The dictionary stays that of `blockSize` (memory). A delta
+ * of one block or less gets exactly the fixed blocks of the one-pass path (same bytes); a
+ * bigger one made in one pass (no stored catalogues: older trees) keeps fixed blocks.
+ */
+export function plannedBlocks(size: number, blockSize: number, cores = availableParallelism()): { blockSize: number; dictSize: number } {
+  const dictSize = Math.min(2 ** Math.max(18, Math.ceil(Math.log2(blockSize))), 64 << 20);
+  // One block either way: the same bytes as a one-pass delta (fixed blocks) of the same pair.
+  if (size <= blockSize) return { blockSize, dictSize };
+  const rounds = Math.max(1, Math.round(size / (cores * blockSize)));
+  const grain = 64 << 10;
+  return { blockSize: Math.max(grain, Math.ceil(size / (cores * rounds) / grain) * grain), dictSize };
+}
+
 /** `<tag>-removed.xz` + `<tag>.xz` (members written by a planned pass over the new image). */
 async function plannedParts(newPath: string, diff: ImageDiff, opts: BuildOptions, blockSize: number, tag: string): Promise<{ parts: string[]; bytes: number }> {
   const head = removedMember(diff.changes.removed, opts.now);
   const first = join(opts.tmpDir, `${tag}-removed.xz`);
   const rest = `${tag}.xz`;
-  const xz = opts.codec.compress({ level: opts.level, blockSize });
+  const xz = opts.codec.compress({ level: opts.level, ...plannedBlocks(deltaTarSize(diff) - head.length, blockSize) });
   const writing = pipeline(xz, createWriteStream(join(opts.tmpDir, rest), { flags: "wx" }));
   const writer = new GnuTarWriter(xz);
   const pass = (async () => {
     try {
-      await writeMembers(newPath, diff, writer);
+      await writeMembers(newPath, diff, writer, opts.tmpDir);
       await writer.finish({ precededBy: head.length });
     } catch (err) {
       xz.destroy();

@@ -58,7 +58,7 @@ export interface DeltaOptions {
   speculate?: boolean;
   /** What counts as a change (compare.ts); default "content". */
   mtime?: DeltaMtimePolicy;
-  /** xz block size in bytes (default 2 MiB, build.ts). */
+  /** xz block size in bytes (default DELTA_BLOCK, 16 MiB: build.ts). */
   blockSize?: number;
   /** Stored catalogues (catalogue-file.ts), as buildDelta takes them. */
   oldCatalogue?: Promise<Catalogue | null>;

@@ -10,6 +10,7 @@ import { Transform, type Readable } from "node:stream";
 import { createGunzip } from "node:zlib";
 import { ArchiveError, errorMessage } from "../../errors.js";
 import { defaultCodec } from "../../io/xz.js";
+import { trackFileRead } from "../../io/progress.js";
 import { guessCompression } from "../compression.js";
 import { readTar } from "../tar/read.js";
 import { Catalogue } from "./catalogue.js";
@@ -33,6 +34,7 @@ export async function openImageTar(path: string, opts: { maxExpanded?: number } 
     await fh?.close();
   }
   const file = createReadStream(path, { highWaterMark: 1 << 16 });
+  trackFileRead(path, file); // progress on a terminal (io/progress.ts)
   const kind = guessCompression(head);
   if (kind === null) return file;
   // One thread: the diff runs two decoders at once (pass 1) or one beside a two-thread

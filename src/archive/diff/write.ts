@@ -1,10 +1,16 @@
 /**
  * Writing a planned delta (server-reference §6.4) from ONE sequential read of the new image:
  * the plan (compare.ts + plan.ts) names every member and its order, so each member's header
- * and content stream straight from the new image into the tar writer; only hard links that
- * wait for their target are held (headers, no content). Used when both catalogues are known
- * in advance (stored sidecars) and as the one-pass delta's second pass (one-pass.ts).
+ * and content stream straight from the new image into the tar writer when it is its turn.
+ * A member that arrives before its turn (hard links waiting for their target; files that
+ * plan.ts moved to their stem group) is held until then: headers and small contents in
+ * memory (HELD_MEMORY over all of them), bigger ones spilled to the delta's temporary
+ * directory (held.ts), so memory does not grow with the image or the delta. Used when both
+ * catalogues are known in advance (stored sidecars) and as the one-pass delta's second pass.
  */
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import type { Writable } from "node:stream";
 import { ArchiveError } from "../../errors.js";
 import { BLOCK } from "../tar/header.js";
@@ -12,6 +18,7 @@ import { readTar } from "../tar/read.js";
 import type { TarHeader } from "../tar/types.js";
 import { encodeGnuHeader, GnuTarWriter } from "../tar/write.js";
 import type { ImageDiff } from "./delta.js";
+import { HeldContent } from "./held.js";
 import { removedContent } from "./plan.js";
 import { openImageTar } from "./scan.js";
 
@@ -37,35 +44,67 @@ export function removedMember(removed: readonly string[], now: Date): Buffer {
   return Buffer.concat([encodeGnuHeader(removedHeader(content, now)), content, Buffer.alloc((BLOCK - (content.length % BLOCK)) % BLOCK)]);
 }
 
-/** Every planned member after `removed`, in `diff.order`, read once from `newPath` (not finished). */
-export async function writeMembers(newPath: string, diff: ImageDiff, writer: GnuTarWriter): Promise<void> {
+/** Content held in memory over all held members; more is spilled (held.ts). */
+export const WRITE_HELD_MEMORY = 16 << 20;
+/** A single held content above this is spilled. */
+const WRITE_ITEM_MEMORY = 4 << 20;
+
+interface HeldMember {
+  header: TarHeader;
+  content?: HeldContent;
+}
+
+/**
+ * Every planned member after `removed`, in `diff.order`, read once from `newPath` (not
+ * finished). `tmpDir`: an empty directory for spilled contents (left empty).
+ */
+export async function writeMembers(newPath: string, diff: ImageDiff, writer: GnuTarWriter, tmpDir: string): Promise<void> {
   const { order, newCat } = diff;
+  // Its own directory: a one-pass run before this second pass used the same names (held.ts).
+  const spillDir = await mkdtemp(join(tmpDir, "held-"));
   const wanted = new Set(order);
-  const held = new Map<string, TarHeader>();
+  const held = new Map<string, HeldMember>();
+  let heldMemory = 0;
+  let spills = 0;
   let next = 0;
   const flushHeld = async (): Promise<void> => {
-    while (next < order.length && held.has(order[next]!)) {
-      const name = order[next++]!;
-      await writer.add(held.get(name)!);
-      held.delete(name);
+    for (let h = held.get(order[next]!); next < order.length && h; h = held.get(order[next]!)) {
+      held.delete(order[next++]!);
+      heldMemory -= h.content?.memoryBytes ?? 0;
+      try {
+        await writer.add(h.header, h.content?.content());
+      } finally {
+        await h.content?.release();
+      }
     }
   };
-  let ordinal = 0;
-  for await (const { header, body } of readTar(await openImageTar(newPath))) {
-    const i = ordinal++;
-    // Only the last occurrence of a path counts (§6.1); the reader drains skipped bodies.
-    if (!wanted.has(header.name) || newCat.get(header.name)?.ordinal !== i) continue;
-    if (order[next] === header.name) {
-      next++;
-      await writer.add(header, body);
-      await flushHeld();
-    } else if (header.size === 0) {
-      held.set(header.name, header); // a hard link waiting for its target (plan.ts)
-    } else {
-      throw new ArchiveError(`Cannot write delta: '${header.name}' is out of order in '${newPath}'`);
+  try {
+    let ordinal = 0;
+    for await (const { header, body } of readTar(await openImageTar(newPath))) {
+      const i = ordinal++;
+      // Only the last occurrence of a path counts (§6.1); the reader drains skipped bodies.
+      if (!wanted.has(header.name) || newCat.get(header.name)?.ordinal !== i) continue;
+      if (order[next] === header.name) {
+        next++;
+        await writer.add(header, body);
+        await flushHeld();
+        continue;
+      }
+      const member: HeldMember = { header };
+      held.set(header.name, member);
+      if (header.size > 0) {
+        const inMemory = header.size <= WRITE_ITEM_MEMORY && heldMemory + header.size <= WRITE_HELD_MEMORY;
+        member.content = new HeldContent(header.size, inMemory, spillDir, spills++);
+        heldMemory += member.content.memoryBytes;
+        for await (const chunk of body) await member.content.append(chunk as Buffer);
+        await member.content.close();
+      }
     }
+    await flushHeld();
+  } finally {
+    for (const h of held.values()) await h.content?.release();
+    await rm(spillDir, { recursive: true, force: true });
   }
-  await flushHeld();
   if (next !== order.length) {
     throw new ArchiveError(`Cannot write delta: '${newPath}' changed while it was read ('${order[next]}' is missing)`);
   }
@@ -76,7 +115,12 @@ export async function writeDeltaTar(newPath: string, diff: ImageDiff, out: Writa
   const writer = new GnuTarWriter(out);
   const removed = removedContent(diff.changes.removed);
   await writer.add(removedHeader(removed, now), removed);
-  await writeMembers(newPath, diff, writer);
+  const tmpDir = await mkdtemp(join(tmpdir(), "si-delta-"));
+  try {
+    await writeMembers(newPath, diff, writer, tmpDir);
+  } finally {
+    await rm(tmpDir, { recursive: true, force: true });
+  }
   await writer.finish();
   return writer.bytesWritten;
 }

@@ -4,7 +4,7 @@ import { resolve, relative } from "node:path";
 import type { CliContext } from "../context.js";
 import { UsageError } from "../../errors.js";
 import { createLogger } from "../../io/log.js";
-import { DEMO_CHANNEL, DEMO_DEVICE, prepareDemo } from "../../demo/setup.js";
+import { DEMO_CHANNEL, DEMO_DEVICE, newestDemoVersion, prepareDemo, publishNextBuild } from "../../demo/setup.js";
 import { startServer } from "../../server/start.js";
 import { jsonLineLogger } from "../../server/log.js";
 import { prepareOperations } from "../../admin-server/operations.js";
@@ -28,13 +28,26 @@ export function register(program: Command, ctx: CliContext): void {
     .option("--https-port <port>", "HTTPS port", port("--https-port"), 8443)
     .option("--admin-port <port>", "admin dashboard port on 127.0.0.1 (0 = any free port)", port("--admin-port"), 8090)
     .option("--no-serve", "prepare the instance and exit")
-    .action(async (opts: { root: string; address: string; httpPort: number; httpsPort: number; adminPort: number; serve: boolean }) => {
+    .option("--next-build", "add the next build to the demo's build farm, import it (full image + delta) and exit")
+    .action(async (opts: { root: string; address: string; httpPort: number; httpsPort: number; adminPort: number; serve: boolean; nextBuild?: boolean }) => {
       const root = resolve(opts.root);
       const log = createLogger({ json: false, write: ctx.out });
       const config = await prepareDemo({ root, httpPort: opts.httpPort, httpsPort: opts.httpsPort, log });
+      const rel = (p: string) => {
+        const r = relative(process.cwd(), p);
+        return r === "" ? "." : r.startsWith("..") ? p : r;
+      };
+      // The command that publishes the next build of this instance, as the operator types it.
+      const nextBuild = `npx si demo${root === resolve(REPO_ROOT) ? "" : ` --root ${rel(root)}`} --next-build`;
+      if (opts.nextBuild) {
+        const build = await publishNextBuild(config, log);
+        const version = await newestDemoVersion(config);
+        ctx.out(`Demo build ${build} published as version ${version} of ${DEMO_CHANNEL}/${DEMO_DEVICE} (a running \`si demo\` serves it now). Next: ${nextBuild}`);
+        return;
+      }
       if (!opts.serve) return;
       const logger = jsonLineLogger((lines) => ctx.out(lines));
-      // The dashboard of `si serve` too (no scheduler: the demo's build farm is gone).
+      // The dashboard of `si serve` too (no scheduler: the demo publishes a build when told, --next-build).
       const ops = prepareOperations(config, { logger, schedule: false, adminPort: opts.adminPort });
       const server = await startServer(config, {
         address: opts.address,
@@ -46,10 +59,7 @@ export function register(program: Command, ctx: CliContext): void {
       ops.setRequestCounts(() => server.requests.snapshot());
       await ops.start(server.urls.admin);
       const host = opts.address === "0.0.0.0" ? "127.0.0.1" : opts.address;
-      const rel = (p: string) => {
-        const r = relative(process.cwd(), p);
-        return r === "" ? "." : r.startsWith("..") ? p : r;
-      };
+      const newest = await newestDemoVersion(config);
       const baked = config.public_http_port !== String(opts.httpPort) || config.public_https_port !== String(opts.httpsPort);
       ctx.out(
         [
@@ -58,7 +68,7 @@ export function register(program: Command, ctx: CliContext): void {
           `  http:  http://${host}:${server.httpPort}/channels.json`,
           `  https: https://${host}:${server.httpsPort}/channels.json  (self-signed: ${rel(config.tls_cert!)})`,
           `  admin dashboard: http://127.0.0.1:${server.ports.admin}/  (metrics: /metrics)`,
-          `  channel '${DEMO_CHANNEL}', device '${DEMO_DEVICE}': builds 1 and 2, with a delta 2<-1`,
+          `  channel '${DEMO_CHANNEL}', device '${DEMO_DEVICE}': newest build ${newest}${newest > 1 ? `, with a delta ${newest}<-${newest - 1}` : ""}`,
           `  device trust root: ${rel(`${config.gpg_keyring_path}/archive-master.tar.xz`)}`,
           `     (on the device: /usr/share/system-image/archive-master.tar.xz)`,
           "",
@@ -70,11 +80,12 @@ export function register(program: Command, ctx: CliContext): void {
           `  channel: ${DEMO_CHANNEL}`,
           `  device: ${DEMO_DEVICE}`,
           "  build_number: 0",
-          "then run `system-image-cli --dry-run` (build 0 gets the full image 2; -b 1 the delta).",
+          `then run \`system-image-cli --dry-run\` (build 0 gets the full image ${newest}; -b ${newest - 1} the delta).`,
           ...(baked
             ? [`Note: the images were built for ports ${config.public_http_port}/${config.public_https_port} (their channel.ini says so).`]
             : []),
-          `Admin commands on this instance: npx si --config ${rel(config.path)} <command>  (e.g. history, verify-tree)`,
+          `Admin commands on this instance: npx si --config ${rel(config.path)} <command>  (e.g. history, verify-tree, import-images)`,
+          `Publish build ${newest + 1} (from the demo's build farm in ${rel(`${config.state_path}/demo-farm`)}): ${nextBuild}`,
           "Ctrl-C stops the server.",
           "",
         ].join("\n"),

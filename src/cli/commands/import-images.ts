@@ -3,7 +3,7 @@ import type { CliContext } from "../context.js";
 import { createLogger, levelFromVerbosity } from "../../io/log.js";
 import { importImages } from "../../importer/import-images.js";
 import { renewKeyringIfDue } from "../../keys/renew.js";
-import { terminalProgress } from "../../io/progress.js";
+import { setProgressSink, terminalProgress } from "../../io/progress.js";
 import { basename } from "node:path";
 import { constants } from "node:os";
 import { ImportHistory } from "../../state/history.js";
@@ -52,6 +52,7 @@ export function register(program: Command, ctx: CliContext): void {
       // On a terminal: human log lines and a live progress bar for downloads; otherwise
       // (cron, systemd, pipes) one JSON log line per step.
       const progress = terminalProgress();
+      setProgressSink(progress); // the delta generator's progress too (generators/delta.ts)
       const log = createLogger({
         level: levelFromVerbosity(opts.verbose),
         json: opts.jsonLog ? true : undefined,
