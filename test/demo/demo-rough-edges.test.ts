@@ -11,7 +11,7 @@
  * The demo reuses keys it finds: the cached test keys spare the RSA-4096 generation.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { execFileSync, spawn, type ChildProcess } from "node:child_process";
+import { execFileSync } from "node:child_process";
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
@@ -20,7 +20,8 @@ import type { IndexDoc } from "../../src/model/index-doc.js";
 import { compareTrees } from "../helpers/apply-delta.js";
 import { gpgVerify, unpackKeyring } from "../helpers/device-gpg.js";
 import { runDeviceClient, type DeviceClientOptions } from "../helpers/device-client.js";
-import { REPO, TEST_KEYS, runSiAsync } from "../helpers/instance.js";
+import { startDemo, stopDemo, type RunningDemo } from "../helpers/demo-process.js";
+import { TEST_KEYS, runSiAsync } from "../helpers/instance.js";
 
 const root = mkdtempSync(join(tmpdir(), "si-demo-edges-"));
 const scratch = mkdtempSync(join(tmpdir(), "si-demo-edges-dev-"));
@@ -101,11 +102,11 @@ describe("(b) later imports", () => {
 });
 
 describe("served", () => {
-  let demo: { child: ChildProcess; output: () => string };
+  let demo: RunningDemo;
   let device: (o: Partial<DeviceClientOptions>) => ReturnType<typeof runDeviceClient>;
 
   beforeAll(async () => {
-    demo = await startDemo();
+    demo = await startDemo(root, http, https);
     const ca = readFileSync(join(root, "secret/tls/cert.pem"));
     device = (o) =>
       runDeviceClient({
@@ -122,36 +123,8 @@ describe("served", () => {
       });
   });
   afterAll(async () => {
-    if (demo?.child.exitCode === null) await stop(demo.child);
+    if (demo?.child.exitCode === null) await stopDemo(demo.child);
   });
-
-  function startDemo(): Promise<{ child: ChildProcess; output: () => string }> {
-    const args = ["demo", "--root", root, "--http-port", String(http), "--https-port", String(https), "--admin-port", "0"];
-    const child = spawn(process.execPath, [join(REPO, "bin/si.js"), ...args], { stdio: ["ignore", "pipe", "pipe"] });
-    let out = "";
-    child.stdout!.setEncoding("utf8").on("data", (d: string) => (out += d));
-    child.stderr!.setEncoding("utf8").on("data", (d: string) => (out += d));
-    return new Promise((resolve, reject) => {
-      const timer = setInterval(() => {
-        if (out.includes("Demo OTA server ready.")) {
-          clearInterval(timer);
-          resolve({ child, output: () => out });
-        }
-      }, 50);
-      child.on("exit", (code) => {
-        clearInterval(timer);
-        reject(new Error(`si demo exited with ${code}:\n${out}`));
-      });
-    });
-  }
-
-  function stop(child: ChildProcess): Promise<number | null> {
-    return new Promise((resolve) => {
-      child.removeAllListeners("exit");
-      child.on("exit", (code) => resolve(code));
-      child.kill("SIGTERM");
-    });
-  }
 
   describe("(b) build 3 reaches devices", () => {
     it("the ready message names the newest build and the one command that publishes the next", () => {

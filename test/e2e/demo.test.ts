@@ -4,7 +4,7 @@
  * over HTTP and over HTTPS; a second start reuses everything.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { execFileSync, spawn, type ChildProcess } from "node:child_process";
+import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
@@ -13,7 +13,7 @@ import { join } from "node:path";
 import type { IndexDoc } from "../../src/model/index-doc.js";
 import { compareTrees } from "../helpers/apply-delta.js";
 import { runDeviceClient, type DeviceClientOptions } from "../helpers/device-client.js";
-import { REPO } from "../helpers/instance.js";
+import { startDemo, stopDemo, type RunningDemo } from "../helpers/demo-process.js";
 
 const root = mkdtempSync(join(tmpdir(), "si-demo-"));
 const scratch = mkdtempSync(join(tmpdir(), "si-demo-dev-"));
@@ -31,47 +31,18 @@ async function freePort(): Promise<number> {
   });
 }
 
-/** Starts `si demo` and resolves once it says it is ready. */
-function startDemo(http: number, https: number): Promise<{ child: ChildProcess; output: () => string }> {
-  const child = spawn(process.execPath, [join(REPO, "bin/si.js"), "demo", "--root", root, "--http-port", String(http), "--https-port", String(https), "--admin-port", "0"], {
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  let out = "";
-  child.stdout!.setEncoding("utf8").on("data", (d: string) => (out += d));
-  child.stderr!.setEncoding("utf8").on("data", (d: string) => (out += d));
-  return new Promise((resolve, reject) => {
-    const timer = setInterval(() => {
-      if (out.includes("Demo OTA server ready.")) {
-        clearInterval(timer);
-        resolve({ child, output: () => out });
-      }
-    }, 50);
-    child.on("exit", (code) => {
-      clearInterval(timer);
-      reject(new Error(`si demo exited with ${code}:\n${out}`));
-    });
-  });
-}
-
-function stop(child: ChildProcess): Promise<number | null> {
-  return new Promise((resolve) => {
-    child.removeAllListeners("exit");
-    child.on("exit", (code) => resolve(code));
-    child.kill("SIGTERM");
-  });
-}
 
 const sha = (f: string) => createHash("sha256").update(readFileSync(f)).digest("hex");
 
 describe("si demo (npm start)", () => {
   let http: number;
   let https: number;
-  let demo: { child: ChildProcess; output: () => string };
+  let demo: RunningDemo;
   let device: (o: Partial<DeviceClientOptions>) => ReturnType<typeof runDeviceClient>;
 
   beforeAll(async () => {
     [http, https] = [await freePort(), await freePort()];
-    demo = await startDemo(http, https);
+    demo = await startDemo(root, http, https);
     const ca = readFileSync(join(root, "secret/tls/cert.pem"));
     device = (o) =>
       runDeviceClient({
@@ -88,7 +59,7 @@ describe("si demo (npm start)", () => {
       });
   });
   afterAll(async () => {
-    if (demo?.child.exitCode === null) await stop(demo.child);
+    if (demo?.child.exitCode === null) await stopDemo(demo.child);
   });
 
   it("prints the URLs and how to point a device at it", () => {
@@ -148,8 +119,8 @@ describe("si demo (npm start)", () => {
   it("stops cleanly on SIGTERM and reuses everything on a second start", async () => {
     const keys = sha(join(root, "secret/gpg/keys/image-signing/private.asc"));
     const index = readFileSync(join(root, "www/demo/generic/index.json"));
-    expect(await stop(demo.child)).toBe(0);
-    demo = await startDemo(http, https);
+    expect(await stopDemo(demo.child)).toBe(0);
+    demo = await startDemo(root, http, https);
     expect(demo.output()).not.toContain("first run");
     expect(sha(join(root, "secret/gpg/keys/image-signing/private.asc"))).toBe(keys);
     expect(readFileSync(join(root, "www/demo/generic/index.json"))).toEqual(index);
