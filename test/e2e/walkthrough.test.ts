@@ -30,13 +30,21 @@ export function walkthroughBlock(readme: string): string {
   return block[1]!;
 }
 
+/**
+ * A port that is free now, below the kernel's ephemeral range (32768-60999): a port the
+ * kernel handed out for listen(0) can be taken by another test's outgoing connection before
+ * `si serve` binds it (the attack tests open 1,200 client sockets at once).
+ */
 async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer().listen(0, "127.0.0.1", () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
+  for (;;) {
+    const port = 20000 + Math.floor(Math.random() * 12000);
+    const ok = await new Promise<boolean>((resolve) => {
+      const s = createServer();
+      s.once("error", () => resolve(false));
+      s.listen(port, "127.0.0.1", () => s.close(() => resolve(true)));
     });
-  });
+    if (ok) return port;
+  }
 }
 
 /** Replaces every occurrence of `from`; a placeholder the README no longer has fails the test. */
@@ -154,10 +162,14 @@ describe("README operator walkthrough, run literally", () => {
       // The certbot renewal path the README documents: SIGHUP re-reads the certificate.
       serve.child.kill("SIGHUP");
       await serve.waitFor((l) => l.event === "tls-reloaded", "the TLS reload");
-    } finally {
+    } catch (err) {
+      // The step that failed is the news, not the exit status of a server stopped mid-way.
       serve.child.kill("SIGTERM");
-      expect(await serve.exit).toBe(0);
+      await serve.exit;
+      throw err;
     }
+    serve.child.kill("SIGTERM");
+    expect(await serve.exit).toBe(0);
   }, 600_000);
 });
 
