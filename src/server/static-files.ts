@@ -32,6 +32,7 @@ import { dirname, join, sep } from "node:path";
 import { etagOf, lastModifiedOf } from "./conditional.js";
 import { cacheControlOf, contentTypeOf } from "./content-rules.js";
 import { DirWatches } from "./dir-watch.js";
+import { SETTLE_MAX_MS, SETTLE_POLL_MS, signatureLags, heldSignatureOf } from "./pair-settle.js";
 import type { StreamOptions } from "./file-stream.js";
 import { respondPlain, respondWithFile, type RequestRecord, type ServedFile } from "./respond.js";
 import { canonicalPath, pathSegments } from "./url-path.js";
@@ -56,6 +57,8 @@ export interface StaticTreeOptions {
   revalidateMs?: number;
   /** Watch the directories of in-memory files with inotify. Default true. */
   watch?: boolean;
+  /** Longest wait for a document's signature to follow it (pair-settle.ts). Default 1 s. */
+  settleMaxMs?: number;
 }
 
 interface Entry extends ServedFile {
@@ -98,6 +101,9 @@ export class StaticTree {
   private readonly maxEntries: number;
   private readonly stream: StreamOptions;
   private readonly revalidateMs: number;
+  private readonly settleMaxMs: number;
+  /** Requests held until the signature of what they ask for follows it: when they came. */
+  private readonly held = new WeakMap<IncomingMessage, number>();
 
   constructor(
     readonly root: string,
@@ -108,6 +114,7 @@ export class StaticTree {
     this.maxEntries = opts.maxEntries ?? 20_000;
     this.stream = { chunkSize: opts.chunkSize ?? 256 * 1024, sendTimeoutMs: opts.sendTimeoutMs ?? 60_000 };
     this.revalidateMs = opts.revalidateMs ?? 10;
+    this.settleMaxMs = opts.settleMaxMs ?? SETTLE_MAX_MS;
     if (opts.watch ?? true) this.watches = new DirWatches((dir, name) => this.changed(dir, name));
   }
 
@@ -144,6 +151,10 @@ export class StaticTree {
           entry = current;
           entry.checkedAt = checkedAt;
         } else {
+          // A new version of a small signed document: serve it only with its signature
+          // (pair-settle.ts; client-protocol §3 step 4). Not remembered while held, so that
+          // no other request gets it from memory meanwhile.
+          if (st.size <= this.smallFileLimit && this.holdWhileSignatureLags(req, res, rec, file, target.path, st)) return;
           // Changed without an event: the watch follows a directory no longer at this path.
           if (current?.data && current.checkedAt !== -Infinity) this.watches?.restart(dirname(file));
           entry = this.check(file, target.path, st, checkedAt);
@@ -174,6 +185,29 @@ export class StaticTree {
       }
       return respondPlain(req, res, rec, 500, "Internal Server Error");
     }
+  }
+
+  /**
+   * True when the request is held (answered later, by handle() again): `file` is newer than
+   * its signature and the wait is not over. Either way, the signature's remembered copy is
+   * re-checked at its next request, so it cannot be served older than this document.
+   */
+  private holdWhileSignatureLags(req: IncomingMessage, res: ServerResponse, rec: RequestRecord, file: string, path: string, st: Stats): boolean {
+    const sig = heldSignatureOf(file, path);
+    if (sig === undefined) return false;
+    const sigEntry = this.entries.get(sig);
+    if (sigEntry) sigEntry.checkedAt = -Infinity;
+    if (!signatureLags(sig, st)) return this.release(req);
+    const since = this.held.get(req) ?? performance.now();
+    if (performance.now() - since >= this.settleMaxMs || req.destroyed) return this.release(req);
+    this.held.set(req, since);
+    setTimeout(() => this.handle(req, res, rec), SETTLE_POLL_MS).unref();
+    return true;
+  }
+
+  private release(req: IncomingMessage): false {
+    this.held.delete(req);
+    return false;
   }
 
   /** Stops watching directories (the server is closing). */

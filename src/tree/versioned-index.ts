@@ -72,6 +72,9 @@ export async function markSuperseded(root: string, urls: Iterable<string>, now =
   for (const url of urls) {
     if (!isVersionedIndexName(url.slice(url.lastIndexOf("/") + 1))) continue;
     await utimes(join(root, url), now, now).catch(() => {});
+    // Then its signature: a signature changed before its document (ctime) tells `si serve`
+    // the pair is settled (src/server/pair-settle.ts).
+    await utimes(join(root, `${url}.asc`), now, now).catch(() => {});
   }
 }
 
