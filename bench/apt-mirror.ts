@@ -36,7 +36,7 @@ function entries(root: string): Entry[] {
       for (const line of text.split("\n")) {
         // deb [options] URI SUITE COMPONENT...
         const m = /^\s*deb\s+(?:\[[^\]]*\]\s+)?(\S+)\s+(\S+)/.exec(line);
-        if (m) out.push({ uri: m[1]!, suites: [m[2]!] });
+        if (m) out.push({ uri: m[1], suites: [m[2]] });
       }
     }
   }

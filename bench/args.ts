@@ -6,9 +6,9 @@
  */
 
 export interface BenchArgs {
-  opt(name: string, dflt: string): string;
-  num(name: string, dflt: number): number;
-  flag(name: string): boolean;
+  opt: (name: string, dflt: string) => string;
+  num: (name: string, dflt: number) => number;
+  flag: (name: string) => boolean;
 }
 
 /**
@@ -24,7 +24,7 @@ export function parseBenchArgs(argv: string[], usage: string, options: string[],
     process.exit(2);
   };
   for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
+    const a = argv[i];
     if (a === "--help" || a === "-h") {
       process.stdout.write(`${usage.trimEnd()}\n`);
       process.exit(0);
@@ -34,7 +34,7 @@ export function parseBenchArgs(argv: string[], usage: string, options: string[],
     if (options.includes(name)) {
       const v = eq > 0 && a.startsWith("--") ? a.slice(eq + 1) : argv[++i];
       if (v === undefined) fail(`${name} needs a value`);
-      values.set(name, v!);
+      values.set(name, v);
     } else if (flags.includes(a)) set.add(a);
     else fail(`unknown argument: ${a}`);
   }

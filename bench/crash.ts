@@ -148,10 +148,10 @@ export interface CrashInstance {
   configPath: string;
   farm: { url: string; close(): Promise<void> };
   /** A new monitor value: the next import has a new image to publish. */
-  bump(): void;
-  si(args: string[], killAfterMs?: number): Promise<Run>;
+  bump: () => void;
+  si: (args: string[], killAfterMs?: number) => Promise<Run>;
   /** Runs si and throws with its output unless it exits 0. */
-  must(args: string[]): Promise<Run>;
+  must: (args: string[]) => Promise<Run>;
 }
 
 export async function setupCrashInstance(opts: { files?: number } = {}): Promise<CrashInstance> {
@@ -208,7 +208,7 @@ export async function runCrashCampaign(opts: CrashOptions): Promise<CrashResult>
   const result: CrashResult = { kills: 0, consistent: 0, lostImages: 0, failures: [], byCommand: {}, attempted: {}, summary: "" };
   // Counts only runs that the kill really interrupted; a run that finished first is still checked.
   for (let i = 0; result.kills < opts.kills && i < opts.kills * 3; i++) {
-    const cmd = commands[i % commands.length]!;
+    const cmd = commands[i % commands.length];
     if (cmd === "import-images") bump();
     const args =
       cmd === "import-images"
@@ -271,7 +271,7 @@ if (isMain) {
   const argv = process.argv.slice(2);
   const opt = (name: string, dflt: string) => {
     const i = argv.indexOf(name);
-    return i === -1 ? dflt : argv[i + 1]!;
+    return i === -1 ? dflt : argv[i + 1];
   };
   const res = await runCrashCampaign({
     kills: Number(opt("--kills", "60")),

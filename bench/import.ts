@@ -93,7 +93,7 @@ if (input) {
 const mb = (n: number) => n / 1e6;
 const v1MB = mb(uncompressed(v1));
 const v2MB = mb(uncompressed(v2));
-const load0 = loadavg()[0]!;
+const load0 = loadavg()[0];
 
 const routes = new Map<string, { file?: string; body?: string }>([
   ["/rootfs.tar.xz", { file: v1 }],
@@ -158,7 +158,7 @@ try {
   const sum = (a: Cost, b: Cost) => ({ wallS: a.wallS + b.wallS, cpuS: a.cpuS + b.cpuS, peakRssMB: Math.max(a.peakRssMB, b.peakRssMB) });
   console.log(`input: ${what}`);
   console.log(`v1 ${v1MB.toFixed(0)} MB (${mb(statSync(v1).size).toFixed(0)} MB xz), v2 ${v2MB.toFixed(0)} MB (${mb(statSync(v2).size).toFixed(0)} MB xz); delta ${dMB.toFixed(1)} MB -> ${dXzMB.toFixed(2)} MB (plain xz -${level}: ${plainOut.toFixed(2)} MB)`);
-  console.log(`xz level ${level}; import's delta compression: xz ${importXzArgs.join(" ")}; ${execFileSync("nproc").toString().trim()} cores; load average ${load0.toFixed(2)} before, ${loadavg()[0]!.toFixed(2)} after`);
+  console.log(`xz level ${level}; import's delta compression: xz ${importXzArgs.join(" ")}; ${execFileSync("nproc").toString().trim()} cores; load average ${load0.toFixed(2)} before, ${loadavg()[0].toFixed(2)} after`);
   console.log(`delta alone made in ${dgInfo.onePass ? "one pass" : `two passes (${dgInfo.why ?? "?"})`}`);
   console.log("MB/s: uncompressed MB read (both inputs) or compressed (delta) per wall second; ratio = wall / limit wall");
   console.log(

@@ -72,9 +72,9 @@ export interface RefInstance {
   base: string;
   publish: string;
   /** Runs bin/import-images once, measured; its output goes to `logFile`. */
-  importImages(logFile: string): Promise<Cost>;
+  importImages: (logFile: string) => Promise<Cost>;
   /** Stops the gpg-agents of the instance's key directories. */
-  stopAgents(): void;
+  stopAgents: () => void;
 }
 
 /** A fresh instance in `base` (replaced) whose channel `test` imports `farmUrl`/rootfs.tar.xz. */

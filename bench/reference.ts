@@ -91,7 +91,7 @@ function deltaOf(publish: string, index: string, logFile: string): string {
   const idx = JSON.parse(readFileSync(join(publish, index), "utf8")) as { images: { type: string; files: { path: string; size: number }[] }[] };
   const files = idx.images.filter((i) => i.type === "delta").flatMap((i) => i.files).filter((f) => f.path.includes(".delta-"));
   if (!files.length) throw new Error(`Cannot find a delta in ${join(publish, index)}: the v2 import made none (its output: ${logFile})`);
-  return join(publish, files.sort((a, b) => b.size - a.size)[0]!.path);
+  return join(publish, files.sort((a, b) => b.size - a.size)[0].path);
 }
 
 const rawBytes = (xz: string) => Number(execFileSync("xz", ["--robot", "-l", xz], { encoding: "utf8" }).split("\n").find((l) => l.startsWith("totals"))!.split("\t")[4]);
@@ -196,7 +196,7 @@ function refPhases(logFile: string): string | undefined {
 const median = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);
   const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 };
 const MB = (n: number) => (n / 1e6).toFixed(3);
 

@@ -73,7 +73,7 @@ function edited(data: Buffer, path: string, sameSize: boolean): Buffer {
   const n = Math.max(1, Math.floor(data.length / 4096));
   for (let i = 0; i < n && data.length > 0; i++) {
     const at = Math.floor(h(path, `at${i}`) * data.length);
-    out[at] = out[at]! ^ 0x5a;
+    out[at] = out[at] ^ 0x5a;
   }
   return out;
 }
@@ -145,9 +145,13 @@ export function makeRootfsPair(dir: string, scale: number, log: (s: string) => v
   let small = 0;
   let large = 0;
   for (const f of byHash) {
-    if (f.st.size <= SMALL && small < SMALL_BUDGET * scale) (small += f.st.size), chosen.push(f);
-    else if (f.st.size > SMALL && large < LARGE_BUDGET * scale) (large += f.st.size), chosen.push(f);
-    else spare.push(f);
+    if (f.st.size <= SMALL && small < SMALL_BUDGET * scale) {
+      small += f.st.size;
+      chosen.push(f);
+    } else if (f.st.size > SMALL && large < LARGE_BUDGET * scale) {
+      large += f.st.size;
+      chosen.push(f);
+    } else spare.push(f);
   }
   const chosenDirs = new Set(chosen.map((f) => dirname(f.path)));
   const links = found.symlinks.filter((s) => chosenDirs.has(dirname(s)) && h(s, "sym") < Math.min(1, 0.5 * scale));

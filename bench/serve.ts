@@ -26,7 +26,7 @@ import { table } from "./proctree.js";
 const argv = process.argv.slice(2);
 const opt = (name: string, dflt: string) => {
   const i = argv.indexOf(name);
-  return i >= 0 && argv[i + 1] !== undefined ? argv[i + 1]! : dflt;
+  return i >= 0 && argv[i + 1] !== undefined ? argv[i + 1] : dflt;
 };
 const duration = Number(opt("--duration", "3"));
 const rounds = Number(opt("--rounds", "6"));
@@ -142,7 +142,7 @@ function wrk(wrkBin: string, url: string, seconds: number, pids: number[] = []):
   const requests = Number(/(\d+) requests in/.exec(out)?.[1] ?? NaN);
   const t = /Transfer\/sec:\s+([\d.]+)([KMG]?B)/.exec(out);
   const errors = [/Socket errors:.*/.exec(out)?.[0], /Non-2xx or 3xx responses: \d+/.exec(out)?.[0]].filter(Boolean).join("; ");
-  return { rps, mbps: t ? (Number(t[1]) * UNITS[t[2]!]!) / 1e6 : NaN, errors, cpuS: ticks / 100, requests };
+  return { rps, mbps: t ? (Number(t[1]) * UNITS[t[2]]) / 1e6 : NaN, errors, cpuS: ticks / 100, requests };
 }
 
 async function stop(child: ChildProcess, signal: NodeJS.Signals): Promise<void> {
@@ -160,11 +160,11 @@ const dir = mkdtempSync(join(work, "serve-"));
 chmodSync(dir, 0o755); // nginx's workers run as nobody
 const www = join(dir, "www");
 const { paths } = makeTree(www);
-const load0 = loadavg()[0]!;
+const load0 = loadavg()[0];
 
 const median = (xs: number[]) => {
   const v = [...xs].sort((a, b) => a - b);
-  return v.length % 2 ? v[(v.length - 1) / 2]! : (v[v.length / 2 - 1]! + v[v.length / 2]!) / 2;
+  return v.length % 2 ? v[(v.length - 1) / 2] : (v[v.length / 2 - 1] + v[v.length / 2]) / 2;
 };
 
 const children: ChildProcess[] = [];
@@ -211,7 +211,7 @@ try {
   for (const [what, path] of Object.entries(paths)) {
     const large = what.includes("MB");
     const runs: Record<string, Run[]> = { "si serve": [], nginx: [] };
-    for (const [name, port] of Object.entries(servers)) {
+    for (const port of Object.values(servers)) {
       const url = `http://127.0.0.1:${port}${path}`;
       execFileSync("curl", ["-fsS", "-o", "/dev/null", url]); // answers 200 at all
       wrk(wrkBin, url, 1); // warm-up
@@ -221,24 +221,24 @@ try {
       const order = round % 2 === 0 ? (["si serve", "nginx"] as const) : (["nginx", "si serve"] as const);
       for (const name of order) {
         log(`${what}, round ${round + 1}/${rounds}: ${name}, ${connections} connections, ${duration} s`);
-        runs[name]!.push(wrk(wrkBin, `http://127.0.0.1:${servers[name]}${path}`, duration, pids[name]));
+        runs[name].push(wrk(wrkBin, `http://127.0.0.1:${servers[name]}${path}`, duration, pids[name]));
       }
-      const ours = runs["si serve"]![round]!;
-      const ng = runs.nginx![round]!;
+      const ours = runs["si serve"][round];
+      const ng = runs.nginx[round];
       ratios.push(large ? ours.mbps / ng.mbps : ours.rps / ng.rps);
     }
-    const errors = (name: string) => [...new Set(runs[name]!.map((r) => r.errors).filter(Boolean))].join(", ");
+    const errors = (name: string) => [...new Set(runs[name].map((r) => r.errors).filter(Boolean))].join(", ");
     rows.push({
       URL: what,
-      "si serve req/s": Math.round(median(runs["si serve"]!.map((r) => r.rps))),
-      "nginx req/s": Math.round(median(runs.nginx!.map((r) => r.rps))),
-      "si serve MB/s": Math.round(median(runs["si serve"]!.map((r) => r.mbps))),
-      "nginx MB/s": Math.round(median(runs.nginx!.map((r) => r.mbps))),
+      "si serve req/s": Math.round(median(runs["si serve"].map((r) => r.rps))),
+      "nginx req/s": Math.round(median(runs.nginx.map((r) => r.rps))),
+      "si serve MB/s": Math.round(median(runs["si serve"].map((r) => r.mbps))),
+      "nginx MB/s": Math.round(median(runs.nginx.map((r) => r.mbps))),
       "ours/nginx (median)": median(ratios).toFixed(2) + (large ? " (MB/s)" : " (req/s)"),
       "per round": ratios.map((r) => r.toFixed(2)).join(" "),
       // Per request for the JSON files; per GB sent for the large file (a 3 s round may
       // finish few of its 100 MB responses, but wrk counts every byte read).
-      "server CPU si / nginx": ["si serve", "nginx"].map((n) => median(runs[n]!.map((r) => (large ? r.cpuS / ((r.mbps * duration) / 1000) : (r.cpuS * 1e6) / r.requests))).toFixed(large ? 2 : 1)).join(" / ") + (large ? " s/GB" : " µs/req"),
+      "server CPU si / nginx": ["si serve", "nginx"].map((n) => median(runs[n].map((r) => (large ? r.cpuS / ((r.mbps * duration) / 1000) : (r.cpuS * 1e6) / r.requests))).toFixed(large ? 2 : 1)).join(" / ") + (large ? " s/GB" : " µs/req"),
       target: large ? "≥ 0.80" : "≥ 0.50",
       errors: [errors("si serve") && `si: ${errors("si serve")}`, errors("nginx") && `nginx: ${errors("nginx")}`].filter(Boolean).join("; ") || "-",
     });
@@ -246,7 +246,7 @@ try {
   console.log(
     `wrk -t2 -c${connections}, ${rounds} alternating rounds of ${duration} s per server and URL, on 127.0.0.1; si serve --workers ${workers}${accessLog ? "" : " --no-access-log"}; ` +
       `nginx worker_processes ${workerCount}, sendfile on, ${accessLog ? "access_log to a file" : "access_log off"}; ${availableParallelism()} cores; ` +
-      `load average ${load0.toFixed(2)} before, ${loadavg()[0]!.toFixed(2)} after`,
+      `load average ${load0.toFixed(2)} before, ${loadavg()[0].toFixed(2)} after`,
   );
   console.log(table(rows));
 } finally {

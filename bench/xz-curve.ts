@@ -54,7 +54,7 @@ async function timedXz(xzArgs: string[], outFile: string): Promise<Timed> {
     const wallS = Number(process.hrtime.bigint() - start) / 1e9;
     if (code !== 0) throw new Error(`xz ${xzArgs.join(" ")} failed (exit ${code})`);
     const [u, s, kb] = readFileSync(timeFile, "utf8").trim().split("\n").pop()!.split(" ").map(Number);
-    return { wallS, cpuS: u! + s!, maxRssMB: kb! / 1024 };
+    return { wallS, cpuS: u + s, maxRssMB: kb / 1024 };
   } finally {
     closeSync(fd);
     rmSync(dir, { recursive: true, force: true });
@@ -92,9 +92,9 @@ if (blocks.some((b) => !(b > 0))) {
   process.exit(2);
 }
 const scratch = mkdtempSync(join(resolve(args.opt("--work", tmpdir())), "si-xz-curve-"));
-const load0 = loadavg()[0]!;
+const load0 = loadavg()[0];
 try {
-  let payload = tarArg ? resolve(tarArg) : join(scratch, "payload.tar");
+  const payload = tarArg ? resolve(tarArg) : join(scratch, "payload.tar");
   if (deltaXz) {
     log(`decompressing ${deltaXz}`);
     execFileSync("sh", ["-c", 'xz -dc "$1" > "$2"', "sh", resolve(deltaXz), payload]);
@@ -133,7 +133,7 @@ try {
       "xz -d -T1 wall s": d.wallS,
     });
   }
-  console.log(`payload: ${deltaXz || tarArg}, ${raw} bytes (${(raw / MiB).toFixed(1)} MiB) uncompressed; xz -${level}; ${availableParallelism()} cores; load average ${load0.toFixed(2)} before, ${loadavg()[0]!.toFixed(2)} after`);
+  console.log(`payload: ${deltaXz || tarArg}, ${raw} bytes (${(raw / MiB).toFixed(1)} MiB) uncompressed; xz -${level}; ${availableParallelism()} cores; load average ${load0.toFixed(2)} before, ${loadavg()[0].toFixed(2)} after`);
   console.log("");
   console.log(table(rows));
 } finally {

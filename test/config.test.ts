@@ -120,7 +120,7 @@ ssh_command = command
 [mirror_a]
 ssh_host = host
 `);
-    expect(conf.mirrors.a!.ssh_command).toBe("command");
+    expect(conf.mirrors.a.ssh_command).toBe("command");
     expect(Object.keys(conf.mirrors)).toEqual(["a"]);
   });
 
@@ -249,7 +249,7 @@ file_version = version
 
   it("splits on every ; including empty fields", async () => {
     const conf = await load("[global]\nchannels = c\n[channel_c]\nfiles = x\nfile_x = http;;a;\n");
-    expect(conf.channels.get("c")!.files[0]!.arguments).toEqual(["", "a", ""]);
+    expect(conf.channels.get("c")!.files[0].arguments).toEqual(["", "a", ""]);
   });
 
   it("collapses duplicate channel names into one entry, in first position", async () => {
@@ -302,7 +302,7 @@ file_v : version;a=b:c
 `);
     // "x,\ny" holds no ", " so it is ONE name containing a newline.
     expect(conf.channels.get("a")!.deltabase).toEqual(["x,\ny"]);
-    expect(conf.channels.get("a")!.files[0]!.arguments).toEqual(["a=b:c"]);
+    expect(conf.channels.get("a")!.files[0].arguments).toEqual(["a=b:c"]);
     expect(conf.publish_path).toBe(join(process.cwd(), "pub"));
     // Case-preserving: Publish_Path is another key, one the server does not read (strict, issue 15).
     await expect(load("[global]\nPublish_Path = pub\n")).rejects.toThrow(/:2: \[global\] Publish_Path: unknown key; did you mean 'publish_path'\?$/);
@@ -348,7 +348,7 @@ describe("[global] defaults and paths (§4.3)", () => {
   it("fills every default from base_path", async () => {
     const conf = await load(`[global]\nbase_path = ${tmp}\n`);
     expect(conf).toEqual({
-      path: expect.stringContaining(tmp),
+      path: expect.stringContaining(tmp) as string,
       base_path: tmp,
       gpg_key_path: join(tmp, "secret/gpg/keys"),
       gpg_keyring_path: join(tmp, "secret/gpg/keyrings"),
@@ -475,7 +475,7 @@ describe("mirrors (§4.4)", () => {
     const conf = await load(MIRRORS_AB("/srv"));
     const tried: string[] = [];
     const run = async (argv: string[]) => {
-      tried.push(argv[argv.length - 2]!);
+      tried.push(argv[argv.length - 2]);
       throw new Error("spawn ssh ENOENT");
     };
     const results = await syncMirrors(conf, { run });

@@ -25,7 +25,7 @@ export async function cleanupTree(actx: AdminContext): Promise<CleanupResult> {
     const doc = await tree.listChannels();
     const present = [...config.channels.values()].filter((c) => Object.hasOwn(doc, c.name));
     for (const conf of present) {
-      const ch = doc[conf.name]!;
+      const ch = doc[conf.name];
       if (conf.fullcount <= 0 || Object.hasOwn(ch, "redirect") || aliasTarget(doc, conf.name) !== undefined) continue;
       for (const [device, entry] of Object.entries(ch.devices)) {
         if (isPerDeviceRedirect(entry)) continue;

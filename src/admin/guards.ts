@@ -11,7 +11,7 @@ export function requireChannel(doc: ChannelsDoc, name: string, message: string):
 }
 
 export function requireDeviceIn(doc: ChannelsDoc, channel: string, device: string, message: string): void {
-  if (!Object.hasOwn(doc[channel]!.devices, device)) throw new UsageError(`${message}: ${device}`);
+  if (!Object.hasOwn(doc[channel].devices, device)) throw new UsageError(`${message}: ${device}`);
 }
 
 /** An alias naming itself is a normal channel (§1.5). */
@@ -20,12 +20,12 @@ export function refuseAlias(doc: ChannelsDoc, channel: string, message: string):
 }
 
 export function refuseRedirect(doc: ChannelsDoc, channel: string, message: string): void {
-  if (Object.hasOwn(doc[channel]!, "redirect")) throw new UsageError(message);
+  if (Object.hasOwn(doc[channel], "redirect")) throw new UsageError(message);
 }
 
 /** `<Who> device is a redirect. Use original channel T instead.` */
 export function refuseDeviceRedirect(doc: ChannelsDoc, channel: string, device: string, who: string): void {
-  const entry = doc[channel]!.devices[device]!;
+  const entry = doc[channel].devices[device];
   if (typeof entry.redirect === "string") throw new UsageError(`${who} device is a redirect. Use original channel ${entry.redirect} instead.`);
 }
 

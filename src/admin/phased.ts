@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { SiError, UsageError } from "../errors.js";
 import { Runner } from "../tree/context.js";
 import { opSetPhasedPercentage } from "../tree/image-ops.js";
-import { opSyncAliases } from "../tree/ops.js";
+import { opSyncAliases } from "../tree/ops-device.js";
 import { lockOptions, resolve, type AdminContext } from "./context.js";
 import { triggerMirrors } from "./finish.js";
 import { refuseAlias, refuseDeviceRedirect, refuseRedirect, requireChannel, requireDeviceIn } from "./guards.js";
@@ -51,7 +51,7 @@ export async function setPhased(actx: AdminContext, req: PhasedRequest): Promise
     }
     const latest = Math.max(...images.map((i) => i.version));
     if (version !== latest) throw new SiError(`${what}: only the latest version (${latest}) can be phased`);
-    const previous = own[0]!["phased-percentage"] ?? 100;
+    const previous = own[0]["phased-percentage"] ?? 100;
 
     const runner = new Runner(Runner.context(config, config.publish_path, r.treeOpts), r.treeOpts);
     await runner.txn("set_phased_percentage", [channel, device, version, percentage], async (t) => {

@@ -12,7 +12,7 @@ import type { Image } from "../model/index-doc.js";
 import { Runner, type TreeOptions } from "../tree/context.js";
 import { opCreateImage, opExpireImages, opSetPhasedPercentage, type KnownDigests } from "../tree/image-ops.js";
 import type { ImageSpec } from "../tree/index.js";
-import { opSyncAliases } from "../tree/ops.js";
+import { opSyncAliases } from "../tree/ops-device.js";
 
 export interface PublishRequest {
   /** Channel whose aliases are re-synced in the same commit. */
@@ -31,7 +31,7 @@ export interface PublishRequest {
 export async function publishImages(config: Config, opts: TreeOptions, req: PublishRequest): Promise<{ expired: Image[] }> {
   const runner = new Runner(Runner.context(config, config.publish_path, opts), opts);
   const indexPath = join(req.deviceDir, "index.json");
-  const version = req.images[0]!.version;
+  const version = req.images[0].version;
   return runner.txn("publish_images", [req.channel, req.deviceDir, version], async (t) => {
     for (const spec of req.images) {
       await opCreateImage(

@@ -53,7 +53,7 @@ export async function reSignIndexes(actx: AdminContext, opts: { all?: boolean } 
     }
     const images = parseIndex(text, indexPath).images;
     if (images.length === 0) return;
-    const latest = images[images.length - 1]!.version; // the last entry, as the reference (§9.8)
+    const latest = images[images.length - 1].version; // the last entry, as the reference (§9.8)
     for (const img of [...images].reverse()) {
       if (!opts.all && img.version !== latest && img.type !== "delta") continue;
       for (const f of img.files) {

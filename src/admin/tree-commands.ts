@@ -10,7 +10,7 @@ import { aliasTarget, type ChannelsDoc } from "../model/channels.js";
 import { PHASED, type Image } from "../model/index-doc.js";
 import { Runner } from "../tree/context.js";
 import { opCreateImage, opRemoveImage, opSetDescription } from "../tree/image-ops.js";
-import { opSyncAliases } from "../tree/ops.js";
+import { opSyncAliases } from "../tree/ops-device.js";
 import type { Txn } from "../tree/txn.js";
 import { lockOptions, resolve, type AdminContext, type Resolved } from "./context.js";
 import { triggerMirrors } from "./finish.js";
@@ -105,7 +105,7 @@ export const removeDevice = (a: AdminContext, channel: string, device: string) =
 export const setDeviceKeyring = (a: AdminContext, channel: string, device: string, path: string) =>
   mutate(a, `set the keyring of ${channel}/${device}`, async ({ tree }) => {
     await tree.setDeviceKeyring(channel, device, path);
-    const keyring = (await tree.listChannels())[channel]!.devices[device]!.keyring!;
+    const keyring = (await tree.listChannels())[channel].devices[device].keyring!;
     return done(`keyring of ${channel}/${device} is ${keyring.path}`, { channel, device, keyring });
   });
 
@@ -118,9 +118,9 @@ export const redirectDevice = (a: AdminContext, channel: string, device: string,
 export async function listDevices(a: AdminContext, channel: string): Promise<CommandResult> {
   const { tree } = resolve(a);
   const names = await tree.listDevices(channel);
-  const devices = (await tree.listChannels())[channel]!.devices;
+  const devices = (await tree.listChannels())[channel].devices;
   const lines = names.map((d) => {
-    const e = devices[d]!;
+    const e = devices[d];
     const extra = [typeof e.redirect === "string" ? `redirect to ${e.redirect}` : "", e.keyring ? `keyring ${e.keyring.path}` : ""].filter(Boolean);
     return `${d}: ${e.index}${extra.length ? ` (${extra.join(", ")})` : ""}`;
   });
@@ -144,8 +144,8 @@ const imageLabel = (version: number, base?: number | null) => (base ? `delta ${b
 async function ownImagesDir(r: Resolved, channel: string, device: string): Promise<string> {
   const doc = await r.tree.listChannels();
   const dev = await r.tree.getDevice(channel, device); // unknown channel/device: the tree's message
-  const ch = doc[channel]!;
-  const entry = ch.devices[device]!;
+  const ch = doc[channel];
+  const entry = ch.devices[device];
   const where = `Cannot change the images of ${channel}/${device}`;
   const alias = aliasTarget(doc, channel);
   if (alias) throw new SiError(`${where}: ${channel} is an alias of ${alias} (its images are copies; change ${alias}/${device} instead)`);

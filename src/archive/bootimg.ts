@@ -86,7 +86,7 @@ export function parseBootImage(buf: Buffer, what: string): BootImage {
   const field = u32(O.headerVersion);
   if (field === 3 || field === 4) throw fail(`header version ${field} is not supported (only 0, 1 and 2)`);
   const version: 0 | 1 | 2 = field === 1 || field === 2 ? field : 0;
-  const headerLen = [V0_SIZE, V1_SIZE, V2_SIZE][version]!;
+  const headerLen = [V0_SIZE, V1_SIZE, V2_SIZE][version];
   if (buf.length < headerLen) throw fail(`truncated v${version} header (${buf.length} bytes, need ${headerLen})`);
   const pageSize = u32(O.pageSize);
   if (pageSize < 2048 || pageSize > 1 << 20 || (pageSize & (pageSize - 1)) !== 0) {

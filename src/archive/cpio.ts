@@ -81,29 +81,29 @@ export function parseCpio(buf: Buffer, what: string): CpioArchive {
       f[name] = parseInt(text, 16);
     });
     const nameStart = pos + HEADER;
-    const nameEnd = nameStart + f.namesize!;
-    if (f.namesize! < 1 || nameEnd > buf.length || buf[nameEnd - 1] !== 0) {
+    const nameEnd = nameStart + f.namesize;
+    if (f.namesize < 1 || nameEnd > buf.length || buf[nameEnd - 1] !== 0) {
       throw new ArchiveError(`Cannot parse cpio archive ${what}: bad name at byte ${pos}`);
     }
     const name = buf.toString("latin1", nameStart, nameEnd - 1);
     const dataStart = align4(nameEnd);
-    const dataEnd = dataStart + f.filesize!;
+    const dataEnd = dataStart + f.filesize;
     if (dataEnd > buf.length) {
       throw new ArchiveError(`Cannot parse cpio archive ${what}: '${name}' needs ${f.filesize} bytes at byte ${dataStart}, archive has ${buf.length}`);
     }
     pos = align4(dataEnd);
     const entry: CpioEntry = {
       name,
-      ino: f.ino!,
-      mode: f.mode!,
-      uid: f.uid!,
-      gid: f.gid!,
-      nlink: f.nlink!,
-      mtime: f.mtime!,
-      devMajor: f.devMajor!,
-      devMinor: f.devMinor!,
-      rdevMajor: f.rdevMajor!,
-      rdevMinor: f.rdevMinor!,
+      ino: f.ino,
+      mode: f.mode,
+      uid: f.uid,
+      gid: f.gid,
+      nlink: f.nlink,
+      mtime: f.mtime,
+      devMajor: f.devMajor,
+      devMinor: f.devMinor,
+      rdevMajor: f.rdevMajor,
+      rdevMinor: f.rdevMinor,
       data: buf.subarray(dataStart, dataEnd),
     };
     if (name === TRAILER) {
@@ -116,7 +116,7 @@ export function parseCpio(buf: Buffer, what: string): CpioArchive {
   const zeros = tail.every((b) => b === 0);
   // A zero tail that ends on a 512-byte block is GNU cpio's block padding: redo it on write.
   const padTo = zeros && buf.length % 512 === 0 ? 512 : 4;
-  return { magic: magic!, entries, padTo, rest: zeros && padTo === 512 ? Buffer.alloc(0) : tail, trailer };
+  return { magic: magic, entries, padTo, rest: zeros && padTo === 512 ? Buffer.alloc(0) : tail, trailer };
 }
 
 function printable(s: string): string {
@@ -141,7 +141,7 @@ function checksum(e: CpioEntry, magic: string): number {
 function encodeEntry(e: CpioEntry, magic: string): Buffer {
   const name = Buffer.from(`${e.name}\0`, "latin1");
   const values = [e.ino, e.mode, e.uid, e.gid, e.nlink, e.mtime, e.data.length, e.devMajor, e.devMinor, e.rdevMajor, e.rdevMinor, name.length, checksum(e, magic)];
-  const header = magic + values.map((v, i) => hex8(v, FIELDS[i]!, e.name)).join("");
+  const header = magic + values.map((v, i) => hex8(v, FIELDS[i], e.name)).join("");
   const head = Buffer.concat([Buffer.from(header, "latin1"), name]);
   const out = Buffer.alloc(align4(head.length) + align4(e.data.length));
   head.copy(out);

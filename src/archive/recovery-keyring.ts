@@ -87,7 +87,7 @@ function putFile(entries: CpioEntry[], path: string, data: Buffer, mtime: number
   const file = fresh(path, S_IFREG | 0o644, 1, data);
   const at = entries.findIndex((e) => normalName(e.name) === path);
   if (at !== -1) {
-    const old = entries[at]!;
+    const old = entries[at];
     // Same slot, same inode unless it was hard-linked (its data lived with the other links).
     entries[at] = { ...file, name: old.name, ino: old.nlink > 1 ? file.ino : old.ino, devMajor: old.devMajor, devMinor: old.devMinor };
     return;

@@ -50,8 +50,8 @@ export function pyStrip(s: string): string {
 export function pyStripChars(s: string, chars: string): string {
   let start = 0;
   let end = s.length;
-  while (start < end && chars.includes(s[start]!)) start++;
-  while (end > start && chars.includes(s[end - 1]!)) end--;
+  while (start < end && chars.includes(s[start])) start++;
+  while (end > start && chars.includes(s[end - 1])) end--;
   return s.slice(start, end);
 }
 
@@ -105,7 +105,7 @@ export function parseIni(text: string, file: string): IniDocument {
     indentLevel = indent;
     const header = SECTION_RE.exec(stripped);
     if (header) {
-      const name = header[1]!;
+      const name = header[1];
       option = undefined;
       if (name === DEFAULT_SECTION) {
         // configparser allows [DEFAULT] to be reopened; duplicate options still fail below.

@@ -77,7 +77,7 @@ export function parseConfigText(text: string, file: string, env: NodeJS.ProcessE
     .sort((a, b) => a.line - b.line)
     .map((p) => p.error)
     .filter((e) => !messages.has(e.message) && messages.add(e.message));
-  if (errors.length === 1) throw errors[0]!;
+  if (errors.length === 1) throw errors[0];
   if (errors.length > 1) throw new ConfigErrors(errors);
   return conf!;
 }
@@ -252,9 +252,9 @@ class Reader extends ConfigReader {
     if (!o) this.fail(filesLine, `Missing file entry: ${key}`, "KeyError", sname, "files");
     const value = this.one(sname, key)!;
     const [generator, ...args] = value.split(";");
-    if (!GENERATOR_NAMES.includes(generator!)) {
+    if (!GENERATOR_NAMES.includes(generator)) {
       this.fail(o.line, `Invalid generator: '${generator}' (valid: ${GENERATOR_NAMES.join(", ")})`, "ValueError", sname, key);
     }
-    return { name: entry, generator: generator!, arguments: args };
+    return { name: entry, generator: generator, arguments: args };
   }
 }

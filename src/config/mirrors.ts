@@ -68,7 +68,7 @@ function lastLine(text: string): string {
  */
 export const runSsh: MirrorRunner = (argv, { timeoutMs }) =>
   new Promise((resolvePromise, reject) => {
-    const child = spawn(argv[0]!, argv.slice(1), { stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(argv[0], argv.slice(1), { stdio: ["ignore", "pipe", "pipe"] });
     let stderr = "";
     child.stdout.resume(); // the mirror's own chatter: not ours to print
     child.stderr.setEncoding("utf8").on("data", (d: string) => {

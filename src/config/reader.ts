@@ -21,7 +21,7 @@ export function pyValue(raw: string): string | string[] {
 /** Several problems in one config file, in line order; the message has one line for each. */
 export class ConfigErrors extends ConfigError {
   constructor(readonly errors: ConfigError[]) {
-    super(errors.map((e) => e.message).join("\n"), errors[0]!.kind);
+    super(errors.map((e) => e.message).join("\n"), errors[0].kind);
   }
 }
 

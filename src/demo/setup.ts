@@ -18,7 +18,7 @@ import { importImages } from "../importer/import-images.js";
 import type { Logger } from "../io/log.js";
 import { rebuildKeyrings } from "../keys/rebuild.js";
 import { KEY_TITLES, generateKey, keyExists, storeKey } from "../pgp/keys.js";
-import { KEY_NAMES, type KeyName } from "../pgp/signer.js";
+import { KEY_NAMES } from "../pgp/signer.js";
 import { ensureSelfSignedCertificate } from "../server/tls.js";
 import { Tree } from "../tree/index.js";
 import { addDeviceBuild, addRootfsBuild, demoFarm, farmFileLines, latestBuild } from "./farm.js";
@@ -58,7 +58,7 @@ async function ensureKeys(config: Config, log: Logger): Promise<void> {
     await storeKey(config.gpg_key_path, name, k.privateArmored, k.publicArmored);
     log.info(`generated key ${name} (rsa4096)`, { fingerprint: k.fingerprint });
   }
-  const missing = KEY_NAMES.filter((k) => !existsSync(join(config.gpg_keyring_path, `${k}.tar.xz`))) as KeyName[];
+  const missing = KEY_NAMES.filter((k) => !existsSync(join(config.gpg_keyring_path, `${k}.tar.xz`)));
   if (missing.length) {
     await rebuildKeyrings(config, { only: missing });
     log.info(`built keyrings: ${missing.join(", ")}`);

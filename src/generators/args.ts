@@ -8,7 +8,7 @@ export function requireArgs(args: string[], names: string[]): void {
     throw new GeneratorError(`too few arguments: expected ${names.join(";")}, got ${args.length ? JSON.stringify(args.join(";")) : "none"}`);
   }
   names.forEach((name, i) => {
-    if (args[i]!.trim() === "") throw new GeneratorError(`argument ${i + 1} (${name}) is empty`);
+    if (args[i].trim() === "") throw new GeneratorError(`argument ${i + 1} (${name}) is empty`);
   });
 }
 

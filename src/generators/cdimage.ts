@@ -44,7 +44,7 @@ interface Flavour {
 }
 
 function archFrom(map: Record<string, string>): (device: string) => string {
-  return (device) => (Object.hasOwn(map, device) ? map[device]! : "armhf");
+  return (device) => (Object.hasOwn(map, device) ? map[device] : "armhf");
 }
 
 const UBUNTU: Flavour = {
@@ -143,7 +143,7 @@ async function pickVersion(root: string, file: string, onlyGood: boolean): Promi
 function cdimageGenerator(f: Flavour): Generator {
   return async (ctx: GeneratorContext, args, env) => {
     requireArgs(args, ["cdimage_path", "series"]);
-    const [root, series] = [args[0]!, args[1]!];
+    const [root, series] = [args[0], args[1]];
     const opts = optionsAt(args, 2);
     const product = opts.product ?? f.defaultProduct;
     const importMode = opts.import ?? "any";

@@ -84,6 +84,7 @@ function claimFor(f: Flavour, env: Parameters<Generator>[2], url: string, name: 
     identity: monitored ? ["generator", "url", "name", "version"] : ["generator", "name", "version"],
     legacy: (s) =>
       s.generator === f.sidecarGenerator &&
+      (typeof s.version === "string" || typeof s.version === "number") &&
       String(s.version) === version &&
       (!monitored || s.url === url) &&
       (typeof s.version_detail !== "string" || s.version_detail.startsWith(`${name}=`)),
@@ -93,7 +94,7 @@ function claimFor(f: Flavour, env: Parameters<Generator>[2], url: string, name: 
 function httpGenerator(f: Flavour): Generator {
   return async (ctx, args, env) => {
     requireArgs(args, ["url"]);
-    const url = args[0]!;
+    const url = args[0];
     const opts = optionsAt(args, 1);
     const name = opts.name ?? f.defaultName;
     checkNamePart("name", name);
@@ -107,7 +108,7 @@ function httpGenerator(f: Flavour): Generator {
 
     if (opts.monitor !== undefined || version !== null) {
       if (version === null) {
-        version = await monitorVersion(ctx, opts.monitor!);
+        version = await monitorVersion(ctx, opts.monitor);
         ctx.cache.set(cacheKey, version);
       }
       const detail = detailOf(version);

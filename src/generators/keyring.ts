@@ -30,7 +30,7 @@ async function readKeyringFile(path: string, what: string): Promise<Buffer> {
 export const keyring: Generator = async (ctx, args, env) => {
   if (env.new_files.length === 0) return null;
   requireArgs(args, ["name"]);
-  const name = args[0]!;
+  const name = args[0];
   if (name.includes("/")) throw new GeneratorError(`invalid keyring name '${name}'`);
   const base = join(ctx.config.gpg_keyring_path, name);
   const tarball = await readKeyringFile(`${base}.tar.xz`, "keyring");

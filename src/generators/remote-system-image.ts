@@ -88,7 +88,7 @@ function upstreamDetail(sidecar: Record<string, unknown> | null, url: string): s
 
 export const remoteSystemImage: Generator = async (ctx, args, env) => {
   requireArgs(args, ["base_url", "channel", "prefix"]);
-  const [base, channel, prefix] = [args[0]!, args[1]!, args[2]!];
+  const [base, channel, prefix] = [args[0], args[1], args[2]];
   const opts = optionsAt(args, 3);
   const device = opts.device ?? env.device_name;
   const trusted = opts.verify !== undefined ? await loadTrusted(ctx, opts.verify) : null;

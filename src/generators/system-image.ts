@@ -25,15 +25,15 @@ export function latestFull(images: readonly Image[]): Image | undefined {
 
 export const systemImage: Generator = async (ctx, args, env) => {
   requireArgs(args, ["channel", "prefix"]);
-  const [channel, prefix] = [args[0]!, args[1]!];
+  const [channel, prefix] = [args[0], args[1]];
   const device = optionsAt(args, 2).device ?? env.device_name;
   const root = ctx.config.publish_path;
   const channelsFile = join(root, "channels.json");
   const channels = parseChannels((await readTextOrNull(channelsFile)) ?? "", channelsFile);
   if (!Object.hasOwn(channels, channel)) throw new GeneratorError(`channel '${channel}' is not in ${channelsFile}`);
-  const devices = channels[channel]!.devices;
+  const devices = channels[channel].devices;
   if (!Object.hasOwn(devices, device)) throw new GeneratorError(`device '${device}' is not in channel '${channel}'`);
-  const entry = devices[device]!;
+  const entry = devices[device];
   const indexFile = join(deviceDirOf(root, entry.index), "index.json");
   const index = parseIndex((await readTextOrNull(indexFile)) ?? "", indexFile);
   const full = latestFull(index.images);

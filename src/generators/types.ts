@@ -68,8 +68,8 @@ export function makeGeneratorContext(config: Config, over: Partial<GeneratorCont
     fetcher: over.fetcher ?? httpFetcher,
     codec: over.codec ?? defaultCodec(),
     clock: over.clock ?? systemClock,
-    cache: over.cache ?? new Map(),
-    checksums: over.checksums ?? new Map(),
+    cache: over.cache ?? new Map<string, string>(),
+    checksums: over.checksums ?? new Map<string, FileDigest>(),
     log: over.log ?? (() => {}),
     fetchOptions: over.fetchOptions,
   };

@@ -79,7 +79,7 @@ async function ensureKeys(o: InitOptions, config: Config): Promise<KeyName[]> {
   if (missing.length) o.say(`I: generating ${missing.length} RSA 4096 signing keys...`);
   const made = await Promise.all(missing.map((name) => generateKey({ name: `${o.prefix} ${KEY_TITLES[name]}`, email: o.email, bits: 4096 })));
   for (const [i, name] of missing.entries()) {
-    const k = made[i]!;
+    const k = made[i];
     await storeKey(config.gpg_key_path, name, k.privateArmored, k.publicArmored);
     o.say(`I: key ${name}: ${k.fingerprint.toUpperCase()} (rsa4096)`);
   }
@@ -97,7 +97,7 @@ async function ensureKeyrings(o: InitOptions, config: Config, newKeys: KeyName[]
     o.say(`I: keyring ${k.path} (signed by ${k.signer}, ${exp})`);
   }
   for (const s of skipped) o.say(`W: skipped keyring ${s}`);
-  return built.map((k) => k.name as KeyName);
+  return built.map((k) => k.name);
 }
 
 /** Publishes into www/gpg/ every device keyring that is new or not there yet. */

@@ -197,6 +197,7 @@ class Exchange implements Dispatcher.DispatchHandler {
         this.controller.resume();
       }
     });
+    // eslint-disable-next-line @typescript-eslint/unbound-method -- called with Reflect.apply(emit, socket, ...) below
     const emit = socket.emit;
     socket.emit = ((event: string | symbol, ...args: unknown[]) => {
       try {
@@ -388,7 +389,8 @@ export const httpFetcher: Fetcher = {
             if (opts.expectArchive && head.length < 512) {
               head = Buffer.concat([head, chunk]);
               if (head.length >= 512 && !looksLikeArchive(head)) {
-                const type = String(headers["content-type"] ?? "");
+                const ct = headers["content-type"];
+                const type = typeof ct === "string" ? ct : "";
                 const what = /html/i.test(type) || /^\s*</.test(head.toString("latin1")) ? "an HTML page" : "not an xz, gzip or tar archive";
                 return cb(new GeneratorError(`Cannot download ${url}: the server sent ${what}`));
               }

@@ -63,7 +63,7 @@ export function currentCommand(): string {
   const words: string[] = [];
   const args = process.argv.slice(2);
   for (let i = 0; i < args.length; i++) {
-    const a = args[i]!;
+    const a = args[i];
     if (words.length === 0 && (a === "-c" || a === "--config")) {
       i++;
       continue;

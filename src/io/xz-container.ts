@@ -167,7 +167,7 @@ export async function joinXzStreams(parts: readonly string[], out: Writable): Pr
   await writeAll(out, streamHeader(flags));
   const records: XzBlockRecord[] = [];
   for (const [i, l] of layouts.entries()) {
-    const fh = await open(parts[i]!, "r");
+    const fh = await open(parts[i], "r");
     try {
       const buf = Buffer.allocUnsafe(1 << 20);
       for (let pos = l.blocksStart; pos < l.blocksEnd; ) {

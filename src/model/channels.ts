@@ -57,13 +57,13 @@ export function deviceDirUrl(entry: DeviceEntry): string {
 
 export function requireChannel(doc: ChannelsDoc, name: string): ChannelEntry {
   if (typeof name !== "string" || !has(doc, name)) throw new TreeError(`Couldn't find channel: ${name}`, "KeyError");
-  return doc[name]!;
+  return doc[name];
 }
 
 export function requireDevice(doc: ChannelsDoc, channel: string, device: string): DeviceEntry {
   const ch = requireChannel(doc, channel);
   if (typeof device !== "string" || !has(ch.devices, device)) throw new TreeError(`Couldn't find device: ${device}`, "KeyError");
-  return ch.devices[device]!;
+  return ch.devices[device];
 }
 
 function assertAbsent(doc: ChannelsDoc, name: string): void {
@@ -72,7 +72,7 @@ function assertAbsent(doc: ChannelsDoc, name: string): void {
 
 function requireTarget(doc: ChannelsDoc, target: string): ChannelEntry {
   if (typeof target !== "string" || !has(doc, target)) throw new TreeError(`Couldn't find target channel: ${target}`, "KeyError");
-  return doc[target]!;
+  return doc[target];
 }
 
 /** An alias that names itself is a normal channel (§1.5). */
@@ -105,7 +105,7 @@ export function assertNoDirClash(doc: ChannelsDoc, channel: string, device?: str
     return;
   }
   const dir = `${channel}/${device}`;
-  const other = Object.keys(doc).find((c) => !has(doc[c]!, "redirect") && (c === dir || c.startsWith(dir + "/")));
+  const other = Object.keys(doc).find((c) => !has(doc[c], "redirect") && (c === dir || c.startsWith(dir + "/")));
   if (other) throw new TreeError(`Cannot create device '${device}' in channel '${channel}': its directory would hold channel '${other}'`, "ValueError");
 }
 
@@ -196,13 +196,13 @@ export function createPerDeviceRedirect(doc: ChannelsDoc, device: string, channe
   const t = requireTarget(doc, target);
   if (!has(t.devices, device)) throw new TreeError(`Couldn't find device on target channel: ${target}, ${device}`, "KeyError");
   assertDeviceName(device, "create per-device redirect");
-  ch.devices[device] = { ...structuredClone(t.devices[device]!), redirect: target };
+  ch.devices[device] = { ...structuredClone(t.devices[device]), redirect: target };
 }
 
 /** Removes the entry; returns it so the caller knows whether it owned a directory. */
 export function removeDevice(doc: ChannelsDoc, channel: string, device: string): DeviceEntry {
   const entry = requireDevice(doc, channel, device);
-  delete doc[channel]!.devices[device];
+  delete doc[channel].devices[device];
   return entry;
 }
 
@@ -212,11 +212,11 @@ export function setDeviceKeyring(doc: ChannelsDoc, channel: string, device: stri
 
 /** Channels that mirror `channel` through sync_alias: alias, not itself, not a redirect (LP #1455119). */
 export function aliasesOf(doc: ChannelsDoc, channel: string): string[] {
-  return Object.keys(doc).filter((n) => n !== channel && doc[n]!.alias === channel && !has(doc[n]!, "redirect"));
+  return Object.keys(doc).filter((n) => n !== channel && doc[n].alias === channel && !has(doc[n], "redirect"));
 }
 
 export function redirectsOf(doc: ChannelsDoc, channel: string): string[] {
-  return Object.keys(doc).filter((n) => doc[n]!.redirect === channel);
+  return Object.keys(doc).filter((n) => doc[n].redirect === channel);
 }
 
 export interface RenamePlan {

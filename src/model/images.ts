@@ -99,12 +99,12 @@ export function findImage(doc: IndexDoc, type: string, version: number, base: nu
     const why = hits.length === 0 ? "" : `, ${hits.length} images match`;
     throw new TreeError(`Couldn't find a match. (${label(type, version, base)} in ${where}${why})`, "IndexError");
   }
-  return hits[0]!;
+  return hits[0];
 }
 
 export function removeImage(doc: IndexDoc, type: string, version: number, base: number | null | undefined, where: string): Image {
   const i = findImage(doc, type, version, base, where);
-  return doc.images.splice(i, 1)[0]!;
+  return doc.images.splice(i, 1)[0];
 }
 
 /** Sets `description` and `description_<lang>` (underscore form kept: §2.3 [QUIRK]). */
@@ -126,7 +126,7 @@ export function setDescription(
       throw new TreeError(`Cannot set description '${lang}' of ${label(type, version, base)}: it must be a language code with a string value`, "TypeError");
     }
   }
-  const img = doc.images[findImage(doc, type, version, base, where)]!;
+  const img = doc.images[findImage(doc, type, version, base, where)];
   img.description = description;
   for (const [lang, text] of entries) img[`description_${lang}`] = text as string;
 }

@@ -39,7 +39,7 @@ export function assertChannelName(name: unknown, verb = "create channel"): asser
     const why = segmentProblem(seg);
     if (why) throw new TreeError(`Cannot ${verb} '${name}': ${why}`, "ValueError");
   }
-  if (RESERVED_TOP.has(segs[0]!)) {
+  if (RESERVED_TOP.has(segs[0])) {
     throw new TreeError(`Cannot ${verb} '${name}': '${segs[0]}' is a reserved name at the top of the published tree`, "ValueError");
   }
   if (BAG_METHODS.has(name)) {

@@ -109,5 +109,5 @@ export function setTagOnVersionDetail(list: string[], tag: string | null | undef
 export function getTagsOnVersionDetail(list: readonly string[]): string | null {
   const item = list.find((i) => i.startsWith("tag="));
   // Python: item.split("=")[1] - a value containing "=" is cut there.
-  return item === undefined ? null : item.split("=")[1]!;
+  return item === undefined ? null : item.split("=")[1];
 }

@@ -9,7 +9,7 @@ import { rename, unlink } from "node:fs/promises";
 import { dirname, basename, join } from "node:path";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import { KeyError_ } from "../errors.js";
+import { errorMessage, KeyError_ } from "../errors.js";
 import { dumpPyJson } from "../format/pyjson.js";
 import { GnuTarWriter, readTar } from "../archive/tar/index.js";
 import { defaultCodec } from "../io/xz.js";
@@ -86,7 +86,7 @@ export async function readKeyringTarball(path: string, data?: Readable): Promise
       members.set(header.name, Buffer.concat(chunks));
     }
   } catch (err) {
-    throw new KeyError_(`Cannot read keyring ${path}: ${err instanceof Error ? err.message : err}`);
+    throw new KeyError_(`Cannot read keyring ${path}: ${errorMessage(err)}`);
   }
   const json = members.get("keyring.json");
   const gpg = members.get("keyring.gpg");
@@ -107,13 +107,13 @@ export async function readKeyringTarball(path: string, data?: Readable): Promise
   try {
     keys = await readPublicKeys(gpg);
   } catch (err) {
-    throw new KeyError_(`Cannot read keyring ${path}: keyring.gpg: ${err instanceof Error ? err.message : err}`);
+    throw new KeyError_(`Cannot read keyring ${path}: keyring.gpg: ${errorMessage(err)}`);
   }
   return { meta, keys, gpg };
 }
 
 export async function pipeFile(src: string, dst: NodeJS.WritableStream): Promise<void> {
   const r = createReadStream(src);
-  r.pipe(dst as NodeJS.WritableStream, { end: false });
+  r.pipe(dst, { end: false });
   await once(r, "end");
 }

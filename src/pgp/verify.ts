@@ -7,7 +7,7 @@ import { constants, publicDecrypt } from "node:crypto";
 import { createReadStream } from "node:fs";
 import type { Readable } from "node:stream";
 import * as openpgp from "openpgp";
-import { SignatureError } from "../errors.js";
+import { errorMessage, SignatureError } from "../errors.js";
 import type { PublicKeyInfo } from "./keys.js";
 import { DIGEST_INFO, HASHES, finishDigest, newHash } from "./packets.js";
 
@@ -32,12 +32,12 @@ async function parseSignatures(armored: string, what: string): Promise<ParsedSig
   try {
     sig = await openpgp.readSignature({ armoredSignature: armored });
   } catch (err) {
-    throw new SignatureError(`Cannot verify ${what}: unreadable signature (${err instanceof Error ? err.message : err})`);
+    throw new SignatureError(`Cannot verify ${what}: unreadable signature (${errorMessage(err)})`);
   }
   const out: ParsedSig[] = [];
   for (const p of sig.packets) {
     // v4 binary-document RSA signatures only: what the reference and our signer produce.
-    if (p.version !== 4 || p.signatureType !== 0 || p.publicKeyAlgorithm !== 1) continue;
+    if (p.version !== 4 || p.signatureType !== openpgp.enums.signature.binary || p.publicKeyAlgorithm !== openpgp.enums.publicKey.rsaEncryptSign) continue;
     if (!HASHES[p.hashAlgorithm as number] || !p.signatureData || !p.signedHashValue) continue;
     const params = (p as unknown as { params: { s: Uint8Array } }).params;
     out.push({

@@ -68,7 +68,7 @@ function forward(log: Logger, line: string): Record<string, unknown> | undefined
   }
   const { level, msg, ...fields } = rec;
   const lvl = (typeof level === "string" && LEVELS.has(level) ? level : "info") as Level;
-  log[lvl](String(msg ?? ""), fields as Fields);
+  log[lvl](typeof msg === "string" ? msg : msg === undefined ? "" : JSON.stringify(msg), fields as Fields);
   return rec;
 }
 

@@ -118,5 +118,5 @@ export function contentTypeOf(path: string): string {
   const name = path.slice(path.lastIndexOf("/") + 1);
   const dot = name.lastIndexOf(".");
   const ext = dot < 0 ? "" : name.slice(dot + 1).toLowerCase();
-  return Object.hasOwn(CONTENT_TYPES, ext) ? CONTENT_TYPES[ext]! : DEFAULT_CONTENT_TYPE;
+  return Object.hasOwn(CONTENT_TYPES, ext) ? CONTENT_TYPES[ext] : DEFAULT_CONTENT_TYPE;
 }

@@ -87,12 +87,12 @@ export function locateMissing(
   if (best !== undefined) {
     const rest = path.slice(best.length + 2).split("/");
     if (rest.length < 2) return undefined;
-    const device = rest[0]!;
+    const device = rest[0];
     return { channel: best, device, problem: doc!.get(best)!.has(device) ? "missing file" : "unknown device" };
   }
   return {
     channel: segments.slice(0, -2).join("/"),
-    device: segments[segments.length - 2]!,
+    device: segments[segments.length - 2],
     problem: doc ? "unknown channel" : "missing file",
   };
 }

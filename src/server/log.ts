@@ -36,7 +36,7 @@ export function jsonLineLogger(write: (lines: string) => void): ServerLogger {
     let start = 0;
     let size = 0;
     for (let i = 0; i < lines.length; i++) {
-      const n = Buffer.byteLength(lines[i]!) + 1;
+      const n = Buffer.byteLength(lines[i]) + 1;
       if (size + n > ATOMIC_WRITE && i > start) {
         write(lines.slice(start, i).join("\n"));
         start = i;

@@ -87,8 +87,8 @@ const CONDITIONAL = new Set(["if-match", "if-none-match", "if-modified-since", "
  */
 function isConditional(raw: string[]): boolean {
   for (let i = 0; i < raw.length; i += 2) {
-    const c = raw[i]!.charCodeAt(0) | 0x20; // 'i' or 'r', either case
-    if ((c === 0x69 || c === 0x72) && CONDITIONAL.has(raw[i]!.toLowerCase())) return true;
+    const c = raw[i].charCodeAt(0) | 0x20; // 'i' or 'r', either case
+    if ((c === 0x69 || c === 0x72) && CONDITIONAL.has(raw[i].toLowerCase())) return true;
   }
   return false;
 }
@@ -97,7 +97,7 @@ function isConditional(raw: string[]): boolean {
 export function rawHeader(req: IncomingMessage, lower: string): string | undefined {
   const raw = req.rawHeaders;
   for (let i = 0; i < raw.length; i += 2) {
-    if (raw[i]!.length === lower.length && raw[i]!.toLowerCase() === lower) return raw[i + 1];
+    if (raw[i].length === lower.length && raw[i].toLowerCase() === lower) return raw[i + 1];
   }
   return undefined;
 }
@@ -169,6 +169,6 @@ const first = (v: string | string[] | undefined) => (Array.isArray(v) ? v[0] : v
 /** ["A", "1", "B", "2"] → { A: "1", B: "2" }. */
 function pairs(flat: string[]): OutgoingHttpHeaders {
   const out: OutgoingHttpHeaders = {};
-  for (let i = 0; i < flat.length; i += 2) out[flat[i]!] = flat[i + 1];
+  for (let i = 0; i < flat.length; i += 2) out[flat[i]] = flat[i + 1];
   return out;
 }

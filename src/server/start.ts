@@ -4,7 +4,7 @@
  * plus any extra listeners a caller brings (the admin dashboard).
  */
 import type { IncomingMessage, RequestListener, ServerResponse } from "node:http";
-import { RequestCounts } from "../admin-server/request-counts.js";
+import { RequestCounts } from "./request-counts.js";
 import type { Config } from "../config/types.js";
 import { ConfigError } from "../errors.js";
 import { DeviceWatch } from "./device-watch.js";

@@ -42,7 +42,7 @@ export async function ensureSelfSignedCertificate(certPath: string, keyPath: str
   try {
     await run("openssl", [
       "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "825",
-      "-subj", `/CN=${names[0]!.slice(0, 64)}`,
+      "-subj", `/CN=${names[0].slice(0, 64)}`,
       "-addext", `subjectAltName=${san}`,
       "-keyout", tmpKey, "-out", tmpCert,
     ]);

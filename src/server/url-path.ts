@@ -13,11 +13,9 @@
 const ABSOLUTE_FORM = /^https?:\/\/[^/?#]*/i;
 
 /** Raw bytes that never belong in a request path we serve. */
-// eslint-disable-next-line no-control-regex
 const RAW_FORBIDDEN = /[\x00-\x1f\x7f\\]/;
 
 /** Decoded segment characters we refuse: separators and control bytes, `%` (double encoding). */
-// eslint-disable-next-line no-control-regex
 const DECODED_FORBIDDEN = /[\x00-\x1f\x7f/\\%]/;
 
 /**

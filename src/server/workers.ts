@@ -11,7 +11,7 @@
 import cluster, { type Worker } from "node:cluster";
 import { availableParallelism } from "node:os";
 import { fileURLToPath } from "node:url";
-import { addCounts, type CountsSnapshot, type RequestCounts } from "../admin-server/request-counts.js";
+import { addCounts, type CountsSnapshot, type RequestCounts } from "./request-counts.js";
 import { SiError, UsageError } from "../errors.js";
 import type { ServerLogger } from "./log.js";
 import type { StartOptions } from "./start.js";
@@ -120,7 +120,7 @@ export async function superviseWorkers(count: number, spec: WorkerSpec, logger: 
         logger.log({ level: "error", event: "worker-exit", worker: worker.process.pid, code, signal, msg: "Serve worker died; starting another" });
         const now = Date.now();
         crashes.push(now);
-        while (crashes.length > 0 && crashes[0]! < now - CRASH_WINDOW_MS) crashes.shift();
+        while (crashes.length > 0 && crashes[0] < now - CRASH_WINDOW_MS) crashes.shift();
         if (crashes.length >= CRASH_LIMIT) {
           logger.log({ level: "error", event: "workers-crashing", msg: `${CRASH_LIMIT} worker deaths within a minute: giving up` });
           return giveUp(false);

@@ -13,7 +13,7 @@ export class LockingQueue extends OpQueue {
   private active = 0;
   private lock?: GlobalLock;
   /** The lock error of the current burst: the operations queued behind it fail the same way at once. */
-  private failure?: unknown;
+  private failure?: Error;
   private waiters: Array<() => void> = [];
 
   constructor(
@@ -33,8 +33,8 @@ export class LockingQueue extends OpQueue {
           try {
             this.lock = await acquireLock(this.statePath, { waitMs: this.waitMs, what: "run the shell's tree operations", onWait: this.onWait });
           } catch (err) {
-            this.failure = err;
-            throw err;
+            this.failure = err instanceof Error ? err : new Error(String(err));
+            throw this.failure;
           }
         }
         return await fn();

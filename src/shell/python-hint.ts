@@ -19,7 +19,7 @@ function isOneGroup(s: string): boolean {
   let depth = 0;
   let quote = "";
   for (let i = 0; i < s.length; i++) {
-    const c = s[i]!;
+    const c = s[i];
     if (quote) {
       if (c === "\\") i++;
       else if (c === quote) quote = "";
@@ -37,7 +37,7 @@ function iterable(src: string): string {
   const s = src.trim();
   if (isOneGroup(s)) return `[${s.slice(1, -1).trim().replace(/,$/, "")}]`;
   const range = /^range\((\s*\d+\s*)\)$/.exec(s);
-  if (range) return `Array.from({ length: ${range[1]!.trim()} }, (_, i) => i)`;
+  if (range) return `Array.from({ length: ${range[1].trim()} }, (_, i) => i)`;
   return awaited(s);
 }
 
@@ -58,12 +58,12 @@ function forLoop(code: string): string | undefined {
   const lines = code.replace(/\r/g, "").split("\n").filter((l) => l.trim() !== "");
   const head = /^(\s*)for\s+(.+?)\s+in\s+(.+?)\s*:\s*(.*)$/.exec(lines[0] ?? "");
   if (!head) return undefined;
-  const target = loopTarget(head[2]!);
+  const target = loopTarget(head[2]);
   if (!target) return undefined;
-  const indent = head[1]!.length;
+  const indent = head[1].length;
   const body = head[4] ? head[4].split(/;\s*/) : lines.slice(1).filter((l) => l.length - l.trimStart().length > indent);
   const statements = body.map((b) => b.trim()).filter(Boolean).map(statement);
-  const loop = `for (${target} of ${iterable(head[3]!)})`;
+  const loop = `for (${target} of ${iterable(head[3])})`;
   if (statements.length === 0) return `${loop} { ... }`;
   return statements.length === 1 ? `${loop} ${statements[0]}` : `${loop} { ${statements.join(" ")} }`;
 }

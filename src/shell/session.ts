@@ -167,7 +167,7 @@ export class ShellSession {
 /** An error's message, also for errors made in the script's own realm (not `instanceof Error` here). */
 export function messageOf(err: unknown): string {
   const m = (err as { message?: unknown } | null)?.message;
-  return (typeof m === "string" ? m : String(err)).split("\n")[0]!;
+  return (typeof m === "string" ? m : String(err)).split("\n")[0];
 }
 
 /** `label: message`, one line. */

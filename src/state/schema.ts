@@ -54,7 +54,7 @@ export function migrate(db: BetterSqlite3.Database): void {
   try {
     db.exec(SCHEMA_V0);
     const version = db.pragma("user_version", { simple: true }) as number;
-    for (let v = version; v < SCHEMA_VERSION; v++) db.exec(MIGRATIONS[v]!);
+    for (let v = version; v < SCHEMA_VERSION; v++) db.exec(MIGRATIONS[v]);
     if (version < SCHEMA_VERSION) db.pragma(`user_version = ${SCHEMA_VERSION}`);
     db.exec("COMMIT");
   } catch (err) {

@@ -149,7 +149,7 @@ export class Device {
 
   /** The single image of that type, version (and base, for deltas); IndexError otherwise. */
   getImage(type: string, version: number, base?: number | null): Promise<Image> {
-    return this.read("get_image", [type, version, base], (doc) => doc.images[findImage(doc, type, version, base, this.indexpath)]!);
+    return this.read("get_image", [type, version, base], (doc) => doc.images[findImage(doc, type, version, base, this.indexpath)]);
   }
 
   /** Removes the image get_image would return. */
@@ -193,6 +193,18 @@ export class Device {
       return true as const;
     });
   }
+
+  // The reference (snake_case) names, same functions: put on the prototype by addSnakeAliases
+  // below (so they are declared here, not defined).
+  /** @see Device.listImages */ declare list_images: Device["listImages"];
+  /** @see Device.createImage */ declare create_image: Device["createImage"];
+  /** @see Device.createImages */ declare create_images: Device["createImages"];
+  /** @see Device.getImage */ declare get_image: Device["getImage"];
+  /** @see Device.removeImage */ declare remove_image: Device["removeImage"];
+  /** @see Device.setDescription */ declare set_description: Device["setDescription"];
+  /** @see Device.expireImages */ declare expire_images: Device["expireImages"];
+  /** @see Device.getPhasedPercentage */ declare get_phased_percentage: Device["getPhasedPercentage"];
+  /** @see Device.setPhasedPercentage */ declare set_phased_percentage: Device["setPhasedPercentage"];
 }
 
 export const DEVICE_METHODS = [
@@ -207,16 +219,4 @@ export const DEVICE_METHODS = [
   "setPhasedPercentage",
 ] as const;
 
-/** The reference (snake_case) names, same functions. */
-export interface Device {
-  /** @see Device.listImages */ list_images: Device["listImages"];
-  /** @see Device.createImage */ create_image: Device["createImage"];
-  /** @see Device.createImages */ create_images: Device["createImages"];
-  /** @see Device.getImage */ get_image: Device["getImage"];
-  /** @see Device.removeImage */ remove_image: Device["removeImage"];
-  /** @see Device.setDescription */ set_description: Device["setDescription"];
-  /** @see Device.expireImages */ expire_images: Device["expireImages"];
-  /** @see Device.getPhasedPercentage */ get_phased_percentage: Device["getPhasedPercentage"];
-  /** @see Device.setPhasedPercentage */ set_phased_percentage: Device["setPhasedPercentage"];
-}
 addSnakeAliases(Device.prototype, DEVICE_METHODS);

@@ -66,7 +66,7 @@ export async function listReferenced(root: string, channels: ChannelsDoc): Promi
   const out = referencedFiles(
     root,
     channels,
-    (c, d) => deviceDirOf(root, channels[c]!.devices[d]!.index),
+    (c, d) => deviceDirOf(root, channels[c].devices[d].index),
     (dir) => indexes.get(dir)!,
   );
   // Superseded index copies stay a while for devices holding an older channels.json.

@@ -1,31 +1,22 @@
 /**
- * Channel- and device-level Tree operations (server-reference §7.1, §7.2) inside one
- * transaction. They call each other the way the reference does (create_device runs
- * sync_aliases and sync_redirects, ...), but everything lands in a single commit.
+ * Channel-level Tree operations (server-reference §7.1) inside one transaction; the device
+ * operations and the alias sync they trigger are in ops-device.ts. They call each other the
+ * way the reference does (create_channel_alias syncs the alias, ...), but everything lands
+ * in a single commit.
  */
 import { readdir } from "node:fs/promises";
 import { join } from "node:path";
 import { TreeError } from "../errors.js";
 import { compareCodePoints } from "../format/pyjson.js";
 import * as ch from "../model/channels.js";
-import { urlPathProblem } from "../model/naming.js";
-import { opSyncAlias } from "./ops-alias.js";
-import { assertInside, deviceDirOf, exists, expandPath, isDir } from "./paths.js";
+import { nestedChannelDirs, opCreateDevice, opSyncAlias } from "./ops-device.js";
+import { assertInside, deviceDirOf, exists, isDir } from "./paths.js";
 import type { Txn } from "./txn.js";
 
 /** Directory of a device as get_device resolves it (the target's, for redirects). */
 export async function deviceDir(t: Txn, channel: string, device: string): Promise<string> {
   const entry = ch.requireDevice(await t.channels(), channel, device);
   return deviceDirOf(t.ctx.root, entry.index);
-}
-
-/** Sub-directories of `<root>/<name>` that belong to nested channels (`name/x/...`). */
-function nestedChannelDirs(t: Txn, doc: ch.ChannelsDoc, name: string): Set<string> {
-  const keep = new Set<string>();
-  for (const other of Object.keys(doc)) {
-    if (other.startsWith(name + "/")) keep.add(join(t.ctx.root, name, other.slice(name.length + 1).split("/")[0]!));
-  }
-  return keep;
 }
 
 export async function opCreateChannel(t: Txn, name: string): Promise<void> {
@@ -50,8 +41,8 @@ export async function opCreateChannelRedirect(t: Txn, name: string, target: stri
 export async function opChangeChannelAlias(t: Txn, name: string, target: string): Promise<void> {
   const doc = await t.channels(true);
   ch.assertChangeableAlias(doc, name, target);
-  for (const [d, e] of Object.entries(doc[name]!.devices)) {
-    if (ch.isPerDeviceRedirect(e) || !Object.hasOwn(doc[target]!.devices, d)) continue;
+  for (const [d, e] of Object.entries(doc[name].devices)) {
+    if (ch.isPerDeviceRedirect(e) || !Object.hasOwn(doc[target].devices, d)) continue;
     (await t.index(join(deviceDirOf(t.ctx.root, e.index), "index.json"), { write: true })).images = [];
   }
   await opRemoveChannel(t, name);
@@ -88,7 +79,7 @@ export async function opRenameChannel(t: Txn, oldName: string, newName: string):
   ch.renameChannel(structuredClone(doc), oldName, newName); // all checks, on a scratch copy
   const oldDir = join(t.ctx.root, oldName);
   const newDir = join(t.ctx.root, newName);
-  const moveDir = !Object.hasOwn(doc[oldName]!, "redirect");
+  const moveDir = !Object.hasOwn(doc[oldName], "redirect");
   if (moveDir && exists(newDir)) throw new TreeError(`Channel path already exists: ${newDir}`, "Exception");
   const keep = nestedChannelDirs(t, doc, oldName);
   const plan = ch.renameChannel(doc, oldName, newName);
@@ -114,74 +105,8 @@ export async function opRenameChannel(t: Txn, oldName: string, newName: string):
   t.removeAfterCommit(oldDir, keep);
 }
 
-export async function opSyncAliases(t: Txn, channel: string): Promise<void> {
-  const doc = await t.channels();
-  ch.requireChannel(doc, channel);
-  for (const a of ch.aliasesOf(doc, channel)) await opSyncAlias(t, a);
-}
-
-/** Rebuilds every redirect to `channel` as a fresh copy (§7.1). */
-export async function opSyncRedirects(t: Txn, channel: string): Promise<void> {
-  const doc = await t.channels();
-  ch.requireChannel(doc, channel);
-  const redirects = ch.redirectsOf(doc, channel);
-  if (redirects.length === 0) return;
-  await t.channels(true);
-  for (const r of redirects) {
-    ch.removeChannel(doc, r); // also drops per-device redirects to r, as the reference does
-    ch.refreshRedirect(doc, r, channel);
-  }
-}
-
-export async function opCleanupDeviceRedirects(t: Txn, channel: string, device?: string): Promise<void> {
-  ch.cleanupDeviceRedirects(await t.channels(true), channel, device);
-}
-
-export async function opCreateDevice(t: Txn, channel: string, device: string, keyringPath?: string | null): Promise<void> {
-  const doc = await t.channels(true);
-  ch.createDevice(doc, channel, device);
-  const dir = join(t.ctx.root, channel, device);
-  assertInside(t.ctx.root, dir, "create device directory");
-  await t.mkdirp(dir);
-  // An existing index is kept (and validated); a missing one is created empty and signed.
-  await t.index(join(dir, "index.json"), { write: true });
-  if (keyringPath) await opSetDeviceKeyring(t, channel, device, keyringPath);
-  await opSyncAliases(t, channel);
-  await opSyncRedirects(t, channel);
-}
-
 export async function opCreatePerDeviceRedirect(t: Txn, device: string, channel: string, target: string): Promise<void> {
   ch.createPerDeviceRedirect(await t.channels(true), device, channel, target);
-}
-
-export async function opRemoveDevice(t: Txn, channel: string, device: string): Promise<void> {
-  const doc = await t.channels(true);
-  const entry = ch.removeDevice(doc, channel, device);
-  const dir = join(t.ctx.root, channel, device);
-  // A per-device redirect owns no files: the directory it names is the target's (§7.2).
-  if (!ch.isPerDeviceRedirect(entry) && exists(dir)) {
-    assertInside(t.ctx.root, dir, "remove device directory");
-    t.removeAfterCommit(dir, nestedChannelDirs(t, doc, `${channel}/${device}`));
-  }
-  await opSyncAliases(t, channel);
-  await opSyncRedirects(t, channel);
-  await opCleanupDeviceRedirects(t, channel, device);
-}
-
-/** `path` relative to the tree or absolute inside it (§7.5); null removes the keyring. */
-export async function opSetDeviceKeyring(t: Txn, channel: string, device: string, path: string | null): Promise<void> {
-  const doc = await t.channels(true);
-  const entry = ch.requireDevice(doc, channel, device);
-  if (path === null) {
-    delete entry.keyring;
-    return;
-  }
-  const { abspath, url } = expandPath(path, t.ctx.root);
-  if (!exists(abspath)) throw new TreeError(`Specified GPG keyring doesn't exists: ${abspath}`, "Exception");
-  if (!exists(`${abspath}.asc`)) throw new TreeError(`The GPG keyring signature doesn't exists: ${abspath}.asc`, "Exception");
-  const bad = urlPathProblem(url);
-  if (bad) throw new TreeError(`Cannot use ${abspath} as the keyring of ${channel}/${device}: its URL path ${url} is unusable, ${bad}`, "ValueError");
-  ch.setDeviceKeyring(doc, channel, device, url);
 }
 
 export const GENERATE_INDEX_MAGIC = "I know what I'm doing";

@@ -15,7 +15,7 @@ import { Device } from "./device.js";
 import { listMissing, listOrphaned, removeOrphans } from "./files.js";
 import { publishKeyringFiles } from "./keyrings.js";
 import * as ops from "./ops.js";
-import { opSyncAlias } from "./ops-alias.js";
+import * as deviceOps from "./ops-device.js";
 import { deviceDirOf, expandPath, isDir, type ExpandedPath } from "./paths.js";
 import type { Txn } from "./txn.js";
 
@@ -105,22 +105,22 @@ export class Tree {
 
   /** sync_alias for every alias of `channel` (not those that are also redirects). */
   syncAliases(channel: string): Promise<true> {
-    return this.change("sync_aliases", [channel], (t) => ops.opSyncAliases(t, channel));
+    return this.change("sync_aliases", [channel], (t) => deviceOps.opSyncAliases(t, channel));
   }
 
   /** Makes alias `alias` a copy of its target. TypeError `Not a channel alias: <a>`. */
   syncAlias(alias: string): Promise<true> {
-    return this.change("sync_alias", [alias], (t) => opSyncAlias(t, alias));
+    return this.change("sync_alias", [alias], (t) => deviceOps.opSyncAlias(t, alias));
   }
 
   /** Rebuilds every channel redirect to `channel`. */
   syncRedirects(channel: string): Promise<true> {
-    return this.change("sync_redirects", [channel], (t) => ops.opSyncRedirects(t, channel));
+    return this.change("sync_redirects", [channel], (t) => deviceOps.opSyncRedirects(t, channel));
   }
 
   /** Removes per-device redirects to `channel` (only `device`'s, when given). */
   cleanupDeviceRedirects(channel: string, device?: string): Promise<true> {
-    return this.change("cleanup_device_redirects", [channel, device], (t) => ops.opCleanupDeviceRedirects(t, channel, device));
+    return this.change("cleanup_device_redirects", [channel, device], (t) => deviceOps.opCleanupDeviceRedirects(t, channel, device));
   }
 
   /** Emergency rebuild of channels.json from the directories; magic `I know what I'm doing`. */
@@ -141,7 +141,7 @@ export class Tree {
 
   /** Adds a device: its directory, an empty signed index.json, then alias/redirect syncs. */
   createDevice(channel: string, device: string, keyringPath?: string | null): Promise<true> {
-    return this.change("create_device", [channel, device, keyringPath], (t) => ops.opCreateDevice(t, channel, device, keyringPath));
+    return this.change("create_device", [channel, device, keyringPath], (t) => deviceOps.opCreateDevice(t, channel, device, keyringPath));
   }
 
   /** `channel`'s `device` follows `target`'s index (no files of its own). */
@@ -153,7 +153,7 @@ export class Tree {
 
   /** Removes a device and its directory (not for per-device redirects), then syncs. */
   removeDevice(channel: string, device: string): Promise<true> {
-    return this.change("remove_device", [channel, device], (t) => ops.opRemoveDevice(t, channel, device));
+    return this.change("remove_device", [channel, device], (t) => deviceOps.opRemoveDevice(t, channel, device));
   }
 
   /** The Device for `channel`/`device` (a redirect's target directory). */
@@ -173,7 +173,7 @@ export class Tree {
 
   /** Sets a device's keyring (`path` relative to the tree or absolute inside it; null unsets). */
   setDeviceKeyring(channel: string, device: string, path: string | null): Promise<true> {
-    return this.change("set_device_keyring", [channel, device, path], (t) => ops.opSetDeviceKeyring(t, channel, device, path));
+    return this.change("set_device_keyring", [channel, device, path], (t) => deviceOps.opSetDeviceKeyring(t, channel, device, path));
   }
 
   /** Referenced files that do not exist, sorted. */
@@ -199,6 +199,34 @@ export class Tree {
   expandPath(path: string): ExpandedPath {
     return expandPath(path, this.path);
   }
+
+  // The reference (snake_case) names, same functions: put on the prototype by addSnakeAliases
+  // below (so they are declared here, not defined).
+  /** @see Tree.listChannels */ declare list_channels: Tree["listChannels"];
+  /** @see Tree.listDevices */ declare list_devices: Tree["listDevices"];
+  /** @see Tree.createChannel */ declare create_channel: Tree["createChannel"];
+  /** @see Tree.createChannelAlias */ declare create_channel_alias: Tree["createChannelAlias"];
+  /** @see Tree.createChannelRedirect */ declare create_channel_redirect: Tree["createChannelRedirect"];
+  /** @see Tree.changeChannelAlias */ declare change_channel_alias: Tree["changeChannelAlias"];
+  /** @see Tree.hideChannel */ declare hide_channel: Tree["hideChannel"];
+  /** @see Tree.showChannel */ declare show_channel: Tree["showChannel"];
+  /** @see Tree.removeChannel */ declare remove_channel: Tree["removeChannel"];
+  /** @see Tree.renameChannel */ declare rename_channel: Tree["renameChannel"];
+  /** @see Tree.syncAliases */ declare sync_aliases: Tree["syncAliases"];
+  /** @see Tree.syncAlias */ declare sync_alias: Tree["syncAlias"];
+  /** @see Tree.syncRedirects */ declare sync_redirects: Tree["syncRedirects"];
+  /** @see Tree.cleanupDeviceRedirects */ declare cleanup_device_redirects: Tree["cleanupDeviceRedirects"];
+  /** @see Tree.generateIndex */ declare generate_index: Tree["generateIndex"];
+  /** @see Tree.publishKeyring */ declare publish_keyring: Tree["publishKeyring"];
+  /** @see Tree.createDevice */ declare create_device: Tree["createDevice"];
+  /** @see Tree.createPerDeviceChannelRedirect */ declare create_per_device_channel_redirect: Tree["createPerDeviceChannelRedirect"];
+  /** @see Tree.removeDevice */ declare remove_device: Tree["removeDevice"];
+  /** @see Tree.getDevice */ declare get_device: Tree["getDevice"];
+  /** @see Tree.setDeviceKeyring */ declare set_device_keyring: Tree["setDeviceKeyring"];
+  /** @see Tree.listMissingFiles */ declare list_missing_files: Tree["listMissingFiles"];
+  /** @see Tree.listOrphanedFiles */ declare list_orphaned_files: Tree["listOrphanedFiles"];
+  /** @see Tree.cleanupTree */ declare cleanup_tree: Tree["cleanupTree"];
+  /** @see Tree.expandPath */ declare expand_path: Tree["expandPath"];
 }
 
 export const TREE_METHODS = [
@@ -229,34 +257,6 @@ export const TREE_METHODS = [
   "expandPath",
 ] as const;
 
-/** The reference (snake_case) names, same functions. */
-export interface Tree {
-  /** @see Tree.listChannels */ list_channels: Tree["listChannels"];
-  /** @see Tree.listDevices */ list_devices: Tree["listDevices"];
-  /** @see Tree.createChannel */ create_channel: Tree["createChannel"];
-  /** @see Tree.createChannelAlias */ create_channel_alias: Tree["createChannelAlias"];
-  /** @see Tree.createChannelRedirect */ create_channel_redirect: Tree["createChannelRedirect"];
-  /** @see Tree.changeChannelAlias */ change_channel_alias: Tree["changeChannelAlias"];
-  /** @see Tree.hideChannel */ hide_channel: Tree["hideChannel"];
-  /** @see Tree.showChannel */ show_channel: Tree["showChannel"];
-  /** @see Tree.removeChannel */ remove_channel: Tree["removeChannel"];
-  /** @see Tree.renameChannel */ rename_channel: Tree["renameChannel"];
-  /** @see Tree.syncAliases */ sync_aliases: Tree["syncAliases"];
-  /** @see Tree.syncAlias */ sync_alias: Tree["syncAlias"];
-  /** @see Tree.syncRedirects */ sync_redirects: Tree["syncRedirects"];
-  /** @see Tree.cleanupDeviceRedirects */ cleanup_device_redirects: Tree["cleanupDeviceRedirects"];
-  /** @see Tree.generateIndex */ generate_index: Tree["generateIndex"];
-  /** @see Tree.publishKeyring */ publish_keyring: Tree["publishKeyring"];
-  /** @see Tree.createDevice */ create_device: Tree["createDevice"];
-  /** @see Tree.createPerDeviceChannelRedirect */ create_per_device_channel_redirect: Tree["createPerDeviceChannelRedirect"];
-  /** @see Tree.removeDevice */ remove_device: Tree["removeDevice"];
-  /** @see Tree.getDevice */ get_device: Tree["getDevice"];
-  /** @see Tree.setDeviceKeyring */ set_device_keyring: Tree["setDeviceKeyring"];
-  /** @see Tree.listMissingFiles */ list_missing_files: Tree["listMissingFiles"];
-  /** @see Tree.listOrphanedFiles */ list_orphaned_files: Tree["listOrphanedFiles"];
-  /** @see Tree.cleanupTree */ cleanup_tree: Tree["cleanupTree"];
-  /** @see Tree.expandPath */ expand_path: Tree["expandPath"];
-}
 addSnakeAliases(Tree.prototype, TREE_METHODS);
 
 /** A Tree over `config.publish_path`, signing with `signer` (default: the instance's keys). */

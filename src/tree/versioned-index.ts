@@ -96,5 +96,5 @@ export async function listIndexCopies(dir: string): Promise<string[]> {
 export async function retainedIndexCopies(dir: string, now = Date.now()): Promise<string[]> {
   const copies = await listIndexCopies(dir);
   const mtimes = await Promise.all(copies.map(async (p) => (await stat(p).catch(() => null))?.mtimeMs ?? 0));
-  return copies.filter((_, i) => mtimes[i]! > now - RETAIN_MS);
+  return copies.filter((_, i) => mtimes[i] > now - RETAIN_MS);
 }

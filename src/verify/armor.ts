@@ -28,12 +28,12 @@ export function crc24(data: Uint8Array): number {
 export function armorDamage(text: string): string | null {
   const lines = text.split(/\r?\n/);
   let i = 0;
-  while (i < lines.length && lines[i]!.trim() === "") i++;
+  while (i < lines.length && lines[i].trim() === "") i++;
   if (lines[i] !== BEGIN) return `it does not start with "${BEGIN}"`;
   i++;
   // Armour headers ("Version: ...", "Comment: ...") end at the first empty line.
   while (i < lines.length && lines[i] !== "") {
-    if (!HEADER_LINE.test(lines[i]!)) return `line ${i + 1} is neither an armour header nor the blank line before the data`;
+    if (!HEADER_LINE.test(lines[i])) return `line ${i + 1} is neither an armour header nor the blank line before the data`;
     i++;
   }
   if (i >= lines.length) return "it has no blank line before the signature data";
@@ -41,7 +41,7 @@ export function armorDamage(text: string): string | null {
   const body: string[] = [];
   let crcLine: string | undefined;
   for (; i < lines.length && lines[i] !== END; i++) {
-    const line = lines[i]!;
+    const line = lines[i];
     if (crcLine !== undefined) return `line ${i + 1} follows the checksum line`;
     if (line.startsWith("=") && line.length === 5) crcLine = line.slice(1);
     else if (!BASE64_LINE.test(line)) return `line ${i + 1} is not base64`;

@@ -20,7 +20,7 @@ export function longVersion(img: Image, device: string): string {
   for (const f of img.files ?? []) {
     const name = f.path.split("/").pop() ?? "";
     // file_name.split("-")[1].split(".full.")[0].split(".delta.")[0]
-    const version = () => (name.split("-")[1] ?? "").split(".full.")[0]!.split(".delta.")[0]!;
+    const version = () => (name.split("-")[1] ?? "").split(".full.")[0].split(".delta.")[0];
     if (name.startsWith("ubuntu-")) details.push(`ubuntu=${version()}`);
     else if (name.startsWith(`${device}-`)) details.push(`${device}=${version()}`);
     else if (name.startsWith("custom-")) details.push(`custom=${version()}`);

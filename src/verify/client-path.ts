@@ -27,7 +27,7 @@ export function imageHash(img: Image): number {
 export function pySetOrder<T>(items: Iterable<T>, hash: (item: T) => number): T[] {
   type Slot = { h: number; v: T };
   const LINEAR_PROBES = 9;
-  let table: (Slot | undefined)[] = new Array(8);
+  let table = new Array<Slot | undefined>(8);
   let mask = 7;
   let fill = 0;
   const place = (tbl: (Slot | undefined)[], m: number, slot: Slot, dedupe: boolean): boolean => {
@@ -53,7 +53,7 @@ export function pySetOrder<T>(items: Iterable<T>, hash: (item: T) => number): T[
     if (fill * 5 < mask * 3) continue;
     let size = 8;
     while (size <= fill * 4) size *= 2; // no deletions here, so used == fill
-    const next: (Slot | undefined)[] = new Array(size);
+    const next = new Array<Slot | undefined>(size);
     for (const s of table) if (s) place(next, size - 1, s, false);
     table = next;
     mask = size - 1;
@@ -81,7 +81,7 @@ export function getCandidates(images: readonly Image[], build: number): Image[][
   const paths: Image[][] = [];
   while (queue.length > 0) {
     const path = queue.shift()!;
-    let current = path[path.length - 1]!;
+    let current = path[path.length - 1];
     for (;;) {
       const next = deltas.filter((d) => d.base === current.version);
       if (next.length === 0) {
@@ -102,11 +102,11 @@ const pathSize = (path: Image[]) => path.reduce((n, img) => n + img.files.reduce
 /** WeightedScorer.score: 100 per bootme, +1 per MiB over the smallest, +9001 per version short. */
 export function weightedScores(candidates: Image[][]): number[] {
   if (candidates.length === 0) return [];
-  const maxBuild = Math.max(0, ...candidates.map((p) => p[p.length - 1]!.version));
+  const maxBuild = Math.max(0, ...candidates.map((p) => p[p.length - 1].version));
   const minSize = Math.min(...candidates.map(pathSize));
   return candidates.map((path) => {
     const reboots = path.filter((i) => i.bootme).length;
-    const distance = maxBuild - path[path.length - 1]!.version;
+    const distance = maxBuild - path[path.length - 1].version;
     return 100 * reboots + Math.floor((pathSize(path) - minSize) / MiB) + 9001 * distance;
   });
 }
@@ -132,11 +132,11 @@ export function choosePath(
 ): Choice {
   if (candidates.length === 0) return { winner: [], ranked: [], phase: opts.phaseOverride ?? 0 };
   const scores = weightedScores(candidates);
-  const ranked = candidates.map((path, i) => ({ score: scores[i]!, i, path })).sort((a, b) => a.score - b.score || a.i - b.i);
-  const maxTarget = Math.max(...candidates.map((p) => p[p.length - 1]!.version));
+  const ranked = candidates.map((path, i) => ({ score: scores[i], i, path })).sort((a, b) => a.score - b.score || a.i - b.i);
+  const maxTarget = Math.max(...candidates.map((p) => p[p.length - 1].version));
   const phase = opts.phaseOverride ?? devicePhase(opts.channel, maxTarget, opts.machineId);
   const winner = ranked.find(({ path }) => {
-    const pct = phasedPercentage(path[path.length - 1]!);
+    const pct = phasedPercentage(path[path.length - 1]);
     return pct > 0 && phase <= pct;
   });
   return { winner: winner?.path ?? [], ranked: ranked.map(({ score, path }) => ({ score, path })), phase };
@@ -159,8 +159,8 @@ function compareEntries(a: { n: number; file: FileEntry }, b: { n: number; file:
   const ka = [a.n, a.file.order, basename(a.file.path), basename(a.file.signature)] as const;
   const kb = [b.n, b.file.order, basename(b.file.path), basename(b.file.signature)] as const;
   for (let i = 0; i < 4; i++) {
-    if (ka[i]! < kb[i]!) return -1;
-    if (ka[i]! > kb[i]!) return 1;
+    if (ka[i] < kb[i]) return -1;
+    if (ka[i] > kb[i]) return 1;
   }
   return 0;
 }

@@ -78,7 +78,7 @@ export function checkChannels(text: string): { doc?: ChannelsDoc; findings: Find
       }
       if (!bad) devices[dev] = entry as ChannelsDoc[string]["devices"][string];
     }
-    doc[name] = { ...(ch as object), devices } as ChannelsDoc[string];
+    doc[name] = { ...(ch as object), devices };
   }
   return { doc, findings };
 }

@@ -6,6 +6,7 @@
  */
 import { createReadStream } from "node:fs";
 import { readTar } from "../archive/tar/index.js";
+import { errorMessage } from "../errors.js";
 import { defaultCodec } from "../io/xz.js";
 import { readPublicKeys, type PublicKeyInfo } from "../pgp/keys.js";
 
@@ -54,7 +55,7 @@ export async function inspectKeyring(path: string, expectedType: string, opts: {
   try {
     members = await readMembers(path);
   } catch (err) {
-    out.fatal = `cannot be read as an xz-compressed tar (${err instanceof Error ? err.message : err})`;
+    out.fatal = `cannot be read as an xz-compressed tar (${errorMessage(err)})`;
     return out;
   }
   out.members = members.order;
@@ -69,9 +70,9 @@ export async function inspectKeyring(path: string, expectedType: string, opts: {
     try {
       const meta = JSON.parse(text) as unknown;
       if (typeof meta !== "object" || meta === null || Array.isArray(meta)) throw new Error("not an object");
-      out.meta = meta as KeyringMeta;
+      out.meta = meta;
     } catch (err) {
-      out.defects.push(`keyring.json is not a JSON object (${err instanceof Error ? err.message : err})`);
+      out.defects.push(`keyring.json is not a JSON object (${errorMessage(err)})`);
     }
     const m = out.meta;
     if (m) {
@@ -96,7 +97,7 @@ export async function inspectKeyring(path: string, expectedType: string, opts: {
   try {
     out.keys = await readPublicKeys(gpg);
   } catch (err) {
-    out.fatal = `keyring.gpg is not an OpenPGP keyring (${err instanceof Error ? err.message : err})`;
+    out.fatal = `keyring.gpg is not an OpenPGP keyring (${errorMessage(err)})`;
     return out;
   }
   if (out.keys.length === 0 && expectedType !== "blacklist") out.defects.push("keyring.gpg holds no RSA key: nothing it signs can verify");

@@ -23,7 +23,7 @@ export class MersenneTwister {
     const mt = this.mt;
     mt[0] = s >>> 0;
     for (let i = 1; i < N; i++) {
-      const prev = mt[i - 1]!;
+      const prev = mt[i - 1];
       mt[i] = (Math.imul(1812433253, prev ^ (prev >>> 30)) + i) >>> 0;
     }
     this.mti = N;
@@ -36,8 +36,8 @@ export class MersenneTwister {
     let i = 1;
     let j = 0;
     for (let k = Math.max(N, key.length); k > 0; k--) {
-      const prev = mt[i - 1]!;
-      mt[i] = ((mt[i]! ^ Math.imul(prev ^ (prev >>> 30), 1664525)) + key[j]! + j) >>> 0;
+      const prev = mt[i - 1];
+      mt[i] = ((mt[i] ^ Math.imul(prev ^ (prev >>> 30), 1664525)) + key[j] + j) >>> 0;
       i++;
       j++;
       if (i >= N) {
@@ -47,8 +47,8 @@ export class MersenneTwister {
       if (j >= key.length) j = 0;
     }
     for (let k = N - 1; k > 0; k--) {
-      const prev = mt[i - 1]!;
-      mt[i] = ((mt[i]! ^ Math.imul(prev ^ (prev >>> 30), 1566083941)) - i) >>> 0;
+      const prev = mt[i - 1];
+      mt[i] = ((mt[i] ^ Math.imul(prev ^ (prev >>> 30), 1566083941)) - i) >>> 0;
       i++;
       if (i >= N) {
         mt[0] = mt[N - 1]!;
@@ -62,8 +62,8 @@ export class MersenneTwister {
     const mt = this.mt;
     if (this.mti >= N) {
       const twist = (a: number, b: number, c: number) => {
-        const y = (mt[a]! & UPPER) | (mt[b]! & LOWER);
-        return (mt[c]! ^ (y >>> 1) ^ (y & 1 ? MATRIX_A : 0)) >>> 0;
+        const y = (mt[a] & UPPER) | (mt[b] & LOWER);
+        return (mt[c] ^ (y >>> 1) ^ (y & 1 ? MATRIX_A : 0)) >>> 0;
       };
       let kk = 0;
       for (; kk < N - M; kk++) mt[kk] = twist(kk, kk + 1, kk + M);
@@ -71,7 +71,7 @@ export class MersenneTwister {
       mt[N - 1] = twist(N - 1, 0, M - 1);
       this.mti = 0;
     }
-    let y = mt[this.mti++]!;
+    let y = mt[this.mti++];
     y ^= y >>> 11;
     y ^= (y << 7) & 0x9d2c5680;
     y ^= (y << 15) & 0xefc60000;
@@ -104,7 +104,7 @@ function wordsOf(bigEndian: Buffer): number[] {
   const words: number[] = [];
   for (let end = bytes.length; end > 0; end -= 4) {
     let w = 0;
-    for (let p = Math.max(0, end - 4); p < end; p++) w = w * 256 + bytes[p]!;
+    for (let p = Math.max(0, end - 4); p < end; p++) w = w * 256 + bytes[p];
     words.push(w >>> 0);
   }
   return words.length > 0 ? words : [0];

@@ -165,7 +165,7 @@ export async function verifyTree(config: Config, opts: VerifyTreeOptions = {}): 
     const referenced = referencedFiles(
       root,
       channels,
-      (ch, d) => deviceDirOf(root, channels[ch]!.devices[d]!.index),
+      (ch, d) => deviceDirOf(root, channels[ch].devices[d].index),
       (dir) => byDir.get(dir) ?? docs.indexes.get(join(dir, "index.json")) ?? { global: {}, images: [] },
     );
     // Superseded copies stay RETAIN_MS for devices holding an older channels.json.

@@ -43,7 +43,7 @@ describe("copy-image", () => {
     expect(images).toHaveLength(1);
     expect(images[0]).toMatchObject({ type: "full", version: 1, version_detail: detail, description: detail, "phased-percentage": 30 });
     // Pool files are shared, not copied; only the version tarball is new.
-    expect(images[0]!.files.map((f) => [f.order, f.path])).toEqual([
+    expect(images[0].files.map((f) => [f.order, f.path])).toEqual([
       [0, "/pool/ubports-aaaa.tar.xz"],
       [1, "/pool/device-dddd.tar.xz"],
       [2, "/pool/keyring-kkkk.tar.xz"],
@@ -83,7 +83,7 @@ describe("copy-image", () => {
       ["full", 2, null],
       ["delta", 2, 1],
     ]);
-    expect(images[2]!.files.map((f) => f.order)).toEqual([0, 1, 2]);
+    expect(images[2].files.map((f) => f.order)).toEqual([0, 1, 2]);
     expect(images.every((i) => i["phased-percentage"] === undefined)).toBe(true);
     const p = (rel: string) => join(fx.pub, rel);
     expect(applyCheck(p("pool/ubports-aaaa.tar.xz"), p("pool/ubports-bbbb.tar.xz"), p("pool/ubports-bbbb.delta-ubports-aaaa.tar.xz"))).toEqual([]);
@@ -180,8 +180,8 @@ describe("copy-image", () => {
       expect(r.stdout).toContain("I: push notification sent");
       expect(seen).toHaveLength(1);
       expect(seen[0]).toMatchObject({ method: "POST", url: "/broadcast", type: "application/json" });
-      const m = /^\{"channel": "system", "expire_on": "(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)Z", "data": \{"rc\/mako": \[1, ""\]\}\}$/.exec(seen[0]!.body);
-      expect(m, seen[0]!.body).not.toBeNull();
+      const m = /^\{"channel": "system", "expire_on": "(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)Z", "data": \{"rc\/mako": \[1, ""\]\}\}$/.exec(seen[0].body);
+      expect(m, seen[0].body).not.toBeNull();
       const expires = Date.parse(`${m![1]}Z`);
       expect(expires).toBeGreaterThanOrEqual(Math.floor(t0 / 1000) * 1000 + 86_400_000);
       expect(expires).toBeLessThanOrEqual(Date.now() + 86_400_000);
@@ -190,7 +190,7 @@ describe("copy-image", () => {
       const r2 = await siAsync(fx.inst, ["copy-image", "devel", "rc", "flo", "-q", "--push-url", url]);
       expect(r2.status, r2.stderr).toBe(0);
       expect(r2.stderr).toMatch(/^E: push notification to http:\/\/127\.0\.0\.1:\d+\/broadcast failed: HTTP 503/m);
-      expect(seen[1]!.body).toContain('"data": {"rc/flo": [1, ""]}');
+      expect(seen[1].body).toContain('"data": {"rc/flo": [1, ""]}');
       expect(readIndex(fx, "rc", "flo").images.map((i) => i.version)).toEqual([1]);
       // Without -q nothing is sent.
       await publishFull(fx, "devel", "mako", 2, ["pool/device-dddd.tar.xz"], ["x=2"]);

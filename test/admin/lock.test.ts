@@ -29,7 +29,7 @@ setInterval(() => {}, 1 << 30);`;
   const child = spawn(process.execPath, ["--input-type=module", "-e", code], { stdio: ["ignore", "pipe", "inherit"] });
   holders.push(child);
   await new Promise<void>((resolve, reject) => {
-    child.stdout!.on("data", (d: Buffer) => d.toString().includes("locked") && resolve());
+    child.stdout.on("data", (d: Buffer) => d.toString().includes("locked") && resolve());
     child.once("exit", (c) => reject(new Error(`lock holder exited with ${c}`)));
   });
   return child;

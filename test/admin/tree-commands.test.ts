@@ -51,7 +51,7 @@ describe("channel and device subcommands", () => {
 
     expect(fx.ok("device", "remove", "devel", "flo")).toBe("I: removed device devel/flo\n");
     // Per-device redirects to a removed device go with it.
-    expect(channels()["testing/rc"]!.devices).toEqual({ mako: { index: "/testing/rc/mako/index.json" } });
+    expect(channels()["testing/rc"].devices).toEqual({ mako: { index: "/testing/rc/mako/index.json" } });
     expect(fx.ok("channel", "remove", "devel")).toBe("I: removed channel devel\n");
     expect(existsSync(join(fx.pub, "devel"))).toBe(false);
     expect(fx.ok("channel", "alias", "stable", "testing/rc")).toBe("I: alias stable now follows testing/rc (was rc)\n");
@@ -73,7 +73,7 @@ describe("channel and device subcommands", () => {
     const images = readIndex(fx, "test", "mako").images;
     expect(images[0]).toMatchObject({ type: "full", version: 1, bootme: true, minversion: 1, version_detail: "a=1", description: "a=1" });
     expect(images[1]).toMatchObject({ type: "delta", version: 2, base: 1, description: "Zweite", description_de: "Zweite", description_fr: "Seconde" });
-    expect(images[1]!.files.map((f) => f.path)).toEqual(["/pool/b.tar.xz"]);
+    expect(images[1].files.map((f) => f.path)).toEqual(["/pool/b.tar.xz"]);
     const r = fx.inst.si("image", "describe", "test", "mako", "1", "x", "--lang", "nolang");
     expect([r.status, r.stderr]).toEqual([2, "si: error: argument --lang: expected LANG=TEXT, got 'nolang'\n"]);
     verifyTree(fx.pub);

@@ -53,8 +53,8 @@ describe("parseBootImage / buildBootImage on mkbootimg output", () => {
     expect(bootImageId(img).equals(img.id)).toBe(true);
     // The parts are where AOSP's own unpacker finds them.
     const unpacked = unpackBootimg(made.image).parts;
-    expect(unpacked.kernel!.equals(img.kernel)).toBe(true);
-    expect(unpacked.ramdisk!.equals(img.ramdisk)).toBe(true);
+    expect(unpacked.kernel.equals(img.kernel)).toBe(true);
+    expect(unpacked.ramdisk.equals(img.ramdisk)).toBe(true);
     // Rebuilding without changes gives the same bytes.
     expect(buildBootImage(img).equals(made.image)).toBe(true);
   });

@@ -38,7 +38,7 @@ async function diffCase(oldEntries: FixtureEntry[], newEntries: FixtureEntry[], 
     added: s.changes.added,
     changed: s.changes.changed,
     deleted: s.changes.deleted,
-    removed: listed[0]!.content!,
+    removed: listed[0].content!,
     members: listed.slice(1).map((m) => m.name),
   };
 }
@@ -237,7 +237,7 @@ describe("removed-list safety", () => {
     const newTar = await writeTarWithWriter(join(dir, "new.tar"), []);
     const out = join(dir, "d.tar.xz");
     const s = await makeDelta(oldTar, newTar, out, { xzLevel: 0 });
-    expect(listTarWithPython(out)[0]!.content).toBe("ok\n");
+    expect(listTarWithPython(out)[0].content).toBe("ok\n");
     expect(s.warnings).toEqual(expect.arrayContaining(["not listing '/etc/abs' in removed: it is absolute", "not listing '../up' in removed: it contains '..'"]));
   });
 });

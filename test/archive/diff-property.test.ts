@@ -23,7 +23,7 @@ class Gen {
     return Math.floor(this.rnd() * n);
   }
   pick<T>(xs: readonly T[]): T {
-    return xs[this.int(xs.length)]!;
+    return xs[this.int(xs.length)];
   }
   chance(p: number): boolean {
     return this.rnd() < p;
@@ -129,7 +129,7 @@ function mutate(g: Gen, img: Image): void {
         const link = [...img.values()].find((x) => x.type === "link");
         if (link) {
           const t = img.get(link.linkname!)!;
-          img.set(link.linkname!, { ...t, content: `${t.content ?? ""}+` });
+          img.set(link.linkname!, { ...t, content: `${String(t.content ?? "")}+` });
         }
         continue;
       }
@@ -141,7 +141,7 @@ function mutate(g: Gen, img: Image): void {
           const a = l.linkname!;
           const target = img.get(a)!;
           img.delete(b);
-          img.set(b, { ...target, content: g.chance(0.5) ? `${target.content ?? ""}new` : target.content });
+          img.set(b, { ...target, content: g.chance(0.5) ? `${String(target.content ?? "")}new` : target.content });
           img.set(a, { type: "link", linkname: b, mtime: target.mtime });
           for (const [, x] of img) if (x.type === "link" && x.linkname === a && x !== img.get(a)) x.linkname = b;
         }
@@ -206,7 +206,7 @@ describe("delta apply check over random images", () => {
       // Half the seeds (not the same half as the tar writer): "exact"; the others "content" (mtime-only changes keep the old mtime).
       const mtime = Math.floor(seed / 2) % 2 === 1 ? "exact" : "content";
       const s = await makeDelta(oldTar, newTar, delta, { xzLevel: 0, mtime });
-      const context = `seed ${seed} (${mtime}): added ${s.changes.added} changed ${s.changes.changed} deleted ${s.changes.deleted}`;
+      const context = `seed ${seed} (${mtime}): added ${s.changes.added.join(",")} changed ${s.changes.changed.join(",")} deleted ${s.changes.deleted.join(",")}`;
       expect(applyCheck(oldTar, newTar, delta, { mtime }), context).toEqual([]);
       if (seed % 5 === 0) expect(applyCheck(oldTar, newTar, delta, { tar: ["busybox", "tar"], mtime }), `${context} (busybox)`).toEqual([]);
     });

@@ -173,7 +173,7 @@ describe("test_diff (reference port)", () => {
     expect(members.map((m) => m.name)).toEqual(["removed", "c/c", "c/d", "e", "f", "c/g", "c/h", "c/a_i", "c/j", "dir", "n", "m", "system/o", "system/o.1"]);
     expect(members[0]).toMatchObject({ type: "0", mode: 0o644, uid: 0, gid: 0, uname: "root", gname: "root", mtime: 1_700_000_000 });
     // DIFFERENCE: c/g, m and n are modified here (see test_print_changes).
-    expect(members[0]!.content).toBe("b\nc/d\nc/g\nc/h\ndir\nm\nn\nsystem/中文中文中文\n");
+    expect(members[0].content).toBe("b\nc/d\nc/g\nc/h\ndir\nm\nn\nsystem/中文中文中文\n");
     // Headers are copied from the target image.
     expect(members.find((m) => m.name === "c/d")).toMatchObject({ mtime: 1234, content: "test-def" });
     expect(members.find((m) => m.name === "dir")).toMatchObject({ type: "2", linkname: "l_non-existent" });

@@ -71,13 +71,13 @@ function expectOnlyKeyringChanged(before: Map<string, Node>, after: Map<string, 
  */
 function expectValidImage(swapped: Buffer, args: MkbootimgArgs): Buffer {
   const { parts } = unpackBootimg(swapped);
-  const remade = mkbootimg(parts.kernel!, parts.ramdisk!, args);
+  const remade = mkbootimg(parts.kernel, parts.ramdisk, args);
   expect(swapped.equals(remade.image)).toBe(true);
   expect("0x" + swapped.subarray(576, 608).toString("hex")).toBe(remade.id);
   const info = abootimgInfo(swapped);
-  expect(info).toContain(`ramdisk size      = ${parts.ramdisk!.length} bytes`);
+  expect(info).toContain(`ramdisk size      = ${parts.ramdisk.length} bytes`);
   expect(info).toContain(`image size = ${swapped.length} bytes`);
-  return parts.ramdisk!;
+  return parts.ramdisk;
 }
 
 describe("swapRecoveryKeyring", () => {
@@ -101,10 +101,10 @@ describe("swapRecoveryKeyring", () => {
     for (const dir of added ?? []) expect(after.get(dir)).toMatchObject({ type: "dir", mode: 0o755, uid: 0 });
     // Other sections are untouched.
     const parts = unpackBootimg(swapped).parts;
-    expect(parts.kernel!.equals(kernel)).toBe(true);
-    if (args.second) expect(parts.second!.equals(args.second)).toBe(true);
-    if (args.recoveryDtbo) expect(parts.recovery_dtbo!.equals(args.recoveryDtbo)).toBe(true);
-    if (args.dtb) expect(parts.dtb!.equals(args.dtb)).toBe(true);
+    expect(parts.kernel.equals(kernel)).toBe(true);
+    if (args.second) expect(parts.second.equals(args.second)).toBe(true);
+    if (args.recoveryDtbo) expect(parts.recovery_dtbo.equals(args.recoveryDtbo)).toBe(true);
+    if (args.dtb) expect(parts.dtb.equals(args.dtb)).toBe(true);
   });
 
   it("keeps a swap idempotent: the same keyring twice gives the same ramdisk content", async () => {
@@ -139,7 +139,7 @@ describe("swapRecoveryKeyring", () => {
     const header = bytes(512, 77);
     const payload = makeRamdisk("usr", "xz");
     const swapped = await swapRecoveryKeyring(mkbootimg(kernel, Buffer.concat([header, payload])).image, keyring, { vendorHeader: true });
-    const ramdisk = unpackBootimg(swapped).parts.ramdisk!;
+    const ramdisk = unpackBootimg(swapped).parts.ramdisk;
     expect(ramdisk.subarray(0, 512).equals(header)).toBe(true);
     expectOnlyKeyringChanged(extract(payload, "xz"), extract(ramdisk.subarray(512), "xz"), "usr/share/system-image/archive-master.tar.xz");
   });
@@ -184,7 +184,8 @@ describe("recovery header helpers (test_manipulate_recovery_header)", () => {
 // --- device tarballs -----------------------------------------------------------------------
 
 /** Python tarfile's view of every member: metadata and a content hash. */
-function members(tarXz: string): { name: string; type: string; mode: number; uid: number; gid: number; uname: string; gname: string; mtime: number; linkname: string; size: number; sha: string }[] {
+type Member = { name: string; type: string; mode: number; uid: number; gid: number; uname: string; gname: string; mtime: number; linkname: string; size: number; sha: string };
+function members(tarXz: string): Member[] {
   const script = `
 import hashlib, json, sys, tarfile
 out = []
@@ -195,7 +196,7 @@ with tarfile.open(sys.argv[1], "r:xz") as t:
                         gname=m.gname, mtime=m.mtime, linkname=m.linkname, size=m.size,
                         sha=hashlib.sha256(f.read()).hexdigest() if f else ""))
 print(json.dumps(out))`;
-  return JSON.parse(execFileSync("python3", ["-c", script, tarXz], { maxBuffer: 1 << 26 }).toString());
+  return JSON.parse(execFileSync("python3", ["-c", script, tarXz], { maxBuffer: 1 << 26 }).toString()) as Member[];
 }
 
 function memberContent(tarXz: string, name: string): Buffer {
@@ -236,7 +237,7 @@ describe("repackDeviceTarballKeyring", () => {
     for (const [i, m] of before.entries()) {
       if (m.name === "partitions/recovery.img") {
         expect({ ...after[i], size: 0, sha: "" }).toEqual({ ...m, size: 0, sha: "" });
-        expect(after[i]!.sha).not.toBe(m.sha);
+        expect(after[i].sha).not.toBe(m.sha);
       } else {
         expect(after[i]).toEqual(m);
       }
@@ -254,7 +255,7 @@ describe("repackDeviceTarballKeyring", () => {
     const header = bytes(512, 5);
     const path = deviceTarball(mkbootimg(kernel, Buffer.concat([header, payload])).image);
     expect(await repackDeviceTarballKeyring(path, keyring, "krillin")).toBe(true);
-    const ramdisk = unpackBootimg(memberContent(path, "partitions/recovery.img")).parts.ramdisk!;
+    const ramdisk = unpackBootimg(memberContent(path, "partitions/recovery.img")).parts.ramdisk;
     expect(ramdisk.subarray(0, 512).equals(header)).toBe(true);
     expectOnlyKeyringChanged(extract(payload, "gzip"), extract(ramdisk.subarray(512), "gzip"), "usr/share/system-image/archive-master.tar.xz");
   });

@@ -64,7 +64,7 @@ describe("GnuTarWriter", () => {
     const tar = await writeTarWithWriter(join(dir, "a.tar"), ENTRIES);
     const members = listTarWithPython(tar);
     expect(members.map((m) => m.name)).toEqual(ENTRIES.map((e) => e.name));
-    const file = members[3]!;
+    const file = members[3];
     expect(file).toMatchObject({ type: "0", mode: 0o640, uid: 1000, gid: 1001, uname: "alice", gname: "staff", mtime: 1_600_000_123, content: "long name content\n" });
     expect(members[4]).toMatchObject({ type: "1", linkname: LONG_FILE });
     expect(members[5]).toMatchObject({ type: "2", linkname: LONG_TARGET, mtime: 1_400_000_000 });
@@ -81,7 +81,7 @@ describe("GnuTarWriter", () => {
     for (const cmd of [["tar"], ["busybox", "tar"]]) {
       const root = join(dir, cmd.join("-"));
       mkdirSync(root);
-      execFileSync(cmd[0]!, [...cmd.slice(1), "--numeric-owner", "-xf", tar, "-C", root]);
+      execFileSync(cmd[0], [...cmd.slice(1), "--numeric-owner", "-xf", tar, "-C", root]);
       const f = lstatSync(join(root, LONG_FILE));
       expect(readFileSync(join(root, LONG_FILE), "utf8")).toBe("long name content\n");
       expect([f.mode & 0o7777, f.uid, f.gid, f.mtimeMs / 1000, f.nlink]).toEqual([0o640, 1000, 1001, 1_600_000_123, 2]);
@@ -167,8 +167,8 @@ describe("readTar", () => {
       ], format);
       const entries = await readAll(tar);
       expect(entries.map((e) => e.header.name)).toEqual([name, "dir", "h"]);
-      expect(entries[0]!.header).toMatchObject({ uid: 9, mtime: 77, size: 1 });
-      expect(entries[2]!.header.linkname).toBe(format === "pax" ? name : "dir");
+      expect(entries[0].header).toMatchObject({ uid: 9, mtime: 77, size: 1 });
+      expect(entries[2].header.linkname).toBe(format === "pax" ? name : "dir");
     }
   });
 

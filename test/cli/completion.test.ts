@@ -26,7 +26,7 @@ function script(shell: string): string {
 /** The first word of each line in the "Commands:" section of `si [cmd] --help`. */
 function helpCommands(stdout: string): string[] {
   const section = stdout.split(/^Commands:$/m)[1] ?? "";
-  return [...section.matchAll(/^ {2}([a-z][a-z0-9-]*)/gm)].map((m) => m[1]!);
+  return [...section.matchAll(/^ {2}([a-z][a-z0-9-]*)/gm)].map((m) => m[1]);
 }
 
 /** What bash's completion function offers after the words typed (the last one may be partial). */

@@ -5,10 +5,10 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { historyStats } from "../../src/admin-server/history-stats.js";
-import { renderMetrics } from "../../src/admin-server/metrics.js";
-import { RequestCounts } from "../../src/admin-server/request-counts.js";
-import { parseMetrics } from "../admin-server/metrics-parse.js";
+import { historyStats } from "../../src/dashboard/history-stats.js";
+import { renderMetrics } from "../../src/dashboard/metrics.js";
+import { RequestCounts } from "../../src/server/request-counts.js";
+import { parseMetrics } from "../dashboard/metrics-parse.js";
 import { REPO, runSi } from "../helpers/instance.js";
 
 const VERSION = (JSON.parse(readFileSync(join(REPO, "package.json"), "utf8")) as { version: string }).version;

@@ -19,7 +19,7 @@ function configFile(lines: string[]): string {
 function globalKeysReadByTheLoader(): string[] {
   const src = readFileSync(join(REPO, "src/config/load.ts"), "utf8");
   const keys = new Set<string>();
-  for (const m of src.matchAll(/(?:\((?:G|"global"), |\bpath\(|\bport\()"([a-z_]+)"/g)) keys.add(m[1]!);
+  for (const m of src.matchAll(/(?:\((?:G|"global"), |\bpath\(|\bport\()"([a-z_]+)"/g)) keys.add(m[1]);
   return [...keys].sort();
 }
 

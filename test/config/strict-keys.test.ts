@@ -218,9 +218,9 @@ ssh_host = a.example.com
   it("knows every key src/config/load.ts reads, with no list to keep in step", () => {
     // Keys looked up in [global] (through the helpers taking G) and in a channel section.
     const src = readFileSync(join(REPO, "src/config/load.ts"), "utf8");
-    const global = new Set([...src.matchAll(/(?:\((?:G|"global"), |\bpath\(|\bport\()"([a-z_]+)"/g)].map((m) => m[1]!));
+    const global = new Set([...src.matchAll(/(?:\((?:G|"global"), |\bpath\(|\bport\()"([a-z_]+)"/g)].map((m) => m[1]));
     const channelsMethod = src.slice(src.indexOf("channels(globalMtime"), src.indexOf("fileEntry(sname: string"));
-    const channel = new Set([...channelsMethod.matchAll(/\(sname, "([a-z_]+)"/g)].map((m) => m[1]!));
+    const channel = new Set([...channelsMethod.matchAll(/\(sname, "([a-z_]+)"/g)].map((m) => m[1]));
     expect([...global]).toEqual(expect.arrayContaining(["public_fqdn", "channels", "mirrors", "xz_level"]));
     expect([...channel]).toEqual(expect.arrayContaining(["type", "fullcount", "files"]));
     // A bad value may be reported (`channels = 1` has no section): only "unknown" matters.

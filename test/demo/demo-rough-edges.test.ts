@@ -158,8 +158,8 @@ describe("served", () => {
         return Buffer.from(await res.arrayBuffer());
       };
       const channels = JSON.parse((await get("/channels.json")).toString()) as Record<string, { devices: Record<string, { index: string }> }>;
-      const idx = JSON.parse((await get(channels.demo!.devices.generic!.index)).toString()) as IndexDoc;
-      const newest = idx.images.filter((i) => i.type === "full").sort((a, b) => b.version - a.version)[0]!;
+      const idx = JSON.parse((await get(channels.demo.devices.generic.index)).toString()) as IndexDoc;
+      const newest = idx.images.filter((i) => i.type === "full").sort((a, b) => b.version - a.version)[0];
       const paths = [...newest.files.flatMap((f) => [f.path, f.signature]), "/gpg/image-master.tar.xz", "/gpg/image-master.tar.xz.asc", "/gpg/image-signing.tar.xz", "/gpg/image-signing.tar.xz.asc"];
       const dir = mkdtempSync(join(scratch, "udf-dl-"));
       const out = [];
@@ -177,10 +177,10 @@ describe("served", () => {
         .filter((d) => d.path.endsWith(".xz"))
         .flatMap((d) => execFileSync("tar", ["-tJf", d.file], { encoding: "utf8" }).split("\n").filter((m) => m.includes("recovery.img")).map((m) => ({ ...d, member: m })));
       expect(holders.map((h) => h.member)).toEqual(["partitions/recovery.img"]);
-      expect(holders[0]!.path).toMatch(/^\/pool\/device-[0-9a-f]+\.tar\.xz$/);
+      expect(holders[0].path).toMatch(/^\/pool\/device-[0-9a-f]+\.tar\.xz$/);
 
       const dir = mkdtempSync(join(scratch, "udf-recovery-"));
-      execFileSync("tar", ["-xJf", holders[0]!.file, "-C", dir, "partitions/recovery.img"]);
+      execFileSync("tar", ["-xJf", holders[0].file, "-C", dir, "partitions/recovery.img"]);
       const img = join(dir, "partitions/recovery.img");
 
       // An Android boot image to abootimg and to AOSP's unpack_bootimg alike.

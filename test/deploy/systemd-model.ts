@@ -27,22 +27,22 @@ export interface Unit {
 
 /** Parses one unit file's text into `into` (a fresh unit by default). */
 export function parseUnit(text: string, name: string, into?: Unit): Unit {
-  const unit = into ?? { name, sections: new Map() };
+  const unit = into ?? { name, sections: new Map<string, Map<string, string[]>>() };
   let section: Map<string, string[]> | undefined;
   const lines = text.split("\n");
   for (let i = 0; i < lines.length; i++) {
-    let line = lines[i]!.trim();
+    let line = lines[i].trim();
     if (line === "" || line.startsWith("#") || line.startsWith(";")) continue;
     // A trailing backslash continues the assignment on the next line (comment lines skipped).
     while (line.endsWith("\\") && i + 1 < lines.length) {
-      const next = lines[++i]!.trim();
+      const next = lines[++i].trim();
       if (next.startsWith("#") || next.startsWith(";")) continue;
       line = line.slice(0, -1) + " " + next;
     }
     const header = /^\[([^\]]+)\]$/.exec(line);
     if (header) {
-      if (!unit.sections.has(header[1]!)) unit.sections.set(header[1]!, new Map());
-      section = unit.sections.get(header[1]!);
+      if (!unit.sections.has(header[1])) unit.sections.set(header[1], new Map());
+      section = unit.sections.get(header[1]);
       continue;
     }
     const eq = line.indexOf("=");

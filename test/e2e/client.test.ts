@@ -72,7 +72,7 @@ function alteredTree(t: ImportedTree, edit: (root: string) => void | Promise<voi
 
 /** The index devel/mako's devices read: the copy channels.json names (src/tree/versioned-index.ts). */
 const namedIndex = (root: string) =>
-  (JSON.parse(readFileSync(join(root, "channels.json"), "utf8")) as Record<string, { devices: Record<string, { index: string }> }>).devel!.devices.mako!.index;
+  (JSON.parse(readFileSync(join(root, "channels.json"), "utf8")) as Record<string, { devices: Record<string, { index: string }> }>).devel.devices.mako.index;
 
 const names = (img: IndexDoc["images"][number]) =>
   [...img.files].sort((a, b) => a.order - b.order).map((f) => `update ${f.path.split("/").pop()} ${f.signature.split("/").pop()}`);
@@ -196,7 +196,7 @@ describe("a device upgrading from a tree built by import-images (fulls of realis
     const root = await alteredTree(t, async (r) => {
       const f = join(r, namedIndex(r));
       const doc = JSON.parse(readFileSync(f, "utf8")) as IndexDoc;
-      doc.images[1]!.files[0]!.checksum = "0".repeat(64);
+      doc.images[1].files[0].checksum = "0".repeat(64);
       writeFileSync(f, JSON.stringify(doc, null, 4) + "\n");
       await new LocalSigner(t.config.gpg_key_path).signFile("image-signing", f);
     });
@@ -206,7 +206,7 @@ describe("a device upgrading from a tree built by import-images (fulls of realis
       expect(err).toBeInstanceOf(ClientError);
       expect((err as ClientError).kind).toBe("FileNotFoundError");
       expect((err as ClientError).message).toContain(`HASH ERROR: `);
-      expect((err as ClientError).message).toContain(full2.files[0]!.path.split("/").pop());
+      expect((err as ClientError).message).toContain(full2.files[0].path.split("/").pop());
     } finally {
       await other.server.close();
     }
@@ -267,16 +267,16 @@ describe("a fresh device on a tree of tiny images (client-protocol §6.2, §8.3)
   afterAll(() => s?.server.close());
 
   it("takes full 1 + delta 2 (a tie under 1 MiB goes to the first candidate) and keeps files v2 deleted", async () => {
-    const [, full2, delta] = t.index().images as IndexDoc["images"];
+    const [, full2, delta] = t.index().images;
     const run = await s.device({ buildNumber: 0 });
     expect(run.path).toBe("1:2");
     expect(run.ubuntuCommand).toContain("format system");
     expect(run.buildNumber).toBe(2);
     // FULL_IMAGE=1 makes the recovery skip the delta's `removed`: deleted files survive.
-    const removed = execFileSync("tar", ["-xJOf", join(t.inst.publish, delta!.files[0]!.path), "removed"], { encoding: "utf8" })
+    const removed = execFileSync("tar", ["-xJOf", join(t.inst.publish, delta.files[0].path), "removed"], { encoding: "utf8" })
       .split("\n")
       .filter(Boolean);
-    const problems = compareTrees(run.systemDir, referenceSystem(t.inst.publish, full2!));
+    const problems = compareTrees(run.systemDir, referenceSystem(t.inst.publish, full2));
     expect(problems).toContain("extra: etc/obsolete.conf");
     for (const p of problems) {
       expect(p).toMatch(/^extra: /);
@@ -285,10 +285,10 @@ describe("a fresh device on a tree of tiny images (client-protocol §6.2, §8.3)
   });
 
   it("takes full 2 rather than the delta from build 1 (fulls are generated first)", async () => {
-    const [, full2] = t.index().images as IndexDoc["images"];
+    const [, full2] = t.index().images;
     const run = await s.device({ buildNumber: 1, apply: false });
     expect(run.path).toBe("2");
     expect(run.ubuntuCommand!.split("\n")).toContain("format system");
-    expect(run.ubuntuCommand!.split("\n")).toEqual(expect.arrayContaining(names(full2!)));
+    expect(run.ubuntuCommand!.split("\n")).toEqual(expect.arrayContaining(names(full2)));
   });
 });

@@ -27,7 +27,7 @@ export function walkthroughBlock(readme: string): string {
   const section = readme.slice(start, end < 0 ? undefined : end);
   const block = /\n```sh\n([\s\S]*?)\n```/.exec(section);
   if (!block) throw new Error("the walkthrough section has no ```sh block");
-  return block[1]!;
+  return block[1];
 }
 
 /**
@@ -78,7 +78,7 @@ describe("README operator walkthrough, run literally", () => {
     const block = walkthroughBlock(readFileSync(join(REPO, "README.md"), "utf8"));
     // The six steps of issue 15, in order, and nothing that hand-makes the layout.
     const order = ["si init ", "si channel create ", "si device create ", "cat >> ", "si import-images", "si serve"].map((c) => block.indexOf(c));
-    expect(order.every((i, n) => i >= 0 && (n === 0 || i > order[n - 1]!)), `steps out of order: ${order.join(",")}`).toBe(true);
+    expect(order.every((i, n) => i >= 0 && (n === 0 || i > order[n - 1])), `steps out of order: ${order.join(",")}`).toBe(true);
     expect(block).not.toMatch(/\b(mkdir|cp|generate-keys|generate-keyrings|keyring publish|openssl)\b/);
 
     // The build server: a rootfs and a device tarball, each with a build-number file.
@@ -134,10 +134,10 @@ describe("README operator walkthrough, run literally", () => {
     expect(statSync(join(dir, "secret")).mode & 0o777).toBe(0o700);
     const index = JSON.parse(readFileSync(join(dir, "www/devel/mako/index.json"), "utf8")) as IndexDoc;
     expect(index.images.map((i) => [i.type, i.version, i.files.length])).toEqual([["full", 1, 4]]);
-    expect(index.images[0]!.version_detail).toBe("rootfs=20261206-1,device-mako=7,keyring=archive-master,version=1");
+    expect(index.images[0].version_detail).toBe("rootfs=20261206-1,device-mako=7,keyring=archive-master,version=1");
 
     // Step 5 in the background, exactly the README's line.
-    const serve = spawnServeLine(lines[serveAt]!, `source ${state}.vars; cd "$(cat ${state}.pwd)"`, env, home);
+    const serve = spawnServeLine(lines[serveAt], `source ${state}.vars; cd "$(cat ${state}.pwd)"`, env, home);
     try {
       for (const listener of ["http", "https"]) await serve.waitFor((l) => l.event === "listening" && l.listener === listener, `${listener} listening`);
 
@@ -150,7 +150,7 @@ describe("README operator walkthrough, run literally", () => {
       // check-latest asked the instance itself, over HTTPS with si init's certificate.
       expect(after.stdout).toMatch(/^Current full image: 1 /m);
       const channels = JSON.parse(onDisk) as ChannelsDoc;
-      expect(Object.keys(channels.devel!.devices)).toEqual(["mako"]);
+      expect(Object.keys(channels.devel.devices)).toEqual(["mako"]);
 
       // What a device does: HTTP and HTTPS (the certificate si init made, for the name given).
       expect(await get(`http://127.0.0.1:${http}/channels.json`)).toEqual({ status: 200, body: onDisk });
@@ -218,7 +218,7 @@ describe("si init", () => {
       mkdirSync(join(dir, part, ".."), { recursive: true });
       writeFileSync(join(dir, part), "precious\n");
       const r = si(["init", dir, "--fqdn", "ota.example.org"]);
-      const top = part.startsWith("etc/") ? "etc/config" : part.split("/")[0]!;
+      const top = part.startsWith("etc/") ? "etc/config" : part.split("/")[0];
       expect([r.status, r.stderr]).toEqual([
         1,
         `si: error: Cannot initialise instance ${dir}: it already has ${top === "etc/config" ? top : `${top}/`} (--force completes it: the config is rewritten, keys, keyrings and tree are kept)\n`,

@@ -90,23 +90,23 @@ describe("cdimage-device-raw (test_generate_file_cdimage_device_raw)", () => {
     const pub = realpathSync(g.config.publish_path);
     for (const [device, arch] of Object.entries(arches)) {
       const name = `xenial-preinstalled-core-${arch}.device.tar.gz`;
-      const hash = sha256(files[name]!);
+      const hash = sha256(files[name]);
       const env = makeEnv(g, { device_name: device });
       const path = await generateFile(g.ctx, "cdimage-device-raw", [root, "xenial", "import=good"], env);
       expect(path, device).toBe(join(pub, `pool/device-${hash}.tar.xz`));
       expect(env.version_detail).toEqual(["raw-device=1234"]);
     }
     const name = "xenial-preinstalled-core-amd64.azure.device.tar.gz";
-    const path = join(pub, `pool/device-${sha256(files[name]!)}.tar.xz`);
+    const path = join(pub, `pool/device-${sha256(files[name])}.tar.xz`);
     expectPublished(g, path);
-    expect(unxz(path).equals(gunzip(files[name]!))).toBe(true);
+    expect(unxz(path).equals(gunzip(files[name]))).toBe(true);
     expect(readJson(path.replace(".tar.xz", ".json"))).toEqual({
       generator: "cdimage-device-raw",
       version: "1234",
       version_detail: "raw-device=1234",
       series: "xenial",
       raw_device_path: join(root, "1234", name),
-      raw_device_checksum: sha256(files[name]!),
+      raw_device_checksum: sha256(files[name]),
       device: "azure_amd64",
     });
 
@@ -156,17 +156,17 @@ describe("cdimage-custom (test_generate_file_cdimage_custom)", () => {
       const name = `xenial-preinstalled-pd-${arch}.custom.tar.gz`;
       const env = makeEnv(g, { device_name: device });
       const path = await generateFile(g.ctx, "cdimage-custom", [root, "xenial", "product=pd"], env);
-      expect(path, device).toMatch(new RegExp(`/pool/custom-${sha256(files[name]!)}\\.tar\\.xz$`));
+      expect(path, device).toMatch(new RegExp(`/pool/custom-${sha256(files[name])}\\.tar\\.xz$`));
       expect(env.version_detail).toEqual(["custom=1234"]);
       expectPublished(g, path!);
-      expect(unxz(path!).equals(gunzip(files[name]!))).toBe(true);
+      expect(unxz(path!).equals(gunzip(files[name]))).toBe(true);
       expect(readJson(path!.replace(".tar.xz", ".json"))).toEqual({
         generator: "cdimage-custom",
         version: "1234",
         version_detail: "custom=1234",
         series: "xenial",
         custom_path: join(root, "1234", name),
-        custom_checksum: sha256(files[name]!),
+        custom_checksum: sha256(files[name]),
       });
     }
   });
@@ -219,7 +219,7 @@ describe("cdimage-ubuntu (test_generate_file_cdimage_ubuntu)", () => {
     // Hard-link targets are archive paths and get the prefix too (whichever of a/b tar stored first).
     const links = members.filter((m) => m.type === "h");
     expect(links).toHaveLength(1);
-    expect(["system/bin/a", "system/bin/b"].sort()).toEqual([links[0]!.name, links[0]!.link].sort());
+    expect(["system/bin/a", "system/bin/b"].sort()).toEqual([links[0].name, links[0].link].sort());
     expect(byName.get("system/bin/sh")).toMatchObject({ type: "l", link: "a" });
     expect(byName.get("system/etc/mtab")).toMatchObject({ type: "l", link: "/proc/mounts", mode: "r--r--r--", owner: "0/0" });
     expect(names.filter((n) => n === "system/etc/mtab")).toHaveLength(1);

@@ -183,7 +183,7 @@ export function listTar(path: string): TarMember[] {
     .map((line) => {
       const m = /^(\S)(\S{9})\s+(\S+)\s+\d+\s+\S+\s+\S+\s+(.*)$/.exec(line);
       if (!m) throw new Error(`cannot parse tar line: ${line}`);
-      let name = m[4]!;
+      let name = m[4];
       let link: string | undefined;
       for (const sep of [" -> ", " link to "]) {
         const i = name.indexOf(sep);
@@ -192,7 +192,7 @@ export function listTar(path: string): TarMember[] {
           name = name.slice(0, i);
         }
       }
-      return { type: m[1]!, mode: m[2]!, owner: m[3]!, name: name.replace(/\/$/, ""), ...(link !== undefined ? { link } : {}) };
+      return { type: m[1], mode: m[2], owner: m[3], name: name.replace(/\/$/, ""), ...(link !== undefined ? { link } : {}) };
     });
 }
 
@@ -231,7 +231,7 @@ export async function serve(routes: Record<string, Route> = {}, fallback?: (req:
   const table = new Map<string, Route>(Object.entries(routes));
   const hits: string[] = [];
   const server: Server = createServer((req, res) => {
-    const path = (req.url ?? "/").split("?")[0]!;
+    const path = (req.url ?? "/").split("?")[0];
     hits.push(path);
     const route = table.get(path);
     if (typeof route === "function") return route(req, res);

@@ -108,7 +108,7 @@ async function makeRemote(): Promise<Remote> {
 
 /** A tiny static server over a publish tree. */
 function staticFile(root: string, req: IncomingMessage, res: ServerResponse): boolean {
-  const path = normalize(join(root, decodeURIComponent((req.url ?? "/").split("?")[0]!)));
+  const path = normalize(join(root, decodeURIComponent((req.url ?? "/").split("?")[0])));
   if (!path.startsWith(root + "/") || !existsSync(path) || !statSync(path).isFile()) return false;
   const data = readFileSync(path);
   res.writeHead(200, { "content-length": data.length });
@@ -233,9 +233,9 @@ describe("remote-system-image generator (test_generate_file_remote_system_image)
 
     const { parts } = unpackBootimg(tarMember(path!, RECOVERY));
     const before = unpackBootimg(remote.recovery).parts;
-    expect(parts.kernel!.equals(before.kernel!)).toBe(true);
+    expect(parts.kernel.equals(before.kernel)).toBe(true);
     const dir = tmp("si-ramdisk-x-");
-    execFileSync("cpio", ["--quiet", "-idm"], { cwd: dir, input: execFileSync("gzip", ["-dc"], { input: parts.ramdisk! }) });
+    execFileSync("cpio", ["--quiet", "-idm"], { cwd: dir, input: execFileSync("gzip", ["-dc"], { input: parts.ramdisk }) });
     const ours = join(g.config.gpg_keyring_path, "archive-master.tar.xz");
     expect(readFileSync(join(dir, "etc/system-image/archive-master.tar.xz")).equals(readFileSync(ours))).toBe(true);
     expect(readFileSync(join(dir, "etc/system-image/archive-master.tar.xz.asc")).equals(readFileSync(`${ours}.asc`))).toBe(true);
@@ -315,7 +315,7 @@ describe("remote-system-image generator (test_generate_file_remote_system_image)
       const [channel, prefix, opts] = args;
       const options = [opts, `verify=${remote.keyring}`].filter(Boolean).join(",");
       const env = makeEnv(g);
-      await expectGenError(run([channel!, prefix!, options], env), ...parts);
+      await expectGenError(run([channel, prefix, options], env), ...parts);
       expect(env.version_detail).toEqual([]);
       expect(imageListing(g)).toEqual([]);
     });

@@ -32,7 +32,7 @@ describe("version generator (test_generate_file_version)", () => {
       ["l", "system/etc/system-image/config.d/00_default.ini", "../client.ini"],
       ["l", "system/etc/system-image/config.d/01_channel.ini", "../channel.ini"],
     ]);
-    expect(members[2]!.mode).toBe("rwxrwxr-x");
+    expect(members[2].mode).toBe("rwxrwxr-x");
     expect(tarMember(path!, "system/etc/ubuntu-build").toString()).toBe("1234\n");
     expect(tarMember(path!, "system/etc/system-image/channel.ini").toString()).toBe(
       "[service]\nbase: system-image.example.net\nhttp_port: 880\nhttps_port: 8443\nchannel: test\ndevice: test\nbuild_number: 1234\n" +

@@ -34,7 +34,7 @@ function untar(archive: string, dir: string, tar: string[] = ["tar"], members: s
   // GNU tar sniffs xz by itself; busybox needs to be told.
   const xz = archive.endsWith(".xz") ? ["-J"] : [];
   const [cmd, ...pre] = tar;
-  execFileSync(cmd!, [...pre, "--numeric-owner", ...xz, "-x", "-f", archive, "-C", dir, ...members], { stdio: ["ignore", "ignore", "pipe"] });
+  execFileSync(cmd, [...pre, "--numeric-owner", ...xz, "-x", "-f", archive, "-C", dir, ...members], { stdio: ["ignore", "ignore", "pipe"] });
 }
 
 /** Unpacks an image into a new temporary directory. */

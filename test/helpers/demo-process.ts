@@ -13,8 +13,8 @@ export function startDemo(root: string, http: number, https: number): Promise<Ru
   const args = ["demo", "--root", root, "--http-port", String(http), "--https-port", String(https), "--admin-port", "0"];
   const child = spawn(process.execPath, [join(REPO, "bin/si.js"), ...args], { stdio: ["ignore", "pipe", "pipe"] });
   let out = "";
-  child.stdout!.setEncoding("utf8").on("data", (d: string) => (out += d));
-  child.stderr!.setEncoding("utf8").on("data", (d: string) => (out += d));
+  child.stdout.setEncoding("utf8").on("data", (d: string) => (out += d));
+  child.stderr.setEncoding("utf8").on("data", (d: string) => (out += d));
   return new Promise((resolve, reject) => {
     const timer = setInterval(() => {
       if (out.includes("Demo OTA server ready.")) {

@@ -132,13 +132,13 @@ export async function runDeviceClient(o: DeviceClientOptions): Promise<DeviceRun
         { url: urljoin(base.https, src), dest },
         { url: urljoin(base.https, ascUrl), dest: `${dest}.asc` },
       ]);
-      const v = clientVerify(`${dest}.asc`, dest, [gpgOf(keyrings[signer]!)], withBlacklist ? blacklist : undefined);
+      const v = clientVerify(`${dest}.asc`, dest, [gpgOf(keyrings[signer])], withBlacklist ? blacklist : undefined);
       if (!v.ok) throw new ClientError("SignatureError", `${src} (${signer}): ${v.why}`);
       const json = unpackKeyring(dest, scratch).json;
       if (!json) throw new ClientError("KeyError", `${src}: no readable keyring.json`);
       if (json.type !== type) throw new ClientError("KeyringError", `keyring type mismatch; wanted: ${type}, got: ${String(json.type)}`);
       if (json.model !== undefined && json.model !== null && json.model !== o.device) {
-        throw new ClientError("KeyringError", `keyring model mismatch; wanted: ${o.device}, got: ${String(json.model)}`);
+        throw new ClientError("KeyringError", `keyring model mismatch; wanted: ${o.device}, got: ${typeof json.model === "string" ? json.model : JSON.stringify(json.model)}`);
       }
       if (json.expiry !== undefined && json.expiry !== null && (json.expiry as number) < now.getTime() / 1000) {
         throw new ClientError("KeyringError", "expired keyring timestamp");
@@ -154,7 +154,7 @@ export async function runDeviceClient(o: DeviceClientOptions): Promise<DeviceRun
     const fetchBlacklist = async (): Promise<void> => {
       try {
         await getKeyring("blacklist", "gpg/blacklist.tar.xz", "gpg/blacklist.tar.xz.asc", "image-master", false);
-        blacklist = gpgOf(keyrings.blacklist!);
+        blacklist = gpgOf(keyrings.blacklist);
       } catch (err) {
         if (!(err instanceof ClientError && err.kind === "FileNotFoundError")) throw err;
       }
@@ -176,7 +176,7 @@ export async function runDeviceClient(o: DeviceClientOptions): Promise<DeviceRun
         { url: urljoin(base.https, "channels.json"), dest: channelsFile },
         { url: urljoin(base.https, "channels.json.asc"), dest: `${channelsFile}.asc` },
       ]);
-      const v = clientVerify(`${channelsFile}.asc`, channelsFile, [gpgOf(keyrings["image-signing"]!)], blacklist);
+      const v = clientVerify(`${channelsFile}.asc`, channelsFile, [gpgOf(keyrings["image-signing"])], blacklist);
       if (v.ok) break;
       if (count > 0) throw new ClientError("SignatureError", `channels.json: ${v.why}`);
       await getKeyring("image-signing", "gpg/image-signing.tar.xz", "gpg/image-signing.tar.xz.asc", "image-master", true);
@@ -193,7 +193,7 @@ export async function runDeviceClient(o: DeviceClientOptions): Promise<DeviceRun
     if (entry.keyring) {
       await getKeyring("device-signing", entry.keyring.path, entry.keyring.signature, "image-signing", true);
     }
-    const signing = () => [keyrings["image-signing"]!, ...(keyrings["device-signing"] ? [keyrings["device-signing"]] : [])].map(gpgOf);
+    const signing = () => [keyrings["image-signing"], ...(keyrings["device-signing"] ? [keyrings["device-signing"]] : [])].map(gpgOf);
 
     // _get_index: the .asc is always the index URL + ".asc".
     const indexFile = join(scratch, "index.json");

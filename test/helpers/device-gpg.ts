@@ -62,7 +62,7 @@ export function primaryFingerprints(keyrings: Buffer[]): Set<string> {
       const f = line.split(":");
       if (f[0] === "pub") afterPub = true;
       else if (f[0] === "fpr" && afterPub) {
-        out.add(f[9]!.toUpperCase());
+        out.add(f[9].toUpperCase());
         afterPub = false;
       } else if (f[0] !== "fpr") afterPub = false;
     }

@@ -94,12 +94,12 @@ export function runRecovery(input: RecoveryInput): RecoveryResult {
     const [cmd, a, b] = line.trim().split(/\s+/);
     if (!cmd) continue;
     if (cmd === "load_keyring") {
-      if (!existsSync(join(recovery, a!)) || !existsSync(join(recovery, b!))) {
+      if (!existsSync(join(recovery, a)) || !existsSync(join(recovery, b))) {
         log.push(`Skipping missing file: ${a}`);
         continue;
       }
       log.push(`Loading keyring: ${a}`);
-      installKeyring(join(recovery, a!), join(recovery, b!));
+      installKeyring(join(recovery, a), join(recovery, b));
       if (loaded.has("image-master") && !loaded.has("blacklist") && input.blacklist && existsSync(`${input.blacklist}.asc`)) {
         log.push("Loading blacklist keyring");
         installKeyring(input.blacklist, `${input.blacklist}.asc`);
@@ -112,8 +112,8 @@ export function runRecovery(input: RecoveryInput): RecoveryResult {
     } else if (cmd === "mount" && a === "system") {
       mkdirSync(system, { recursive: true });
     } else if (cmd === "update") {
-      const file = join(recovery, a!);
-      const asc = join(recovery, b!);
+      const file = join(recovery, a);
+      const asc = join(recovery, b);
       if (!existsSync(file) || !existsSync(asc)) {
         log.push(`Skipping missing file: ${a}`);
         continue;
@@ -122,9 +122,9 @@ export function runRecovery(input: RecoveryInput): RecoveryResult {
       log.push(`Applying update: ${a}`);
       sh("rm -Rf partitions; rm -Rf data || true");
       if (!fullImage) {
-        sh('xz -dc "recovery/$1" | tar --numeric-owner -xf - removed >/dev/null 2>&1 || true\n' + "if [ -e removed ]; then while read file; do rm -Rf $file; done < removed; fi\nrm -f removed", [a!]);
+        sh('xz -dc "recovery/$1" | tar --numeric-owner -xf - removed >/dev/null 2>&1 || true\n' + "if [ -e removed ]; then while read file; do rm -Rf $file; done < removed; fi\nrm -f removed", [a]);
       }
-      sh('xz -dc "recovery/$1" | tar --numeric-owner -xf -\nrm -f removed', [a!]);
+      sh('xz -dc "recovery/$1" | tar --numeric-owner -xf -\nrm -f removed', [a]);
       sh('mv data/* "$1"/ 2>/dev/null || true; rm -Rf data || true', [input.data]);
       const parts = join(input.cache, "partitions");
       if (existsSync(parts)) for (const p of readdirSync(parts)) if (p.endsWith(".img")) partitions.push(p.slice(0, -4));

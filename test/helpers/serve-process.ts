@@ -21,7 +21,7 @@ export function spawnServe(config: string, ...args: string[]): Serve {
   let err = "";
   let buf = "";
   const waiters = new Set<() => void>();
-  child.stdout!.setEncoding("utf8").on("data", (chunk: string) => {
+  child.stdout.setEncoding("utf8").on("data", (chunk: string) => {
     buf += chunk;
     let nl;
     while ((nl = buf.indexOf("\n")) >= 0) {
@@ -31,7 +31,7 @@ export function spawnServe(config: string, ...args: string[]): Serve {
     }
     for (const w of [...waiters]) w();
   });
-  child.stderr!.setEncoding("utf8").on("data", (c: string) => (err += c));
+  child.stderr.setEncoding("utf8").on("data", (c: string) => (err += c));
   const exit = new Promise<number | null>((r) => child.on("exit", (code) => r(code)));
   const waitFor = (pred: (l: Record<string, unknown>) => boolean, what = "a matching line") =>
     new Promise<Record<string, unknown>>((resolve, reject) => {

@@ -8,6 +8,7 @@ import { createHash } from "node:crypto";
 import { readFileSync, readdirSync, writeFileSync } from "node:fs";
 import { join, relative } from "node:path";
 import { loadConfig } from "../../src/config/load.js";
+import type { IndexDoc } from "../../src/model/index-doc.js";
 import { Tree } from "../../src/tree/index.js";
 import { GpgHome } from "../helpers/gpg.js";
 import { makeInstance, type Instance } from "../helpers/instance.js";
@@ -83,7 +84,7 @@ describe("import-images with a broken remote", () => {
     expect(line.msg).toMatch(cause);
     expect(line.msg).toContain("/broken.tar.xz");
     expect(readFileSync(badIndex)).toEqual(before);
-    const good = JSON.parse(readFileSync(join(inst.publish, "devel/good/index.json"), "utf8"));
+    const good = JSON.parse(readFileSync(join(inst.publish, "devel/good/index.json"), "utf8")) as IndexDoc;
     expect(good.images.map((i: { version: number }) => i.version)).toEqual([1]);
     // Nothing half-downloaded or orphaned is left in the pool.
     expect(walk(inst.publish).filter((f) => /\.tmp|\/\.[^/]+$/.test(f))).toEqual([]);
@@ -118,7 +119,7 @@ describe("import-images with a broken remote", () => {
     writeFileSync(inst.config, readFileSync(inst.config, "utf8").replace("device-signing.tar.xz", "image-signing.tar.xz"));
     const ok = await inst.siAsync("import-images");
     expect(ok.status, ok.stdout).toBe(0);
-    const bad = JSON.parse(readFileSync(join(inst.publish, "devel/bad/index.json"), "utf8"));
+    const bad = JSON.parse(readFileSync(join(inst.publish, "devel/bad/index.json"), "utf8")) as IndexDoc;
     expect(bad.images.map((i: { version: number }) => i.version)).toEqual([1]);
   });
 });

@@ -143,8 +143,8 @@ describe("mirror triggers (server-reference §4.4, issue 15 item 4)", () => {
       ["a", "info", "ok"],
       ["b", "warn", "failed"],
     ]);
-    expect(lines[0]!.msg).toMatch(new RegExp(`^mirror a \\(${HOST_A}\\) triggered in \\d+(\\.\\d)? s$`));
-    expect(lines[1]!.msg).toMatch(
+    expect(lines[0].msg).toMatch(new RegExp(`^mirror a \\(${HOST_A}\\) triggered in \\d+(\\.\\d)? s$`));
+    expect(lines[1].msg).toMatch(
       new RegExp(`^mirror b \\(${HOST_B}\\) not triggered after \\d+(\\.\\d)? s: ssh exited with status 255: ssh: connect to host ${HOST_B} port 2222: Connection refused$`),
     );
     for (const l of lines) expect(l.duration_ms).toBeGreaterThanOrEqual(0);

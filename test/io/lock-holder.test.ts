@@ -29,7 +29,7 @@ setInterval(() => {}, 1 << 30);`;
   const child = spawn(process.execPath, ["--input-type=module", "-e", code], { stdio: ["ignore", "pipe", "inherit"] });
   children.push(child);
   await new Promise<void>((resolve, reject) => {
-    child.stdout!.on("data", (d: Buffer) => d.toString().includes("locked") && resolve());
+    child.stdout.on("data", (d: Buffer) => d.toString().includes("locked") && resolve());
     child.once("exit", (c) => reject(new Error(`lock holder exited with ${c}`)));
   });
   return child;
@@ -52,7 +52,7 @@ describe("the global lock's holder", () => {
     const state = mkdtempSync(join(tmpdir(), "si-lock-"));
     const holder = await holdLock(state, "import-images");
     const label = JSON.parse(readFileSync(holderPath(state), "utf8")) as { command: string; pid: number; since: string };
-    expect(label).toEqual({ command: "import-images", pid: holder.pid, since: expect.stringMatching(ISO) });
+    expect(label).toEqual({ command: "import-images", pid: holder.pid, since: expect.stringMatching(ISO) as string });
     const err = busy(state);
     expect(err.exitCode).toBe(0);
     expect(err.message).toBe(`Something else holds the global lock (import-images, pid ${holder.pid}, since ${label.since}). exiting.`);

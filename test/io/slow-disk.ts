@@ -44,20 +44,20 @@ export function slowDisk(dir: string): SlowDisk {
   execFileSync("mkfifo", [path]);
   const py = spawn("python3", ["-c", READER, path], { stdio: ["pipe", "pipe", "inherit"] });
   const waiting: ((line: string) => void)[] = [];
-  createInterface({ input: py.stdout! }).on("line", (line) => waiting.shift()?.(line));
+  createInterface({ input: py.stdout }).on("line", (line) => waiting.shift()?.(line));
   return {
     path,
     next(opts = {}) {
-      py.stdin!.write(opts.hold ? "hold\n" : "go\n");
+      py.stdin.write(opts.hold ? "hold\n" : "go\n");
       return new Promise((resolve) =>
         waiting.push((line) => {
           const [size, sha256] = line.split(" ");
-          resolve({ size: Number(size), sha256: sha256! });
+          resolve({ size: Number(size), sha256: sha256 });
         }),
       );
     },
     release() {
-      py.stdin!.write("go\n");
+      py.stdin.write("go\n");
     },
     close() {
       py.kill();

@@ -38,19 +38,19 @@ describe("channels.json documents", () => {
       hidden: true,
     });
     // A copy, not a shared object.
-    doc.devel!.devices.mako!.index = "/changed";
-    expect(doc.old!.devices.mako!.index).toBe("/devel/mako/index.json");
-    doc.devel!.devices.mako!.index = "/devel/mako/index.json";
+    doc.devel.devices.mako.index = "/changed";
+    expect(doc.old.devices.mako.index).toBe("/devel/mako/index.json");
+    doc.devel.devices.mako.index = "/devel/mako/index.json";
 
     ch.createChannel(doc, "self");
-    doc.self!.alias = "self";
+    doc.self.alias = "self";
     expect(kindOf(() => ch.assertChangeableAlias(doc, "self", "devel"))).toEqual(["KeyError", "Channel isn't an alias: self"]);
     expect(ch.aliasTarget(doc, "self")).toBeUndefined();
 
     ch.createChannel(doc, "rc");
     ch.createPerDeviceRedirect(doc, "mako", "rc", "devel");
     expect(ch.removeChannel(doc, "devel")).toEqual({ deleteDir: true });
-    expect(doc.rc!.devices).toEqual({});
+    expect(doc.rc.devices).toEqual({});
     expect(ch.removeChannel(doc, "old")).toEqual({ deleteDir: false });
     expect(ch.removeChannel(doc, "self")).toEqual({ deleteDir: false });
 
@@ -64,12 +64,12 @@ describe("channels.json documents", () => {
     ch.createPerDeviceRedirect(doc, "x", "c", "a");
     const plan = ch.renameChannel(doc, "a", "n/a");
     expect(plan).toEqual({ moveDir: true, devices: ["x", "y"] });
-    expect(doc["n/a"]!.devices).toEqual({
+    expect(doc["n/a"].devices).toEqual({
       x: { index: "/n/a/x/index.json" },
       y: { index: "/n/a/y/index.json" },
       z: { index: "/b/z/index.json", redirect: "b" },
     });
-    expect(doc.c!.devices.x).toEqual({ index: "/n/a/x/index.json", redirect: "n/a" });
+    expect(doc.c.devices.x).toEqual({ index: "/n/a/x/index.json", redirect: "n/a" });
     expect(doc.a).toBeUndefined();
   });
 });

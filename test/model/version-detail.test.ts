@@ -53,7 +53,7 @@ describe("version_detail grammar", () => {
   ])("refuses %j", (detail, item, key, reason) => {
     const p = versionDetailProblem(detail);
     expect(p).toBeDefined();
-    expect(p!.item.startsWith(item.split("\n")[0]!)).toBe(true);
+    expect(p!.item.startsWith(item.split("\n")[0])).toBe(true);
     expect(p!.key).toBe(key);
     expect(p!.reason).toMatch(reason);
   });

@@ -13,7 +13,7 @@ function pyMembers(path: string): { name: string; type: string; mode: number }[]
     ["-c", "import tarfile,sys,json; t=tarfile.open(sys.argv[1],'r:xz'); print(json.dumps([{'name':m.name,'type':m.type.decode(),'mode':m.mode} for m in t]))", path],
     { encoding: "utf8" },
   );
-  return JSON.parse(out);
+  return JSON.parse(out) as { name: string; type: string; mode: number }[];
 }
 
 const CHAIN: [keyring: string, signer: string][] = [

@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { spawn } from "node:child_process";
 import { readFileSync, writeFileSync, existsSync } from "node:fs";
 import { join } from "node:path";
-import { parseMetrics } from "../admin-server/metrics-parse.js";
+import { parseMetrics } from "../dashboard/metrics-parse.js";
 import { REPO, type Instance } from "../helpers/instance.js";
 import { get, spawnServe, type Serve } from "../helpers/serve-process.js";
 import { standardInstance, tarXz } from "../importer/fixtures.js";
@@ -91,7 +91,7 @@ describe("an import that dies does not take si serve with it", () => {
       await waiting;
       // The import runs in a process of its own, recorded in the history with its pid (and
       // left running by `si history`, which marks only runs whose process is gone).
-      const running = (await history(inst))[0]!;
+      const running = (await history(inst))[0];
       expect(running).toMatchObject({ trigger: "schedule", outcome: "running" });
       const pid = running.pid!;
       expect(pid).toBeGreaterThan(0);
@@ -192,14 +192,14 @@ describe("an import that dies does not take si serve with it", () => {
         error: `interrupted: process ${imp.pid} no longer exists; the run never finished (killed, crashed, out of memory)`,
       });
       const text = await inst.siAsync("history", "--limit", "1");
-      expect(text.stdout).toMatch(new RegExp(`^#${run!.id} \\S+ cli: interrupted, \\d+\\.\\d s — interrupted: process ${imp.pid} no longer exists`));
+      expect(text.stdout).toMatch(new RegExp(`^#${run.id} \\S+ cli: interrupted, \\d+\\.\\d s — interrupted: process ${imp.pid} no longer exists`));
 
       s = serve(inst, "--no-schedule");
       const { admin } = await urls(s);
       expect(await metric(admin, "si_import_runs_total", { trigger: "cli", outcome: "interrupted" })).toBe(1);
       expect(await metric(admin, "si_import_runs_total", { trigger: "cli", outcome: "running" })).toBeUndefined();
       expect(await metric(admin, "si_last_import_run_success")).toBe(0);
-      expect((await get(admin)).body).toMatch(new RegExp(`#${run!.id}<[\\s\\S]*?>interrupted<[\\s\\S]*?interrupted: process ${imp.pid} no longer exists`));
+      expect((await get(admin)).body).toMatch(new RegExp(`#${run.id}<[\\s\\S]*?>interrupted<[\\s\\S]*?interrupted: process ${imp.pid} no longer exists`));
       await stop(s);
     } finally {
       s?.child.kill("SIGKILL");

@@ -27,7 +27,7 @@ function keyringJson(tarball: string): { type: string; expiry?: number } {
 /** Primary fingerprint of an armoured public key, as GnuPG lists it. */
 function gpgFingerprint(publicAsc: string): string {
   const out = execFileSync("gpg", ["--homedir", new GpgHome().dir, "--batch", "--no-autostart", "--with-colons", "--show-keys", publicAsc], { encoding: "utf8" });
-  return out.split("\n").find((l) => l.startsWith("fpr:"))!.split(":")[9]!;
+  return out.split("\n").find((l) => l.startsWith("fpr:"))!.split(":")[9];
 }
 
 /** Every file under gpg/ of the tree and under the keyring directory, with its bytes. */
@@ -130,7 +130,7 @@ describe("keyring_auto_renew_days, end to end", () => {
     const renewed = lines.filter((l) => String(l.msg).startsWith("renewed the image-signing keyring"));
     expect(renewed).toHaveLength(1);
     const iso = (s: number) => new Date(s * 1000).toISOString();
-    expect(renewed[0]!.msg).toBe(`renewed the image-signing keyring: expiry ${iso(before.expiry)} -> ${iso(keyringJson(published(inst)).expiry!)}`);
+    expect(renewed[0].msg).toBe(`renewed the image-signing keyring: expiry ${iso(before.expiry)} -> ${iso(keyringJson(published(inst)).expiry!)}`);
     expectRenewed(inst, before, startedAt);
 
     // Renewed: the next run changes nothing.
@@ -150,7 +150,7 @@ describe("keyring_auto_renew_days, end to end", () => {
     expect(r.status, r.stdout + r.stderr).toBe(1);
     const errors = r.stdout.trim().split("\n").map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.level === "error");
     expect(errors).toHaveLength(1);
-    expect(String(errors[0]!.msg)).toMatch(/^Cannot renew the image-signing keyring: .*image-master/);
+    expect(String(errors[0].msg)).toMatch(/^Cannot renew the image-signing keyring: .*image-master/);
     expect(keyringFiles(inst)).toEqual(files);
   });
 
@@ -171,7 +171,7 @@ describe("keyring_auto_renew_days, end to end", () => {
     // One set of field names on every line, server events and scheduler lines alike (src/io/log.ts).
     expect(s.lines.some((l) => l.event === "listening") && s.lines.some((l) => l.component === "scheduler")).toBe(true);
     for (const l of s.lines) {
-      expect(l, JSON.stringify(l)).toMatchObject({ time: expect.stringMatching(/^\d{4}-\d\d-\d\dT/), level: expect.stringMatching(/^(debug|info|warn|error)$/), msg: expect.any(String) });
+      expect(l, JSON.stringify(l)).toMatchObject({ time: expect.stringMatching(/^\d{4}-\d\d-\d\dT/) as string, level: expect.stringMatching(/^(debug|info|warn|error)$/) as string, msg: expect.any(String) as string });
       expect(l).not.toHaveProperty("message");
     }
     const r = await inst.siAsync("import-images");

@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { ImportHistory } from "../../src/state/history.js";
-import { parseMetrics } from "../admin-server/metrics-parse.js";
+import { parseMetrics } from "../dashboard/metrics-parse.js";
 import type { Instance } from "../helpers/instance.js";
 import { standardInstance, tarXz } from "../importer/fixtures.js";
 import { get, spawnServe } from "../helpers/serve-process.js";
@@ -98,8 +98,8 @@ describe("si serve with import_schedule", () => {
       expect(runs.filter((r) => r.trigger === "cli")).toHaveLength(1);
       expect(runs.filter((r) => r.trigger === "schedule").some((r) => r.devices.some((d) => d.outcome === "published" && d.version === 2))).toBe(true);
       for (let i = 1; i < runs.length; i++) {
-        if (runs[i - 1]!.finished_at === null) continue; // the run in progress right now
-        expect(Date.parse(runs[i]!.started_at)).toBeGreaterThanOrEqual(Date.parse(runs[i - 1]!.finished_at!));
+        if (runs[i - 1].finished_at === null) continue; // the run in progress right now
+        expect(Date.parse(runs[i].started_at)).toBeGreaterThanOrEqual(Date.parse(runs[i - 1].finished_at!));
       }
 
       s.child.kill("SIGTERM");

@@ -103,10 +103,10 @@ describe("hostile image tarballs are refused before anything is signed", () => {
       expect(run.status, run.stdout + run.stderr).toBe(1);
       const errors = errorLines(run);
       expect(errors, run.stdout).toHaveLength(1);
-      expect([errors[0]!.channel, errors[0]!.device]).toEqual(["devel", "bad"]);
-      expect(errors[0]!.msg).toMatch(/Cannot publish image 'pool\/device-bad-[0-9a-f]+\.tar\.xz'/);
-      expect(errors[0]!.msg).toMatch(reason);
-      expect(errors[0]!.msg).not.toContain("\n");
+      expect([errors[0].channel, errors[0].device]).toEqual(["devel", "bad"]);
+      expect(errors[0].msg).toMatch(/Cannot publish image 'pool\/device-bad-[0-9a-f]+\.tar\.xz'/);
+      expect(errors[0].msg).toMatch(reason);
+      expect(errors[0].msg).not.toContain("\n");
       expect(run.stderr).not.toMatch(/Error|at .*\.js/); // no stack trace, no crash
 
       // The other device imported; nothing else changed (bad's files, the pool, the keyrings).
@@ -145,7 +145,7 @@ describe("hostile image tarballs are refused before anything is signed", () => {
       expect(run.status, run.stdout + run.stderr).toBe(1);
       const errors = errorLines(run);
       expect(errors, run.stdout).toHaveLength(1);
-      expect(errors[0]!.msg).toMatch(/Cannot publish image 'pool\/device-bad-[0-9a-f]+\.tar\.xz': member 'system\/zeros': it expands to more than 200000000 bytes \(image_max_bytes\)$/);
+      expect(errors[0].msg).toMatch(/Cannot publish image 'pool\/device-bad-[0-9a-f]+\.tar\.xz': member 'system\/zeros': it expands to more than 200000000 bytes \(image_max_bytes\)$/);
       expect(treeChanges(before, treeHashes(h.inst.publish))).toEqual([]);
       expect(run.peakRssMB).toBeLessThanOrEqual(MAX_RSS_MB);
     } finally {
@@ -181,7 +181,7 @@ describe("hostile image tarballs are refused before anything is signed", () => {
     expect(run.peakRssMB).toBeLessThanOrEqual(MAX_RSS_MB);
     const bad = indexOf(h, "bad");
     expect(bad.images).toHaveLength(1);
-    const device = bad.images[0]!.files.map((f) => f.path.slice(1)).find((p) => p.includes("device-bad-"))!;
+    const device = bad.images[0].files.map((f) => f.path.slice(1)).find((p) => p.includes("device-bad-"))!;
     const poolFile = join(h.inst.publish, device);
     const sha = (await import("node:crypto")).createHash("sha256").update(readFileSync(poolFile)).digest("hex");
     const cat = await readCatalogueFile(poolFile, sha);

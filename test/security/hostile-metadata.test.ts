@@ -14,6 +14,7 @@ import { existsSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
 import { join, relative } from "node:path";
 import { loadConfig } from "../../src/config/load.js";
 import { dumpPyJson } from "../../src/format/pyjson.js";
+import type { IndexDoc } from "../../src/model/index-doc.js";
 import { filePrefix, sidecarPath } from "../../src/model/naming.js";
 import { LocalSigner } from "../../src/pgp/local-signer.js";
 import { Tree, readVersionIni, writeVersionTarball } from "../../src/tree/index.js";
@@ -55,9 +56,9 @@ class Upstream {
     this.server.routes.set("/channels.json", dumpPyJson({ up: { devices } }));
     const entry = { checksum: sha256(f.data), order: 0, path: f.path, signature: `${f.path}.asc`, size: f.data.length };
     const index = { global: { generated_at: "Mon Jan 03 10:00:00 UTC 2022" }, images: [{ type: "full", version: 1, description: "", files: [entry] }] };
-    this.server.routes.set(`/up/${device}/index.json`, dumpPyJson(index as never));
+    this.server.routes.set(`/up/${device}/index.json`, dumpPyJson(index));
     this.server.routes.set(f.path, f.data);
-    if (f.detail !== undefined || f.sidecar) this.server.routes.set(sidecarPath(f.path), dumpPyJson({ generator: "http", ...(f.sidecar ?? { version_detail: f.detail }) } as never));
+    if (f.detail !== undefined || f.sidecar) this.server.routes.set(sidecarPath(f.path), dumpPyJson({ generator: "http", ...(f.sidecar ?? { version_detail: f.detail }) }));
   }
 }
 
@@ -119,7 +120,7 @@ describe("a hostile upstream's metadata", () => {
     expect(r.status, r.stdout + r.stderr).toBe(0);
     expect(errorLines(r)).toEqual([]);
     for (const dev of ["bad", "good"]) {
-      const idx = JSON.parse(readFileSync(join(inst.publish, `devel/${dev}/index.json`), "utf8"));
+      const idx = JSON.parse(readFileSync(join(inst.publish, `devel/${dev}/index.json`), "utf8")) as IndexDoc;
       expect(idx.images.map((i: { version: number }) => i.version)).toEqual([1]);
     }
     const ini = await readVersionIni(join(inst.publish, "devel/bad/version-1.tar.xz"));
@@ -179,7 +180,7 @@ describe("a hostile upstream's metadata", () => {
     const errors = errorLines(r);
     expect(errors, r.stdout + r.stderr).toHaveLength(1);
     expect(errors[0]).toContain("devel/bad");
-    const text = errors[0]!.startsWith("si: error:") ? errors[0]! : (JSON.parse(errors[0]!) as { msg: string }).msg;
+    const text = errors[0].startsWith("si: error:") ? errors[0] : (JSON.parse(errors[0]) as { msg: string }).msg;
     for (const part of parts(up.url)) expect(text).toContain(part);
     expect(snapshot(inst.publish)).toEqual(before);
     expect(existsSync("/tmp/evil.tar.xz")).toBe(false);
@@ -187,8 +188,8 @@ describe("a hostile upstream's metadata", () => {
     server.routes.set("/good.version", `${dev}\n`);
     const good = await inst.siAsync("import-images");
     expect(good.status).toBe(1); // bad still fails
-    const idx = JSON.parse(readFileSync(join(inst.publish, "devel/good/index.json"), "utf8"));
-    expect(idx.images.at(-1).version_detail).toContain(`device=${dev}`);
+    const idx = JSON.parse(readFileSync(join(inst.publish, "devel/good/index.json"), "utf8")) as IndexDoc;
+    expect(idx.images.at(-1)!.version_detail).toContain(`device=${dev}`);
   });
 });
 
@@ -218,12 +219,12 @@ describe("cross-channel pool poisoning", () => {
       expect(r.peakRssMB).toBeLessThanOrEqual(MAX_RSS_MB);
       const errors = errorLines(r);
       expect(errors, r.stdout + r.stderr).toHaveLength(1);
-      const text = errors[0]!.startsWith("si: error:") ? errors[0]! : (JSON.parse(errors[0]!) as { msg: string }).msg;
+      const text = errors[0].startsWith("si: error:") ? errors[0] : (JSON.parse(errors[0]) as { msg: string }).msg;
       expect(text).toContain(`Cannot generate http for b/mako: pool file ${join(inst.publish, "pool/img-7.tar.xz")} belongs to another source`);
       expect(text).toContain(`made by remote-system-image from ${up.url}/pool/img-7.tar.xz (upstream up/poison) for channel a/mako`);
       expect(text).toContain(`this is http from ${up.url}/img.tar.xz version 7 for channel b/mako`);
       expect(snapshot(inst.publish)).toEqual(before);
-      expect(JSON.parse(readFileSync(join(inst.publish, "b/mako/index.json"), "utf8")).images).toEqual([]);
+      expect((JSON.parse(readFileSync(join(inst.publish, "b/mako/index.json"), "utf8")) as IndexDoc).images).toEqual([]);
     } finally {
       await server.close();
     }
@@ -264,6 +265,6 @@ describe("defence in depth: the tree API on its own", () => {
     await expect(dev.createImage("full", 1, "line\nbreak", ["pool/a.tar.xz"])).rejects.toThrow(/devel\/mako\/index.json: description has the control character "\\n"/);
     await expect(dev.createImage("full", 1, "ok", ["pool/a.tar.xz"], { versionDetail: "a=1\n[x]" })).rejects.toThrow(/index.json: version_detail has the control character "\\n"/);
     await expect(dev.setDescription("full", 1, "ok", { fr: "x".repeat(2000) })).rejects.toThrow(/description_fr is longer than 1024 characters/);
-    expect(JSON.parse(readFileSync(join(inst.publish, "devel/mako/index.json"), "utf8")).images).toEqual([]);
+    expect((JSON.parse(readFileSync(join(inst.publish, "devel/mako/index.json"), "utf8")) as IndexDoc).images).toEqual([]);
   });
 });

@@ -37,9 +37,9 @@ describe("si rotate-key image-signing", () => {
     // The old private key is kept, owner-only.
     const kept = readdirSync(join(keys, "image-signing")).filter((f) => f.startsWith("private.asc.old-"));
     expect(kept).toHaveLength(1);
-    expect(statSync(join(keys, "image-signing", kept[0]!)).mode & 0o777).toBe(0o600);
+    expect(statSync(join(keys, "image-signing", kept[0])).mode & 0o777).toBe(0o600);
     expect(statSync(join(keys, "image-signing", "private.asc")).mode & 0o777).toBe(0o600);
-    expect(readFileSync(join(keys, "image-signing", kept[0]!), "utf8")).toContain("PRIVATE KEY");
+    expect(readFileSync(join(keys, "image-signing", kept[0]), "utf8")).toContain("PRIVATE KEY");
 
     // The published keyring: signed by image-master, holds new + previous.
     expect(clientVerify(`${gpg("image-signing")}.asc`, gpg("image-signing"), [master]).ok).toBe(true);

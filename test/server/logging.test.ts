@@ -61,7 +61,7 @@ describe("access log", () => {
   it("counts the bytes of streamed files and of HEAD (none)", async () => {
     await fetchRaw(http, "GET", "/pool/ubports-0123abcd.tar.xz", { "User-Agent": "marker-2" });
     await fetchRaw(http, "HEAD", "/pool/ubports-0123abcd.tar.xz", { "User-Agent": "marker-3" });
-    expect((await accessFor("marker-2")).bytes).toBe(site.files["/pool/ubports-0123abcd.tar.xz"]!.length);
+    expect((await accessFor("marker-2")).bytes).toBe(site.files["/pool/ubports-0123abcd.tar.xz"].length);
     expect(await accessFor("marker-3")).toMatchObject({ method: "HEAD", status: 200, bytes: 0, range: null });
   });
 
@@ -112,10 +112,10 @@ describe("access log", () => {
     log.log({ level: "warn", event: "b" });
     await new Promise((r) => setImmediate(r));
     expect(chunks).toHaveLength(1);
-    const lines = chunks[0]!.split("\n").map((l) => JSON.parse(l) as LogEntry);
+    const lines = chunks[0].split("\n").map((l) => JSON.parse(l) as LogEntry);
     expect(lines.map((l) => l.event)).toEqual(["a", "b"]);
-    expect(lines[0]!.text).toBe('quote " and\nnewline');
-    expect(typeof lines[0]!.time).toBe("string");
+    expect(lines[0].text).toBe('quote " and\nnewline');
+    expect(typeof lines[0].time).toBe("string");
   });
 });
 
@@ -129,7 +129,7 @@ describe("unknown channel / device warnings", () => {
     // HEAD + GET is one client run: one warning.
     expect(w).toHaveLength(1);
     expect(w[0]).toMatchObject({ level: "warn", event: "unknown-device", channel: "16.04/devel", device: "flo", build: "7", path: "/channels.json" });
-    expect(String(w[0]!.msg)).toContain("Already up-to-date");
+    expect(String(w[0].msg)).toContain("Already up-to-date");
   });
 
   it("warns for an unknown channel, not for a known channel and device", async () => {

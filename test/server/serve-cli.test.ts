@@ -95,7 +95,7 @@ describe("si serve", () => {
       const ca = readFileSync(site.config.tls_cert!);
       const workers = () => readFileSync(`/proc/${s.child.pid}/task/${s.child.pid}/children`, "utf8").trim().split(/\s+/).filter(Boolean).map(Number);
       expect(workers()).toHaveLength(2);
-      const victim = workers()[0]!;
+      const victim = workers()[0];
       process.kill(victim, "SIGKILL");
       await s.waitFor((l) => l.event === "worker-exit" && l.worker === victim);
       await s.waitFor((l) => l.event === "worker-ready");
@@ -123,11 +123,11 @@ describe("si serve", () => {
     const seen = (pred: (l: Record<string, unknown>) => boolean, n = 1) =>
       new Promise<void>((resolve) => {
         const check = () => (lines.filter(pred).length >= n ? resolve() : undefined);
-        child.stdout!.on("data", check);
+        child.stdout.on("data", check);
         check();
       });
     let buf = "";
-    child.stdout!.setEncoding("utf8").prependListener("data", (c: string) => {
+    child.stdout.setEncoding("utf8").prependListener("data", (c: string) => {
       buf += c;
       const parts = buf.split("\n");
       buf = parts.pop()!;

@@ -8,6 +8,7 @@ import { spawnSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import type { ChannelsDoc } from "../../src/model/channels.js";
 import { ADMIN_OPS, DEVICE_OPS, TREE_OPS, opsHelp } from "../../src/shell/ops.js";
 import { DEVICE_METHODS, TREE_METHODS } from "../../src/tree/index.js";
 import { snakeName } from "../../src/tree/context.js";
@@ -105,13 +106,13 @@ pub.create_device("x", "mako"); "done"`;
       "si: error: pub.remove_channel('nope'): Couldn't find channel: nope",
     ]);
     // The device's index: the content-named copy of x/mako/index.json (src/tree/versioned-index.ts).
-    expect(JSON.parse(readFileSync(join(fx.pub, "channels.json"), "utf8"))).toEqual({ x: { devices: { mako: { index: expect.stringMatching(/^\/x\/mako\/index-[0-9a-f]{16}\.json$/) } } } });
+    expect(JSON.parse(readFileSync(join(fx.pub, "channels.json"), "utf8"))).toEqual({ x: { devices: { mako: { index: expect.stringMatching(/^\/x\/mako\/index-[0-9a-f]{16}\.json$/) as string } } } });
 
     // An awaited failure ends the script there; operations already started still finish.
     const before = fingerprint(fx.pub);
     const r2 = fx.inst.si("shell", "-e", 'pub.create_channel("y"); await pub.get_device("x", "nope"); await pub.create_channel("z")');
     expect([r2.status, r2.stdout, r2.stderr]).toEqual([1, "", "si: error: pub.get_device('x', 'nope'): Couldn't find device: nope\n"]);
-    expect(Object.keys(JSON.parse(readFileSync(join(fx.pub, "channels.json"), "utf8")))).toEqual(["x", "y"]);
+    expect(Object.keys(JSON.parse(readFileSync(join(fx.pub, "channels.json"), "utf8")) as ChannelsDoc)).toEqual(["x", "y"]);
     expect(fingerprint(fx.pub)).not.toEqual(before);
 
     for (const [code2, line] of [
@@ -119,7 +120,7 @@ pub.create_device("x", "mako"); "done"`;
       ["this is not javascript", "si: error: Unexpected identifier 'is'"],
       ["admin.tag_image('x', 'mako', 1, 'T')", "si: error: admin.tag_image('x', 'mako', 1, 'T'): No images in selected channel/device."],
     ]) {
-      const r3 = fx.inst.si("shell", "-e", code2!);
+      const r3 = fx.inst.si("shell", "-e", code2);
       expect([r3.status, r3.stderr], code2).toEqual([1, `${line}\n`]);
     }
   });
@@ -174,7 +175,7 @@ print("\\n=====\\n".join(out))
     expect(ops).toContain("pub.publish_keyring(name)");
     expect(failed).toContain("Uncaught KeyError: pub.create_channel('test'): Channel already exists: test\r\n");
     expect(failed).not.toContain("    at ");
-    expect(exit!.trim()).toBe("EXIT 0");
+    expect(exit.trim()).toBe("EXIT 0");
     const history = readFileSync(join(fx.inst.state, "shell_history"), "utf8");
     expect(history).toContain('pub.create_channel("test")');
     expect(history).toContain("pub.list_channels()");

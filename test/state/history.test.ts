@@ -11,7 +11,7 @@ import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type BetterSqlite3 from "better-sqlite3";
-import { HistoryStatsCache } from "../../src/admin-server/history-stats.js";
+import { HistoryStatsCache } from "../../src/dashboard/history-stats.js";
 import { acquireGlobalLock } from "../../src/io/lock.js";
 import { ImportHistory, SCHEMA_VERSION } from "../../src/state/history.js";
 import { currentIdentity, ownerState, procStat } from "../../src/state/process-identity.js";
@@ -98,7 +98,7 @@ describe("import history file", () => {
       [2, "running", null],
       [3, "ok", null],
     ]);
-    expect(all[0]!.devices).toMatchObject([{ channel: "devel", device: "mako", outcome: "published", version: 1, bytes: 1000 }]);
+    expect(all[0].devices).toMatchObject([{ channel: "devel", device: "mako", outcome: "published", version: 1, bytes: 1000 }]);
     // Opening again is a no-op.
     ImportHistory.open(dir, { sweep: false }).close();
     expect(runs(dir)).toEqual(all);
@@ -130,7 +130,7 @@ describe("import history file", () => {
       lock.release();
     }
     ImportHistory.open(dir).close();
-    const run = runs(dir)[1]!;
+    const run = runs(dir)[1];
     expect(run).toMatchObject({ outcome: "interrupted", error: "interrupted: no process id was recorded (a run started by an older version), and no import holds the global lock" });
     // Finished at its last trace: the last device it recorded.
     expect(run.finished_at).toBe("2026-01-02T00:00:07.000Z");

@@ -48,14 +48,14 @@ describe("aliases (test_alias)", () => {
     await tree.sync_aliases("parent");
 
     const channels = await tree.list_channels();
-    expect(Object.keys(channels.alias!.devices).sort()).toEqual(["device", "device2", "device3"]);
+    expect(Object.keys(channels.alias.devices).sort()).toEqual(["device", "device2", "device3"]);
     expect(existsSync(join(pub, "alias/device1"))).toBe(false);
     expect(existsSync(join(pub, "alias/device3/index.json"))).toBe(true);
     expect(await aliasDev.get_phased_percentage(1234)).toBe(50);
     const images = await aliasDev.list_images();
     expect(images.map((i) => i.version)).toEqual([1234]);
     // The copy names the parent's pool-style file and its own version tarball (order kept).
-    expect(images[0]!.files.map((f) => [f.order, f.path])).toEqual([
+    expect(images[0].files.map((f) => [f.order, f.path])).toEqual([
       [0, "/parent/device/full"],
       [1, "/alias/device/version-1234.tar.xz"],
     ]);
@@ -64,7 +64,7 @@ describe("aliases (test_alias)", () => {
     // No sidecar for alias copies (§1.5).
     expect(existsSync(join(pub, "alias/device/version-1234.json"))).toBe(false);
     // The redirect to the alias follows its device list.
-    expect(Object.keys(channels.redirect!.devices).sort()).toEqual(["device", "device2", "device3"]);
+    expect(Object.keys(channels.redirect.devices).sort()).toEqual(["device", "device2", "device3"]);
     expect(channels.redirect).toMatchObject({ redirect: "alias", hidden: true, alias: "parent" });
 
     // A second sync changes nothing on disk.
@@ -93,18 +93,18 @@ describe("aliases (test_alias)", () => {
     }
     await tree.create_channel_alias("stable", "one");
     const one = readJson(join(pub, "stable/device/index.json")) as { images: Array<{ files: Array<{ path: string }> }> };
-    expect(one.images[0]!.files[0]!.path).toBe("/one/device/full");
+    expect(one.images[0].files[0].path).toBe("/one/device/full");
     expect((await readVersionIni(join(pub, "stable/device/version-1234.tar.xz")))!.channel_target).toBe("one");
 
     await tree.change_channel_alias("stable", "two");
     const dev = await tree.get_device("stable", "device");
     const [img] = await dev.list_images();
-    expect(img!.files.map((f) => f.path)).toEqual(["/two/device/full", "/stable/device/version-1234.tar.xz"]);
+    expect(img.files.map((f) => f.path)).toEqual(["/two/device/full", "/stable/device/version-1234.tar.xz"]);
     // Same version, but the tarball was remade for the new target, and the index knows its checksum.
     expect((await readVersionIni(join(pub, "stable/device/version-1234.tar.xz")))!.channel_target).toBe("two");
     const { createHash } = await import("node:crypto");
     const sum = createHash("sha256").update(readFileSync(join(pub, "stable/device/version-1234.tar.xz"))).digest("hex");
-    expect(img!.files[1]!.checksum).toBe(sum);
+    expect(img.files[1].checksum).toBe(sum);
     verifyTree(pub);
   });
 });
@@ -143,14 +143,14 @@ describe("redirects (test_redirect, test_redirect_alias)", () => {
     await tree.create_channel_redirect("redirect", "overthere");
     // Hand-edit: overthere is now both an alias of "redirect" and a redirect.
     const doc = readJson(tree.indexpath) as Record<string, Record<string, unknown>>;
-    doc.overthere!.alias = "redirect";
-    doc.overthere!.redirect = "overthere";
+    doc.overthere.alias = "redirect";
+    doc.overthere.redirect = "overthere";
     writeFileSync(tree.indexpath, JSON.stringify(doc));
     await tree.create_device("redirect", "device"); // runs sync_aliases("redirect")
-    expect((await tree.list_channels()).overthere!.devices).toEqual({});
+    expect((await tree.list_channels()).overthere.devices).toEqual({});
     expect(existsSync(join(pub, "overthere"))).toBe(false);
     await tree.sync_aliases("redirect");
-    expect((await tree.list_channels()).overthere!.devices).toEqual({});
+    expect((await tree.list_channels()).overthere.devices).toEqual({});
     verifyTree(pub);
   });
 });
@@ -185,8 +185,8 @@ describe("per-device redirects (test_per_device_redirect, test_cleanup_device_re
     expect(existsSync(join(pub, "redirect/device"))).toBe(false);
     expect(await target.list_images()).toEqual(await device.list_images());
     const channels = await tree.list_channels();
-    expect(channels.redirect!.devices.other).toEqual({ index: "/redirect/other/index.json" });
-    expect(channels.redirect!.devices.device).toEqual({ index: "/parent/device/index.json", redirect: "parent" });
+    expect(channels.redirect.devices.other).toEqual({ index: "/redirect/other/index.json" });
+    expect(channels.redirect.devices.device).toEqual({ index: "/parent/device/index.json", redirect: "parent" });
 
     // Removing the redirect entry leaves the parent's files alone.
     await tree.remove_device("redirect", "device");
@@ -206,11 +206,11 @@ describe("per-device redirects (test_per_device_redirect, test_cleanup_device_re
 
     await tree.remove_device("unrelated", "device");
     await tree.remove_channel("unrelated");
-    expect(Object.keys((await tree.list_channels()).redirect!.devices).sort()).toEqual(["device", "other"]);
+    expect(Object.keys((await tree.list_channels()).redirect.devices).sort()).toEqual(["device", "other"]);
     await tree.remove_device("parent", "other");
-    expect(Object.keys((await tree.list_channels()).redirect!.devices)).toEqual(["device"]);
+    expect(Object.keys((await tree.list_channels()).redirect.devices)).toEqual(["device"]);
     await tree.remove_channel("parent");
-    expect((await tree.list_channels()).redirect!.devices).toEqual({});
+    expect((await tree.list_channels()).redirect.devices).toEqual({});
     await tree.cleanup_device_redirects("nothing");
     verifyTree(fx.pub);
   });
@@ -237,7 +237,7 @@ describe("rename (test_rename, test_rename_with_redirects)", () => {
     expect((await tree.list_channels())["test/new"]).toEqual({ devices: { device: { index: "/test/new/device/index.json" } } });
     expect(existsSync(join(pub, "old"))).toBe(false);
     const [img] = await (await tree.get_device("test/new", "device")).list_images();
-    expect(img!.files.map((f) => [f.path, f.signature])).toEqual([
+    expect(img.files.map((f) => [f.path, f.signature])).toEqual([
       ["/test/new/device/full", "/test/new/device/full.asc"],
       ["/test/new/device/version-1234.tar.xz", "/test/new/device/version-1234.tar.xz.asc"],
     ]);
@@ -259,10 +259,10 @@ describe("rename (test_rename, test_rename_with_redirects)", () => {
     await tree.rename_channel("parent", "renamed");
     const channels = await tree.list_channels();
     expect(channels.parent).toBeUndefined();
-    expect(channels.redirect!.devices.device).toEqual({ index: "/renamed/device/index.json", redirect: "renamed" });
+    expect(channels.redirect.devices.device).toEqual({ index: "/renamed/device/index.json", redirect: "renamed" });
     // The redirect inside the renamed channel still names the other channel's index.
-    expect(channels.renamed!.devices.device2).toEqual({ index: "/other/device2/index.json", redirect: "other" });
-    expect(channels.renamed!.devices.device).toEqual({ index: "/renamed/device/index.json" });
+    expect(channels.renamed.devices.device2).toEqual({ index: "/other/device2/index.json", redirect: "other" });
+    expect(channels.renamed.devices.device).toEqual({ index: "/renamed/device/index.json" });
     // A channel redirect to the old name now copies the new one.
     expect(channels.follower).toMatchObject({ redirect: "renamed", devices: { device: { index: "/renamed/device/index.json" } } });
     expect(await tree.list_missing_files()).toEqual([]);

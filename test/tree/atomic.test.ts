@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { Readable } from "node:stream";
 import { describe, expect, it } from "vitest";
 import { LocalSigner } from "../../src/pgp/local-signer.js";
+import type { IndexDoc } from "../../src/model/index-doc.js";
 import type { KeyName, Signer } from "../../src/pgp/signer.js";
 import { openTree } from "../../src/tree/index.js";
 import { fingerprint, publishBasicImage, rejection, signedFile, treeFixture, verifyTree } from "./fixture.js";
@@ -132,12 +133,12 @@ describe("generated_at and rewrites", () => {
     expect(after).toEqual(before);
 
     // A stale phased percentage on an old version is dropped on read, and on the next commit.
-    const doc = JSON.parse(first);
+    const doc = JSON.parse(first) as IndexDoc;
     doc.images[0]["phased-percentage"] = 5;
     doc.images.push({ ...doc.images[0], version: 2 });
     delete doc.images[1]["phased-percentage"];
     writeFileSync(index, JSON.stringify(doc));
-    expect((await dev.list_images())[0]!["phased-percentage"]).toBeUndefined();
+    expect((await dev.list_images())[0]["phased-percentage"]).toBeUndefined();
     expect(readFileSync(index, "utf8")).toBe(JSON.stringify(doc)); // reads never write
     await dev.set_phased_percentage(2, 100);
     expect(readFileSync(index, "utf8")).not.toContain("phased-percentage");

@@ -126,7 +126,7 @@ describe("missing and orphaned files (test_file_lists)", () => {
 
     const keyring = await signedFile(signer, join(tree.path, "gpg/device.tar.xz"));
     await tree.set_device_keyring("test", "test", keyring);
-    expect((await tree.list_channels()).test!.devices.test!.keyring).toEqual({ path: "/gpg/device.tar.xz", signature: "/gpg/device.tar.xz.asc" });
+    expect((await tree.list_channels()).test.devices.test.keyring).toEqual({ path: "/gpg/device.tar.xz", signature: "/gpg/device.tar.xz.asc" });
     expect(await tree.list_orphaned_files()).toEqual([]);
 
     const image = await signedFile(signer, join(tree.path, "test/test/image.tar.xz"));
@@ -248,8 +248,8 @@ describe("createImages (one commit for an import's full image and its deltas)", 
       ["full", 2, undefined, "v=2"],
       ["delta", 2, 1, "v=2"],
     ]);
-    expect(images[0]!.files[0]!.checksum).toBe("ab".repeat(32));
-    expect(images[1]!.files[0]!.checksum).toBe("18ac3e7343f016890c510e93f935261169d9e3f565436429830faf0934f4f8e4");
+    expect(images[0].files[0].checksum).toBe("ab".repeat(32));
+    expect(images[1].files[0].checksum).toBe("18ac3e7343f016890c510e93f935261169d9e3f565436429830faf0934f4f8e4");
     verifyTree(pub);
   });
 });

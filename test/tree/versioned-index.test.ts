@@ -6,6 +6,7 @@
 import { readdirSync, readFileSync, statSync, utimesSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import type { IndexDoc } from "../../src/model/index-doc.js";
 import { RETAIN_MS, versionedIndexName } from "../../src/tree/versioned-index.js";
 import { publishBasicImage, readJson, signedFile, treeFixture, verifyTree } from "./fixture.js";
 
@@ -24,16 +25,16 @@ describe("channels.json names a content-named copy of each index", () => {
     await tree.create_channel_redirect("old", "stable");
 
     const ch = channelsOf(pub);
-    const named = ch.stable!.devices.mako!.index;
+    const named = ch.stable.devices.mako.index;
     expect(named).toMatch(/^\/stable\/mako\/index-[0-9a-f]{16}\.json$/);
     const conventional = readFileSync(join(pub, "stable/mako/index.json"));
     // The name is the content's hash, and the bytes are the installers' index.json.
     expect(readFileSync(join(pub, named))).toEqual(conventional);
     expect(named.endsWith(versionedIndexName(conventional))).toBe(true);
     // An alias has its own directory and copy; a redirect reads the target's (server-reference §2.2).
-    expect(ch.alias!.devices.mako!.index).toMatch(/^\/alias\/mako\/index-[0-9a-f]{16}\.json$/);
-    expect(readFileSync(join(pub, ch.alias!.devices.mako!.index))).toEqual(readFileSync(join(pub, "alias/mako/index.json")));
-    expect(ch.old!.devices.mako!.index).toBe(named);
+    expect(ch.alias.devices.mako.index).toMatch(/^\/alias\/mako\/index-[0-9a-f]{16}\.json$/);
+    expect(readFileSync(join(pub, ch.alias.devices.mako.index))).toEqual(readFileSync(join(pub, "alias/mako/index.json")));
+    expect(ch.old.devices.mako.index).toBe(named);
     // Every .asc, the copies' included, verifies with real gpg.
     verifyTree(pub);
   });
@@ -44,7 +45,7 @@ describe("channels.json names a content-named copy of each index", () => {
     await tree.create_channel("stable");
     await tree.create_device("stable", "mako");
     await publishBasicImage(fx, "stable", "mako");
-    const before = channelsOf(pub).stable!.devices.mako!.index;
+    const before = channelsOf(pub).stable.devices.mako.index;
 
     // The copy about to be replaced was written long ago: its retention must count from the
     // moment channels.json stops naming it, not from its creation.
@@ -52,11 +53,11 @@ describe("channels.json names a content-named copy of each index", () => {
     utimesSync(join(pub, before), longAgo, longAgo);
     const dev = await tree.get_device("stable", "mako");
     await dev.set_phased_percentage(1234, 90);
-    const after = channelsOf(pub).stable!.devices.mako!.index;
+    const after = channelsOf(pub).stable.devices.mako.index;
     expect(after).not.toBe(before);
     // A device holding the previous channels.json still finds the index it names, signed.
-    expect(JSON.parse(readFileSync(join(pub, before), "utf8")).images[0]["phased-percentage"]).toBe(50);
-    expect(JSON.parse(readFileSync(join(pub, after), "utf8")).images[0]["phased-percentage"]).toBe(90);
+    expect((JSON.parse(readFileSync(join(pub, before), "utf8")) as IndexDoc).images[0]["phased-percentage"]).toBe(50);
+    expect((JSON.parse(readFileSync(join(pub, after), "utf8")) as IndexDoc).images[0]["phased-percentage"]).toBe(90);
     expect(await tree.list_orphaned_files()).toEqual([]);
     verifyTree(pub);
     // ... so it is kept (not an orphan, above) and its clock starts now.
@@ -78,7 +79,7 @@ describe("channels.json names a content-named copy of each index", () => {
     expect(orphans).toContain(join(pub, before));
     await tree.cleanup_tree();
     expect(await tree.list_orphaned_files()).toEqual([]);
-    expect(JSON.parse(readFileSync(join(pub, after), "utf8")).images[0]["phased-percentage"]).toBe(90);
+    expect((JSON.parse(readFileSync(join(pub, after), "utf8")) as IndexDoc).images[0]["phased-percentage"]).toBe(90);
   });
 
   it("heals a commit killed between index.json and channels.json on the next cleanup", async () => {
@@ -87,20 +88,20 @@ describe("channels.json names a content-named copy of each index", () => {
     await tree.create_channel("stable");
     await tree.create_device("stable", "mako");
     await publishBasicImage(fx, "stable", "mako");
-    const named = channelsOf(pub).stable!.devices.mako!.index;
+    const named = channelsOf(pub).stable.devices.mako.index;
     // What a SIGKILL after the index renames leaves: a new index.json (and its copy), the old
     // channels.json naming the previous copy.
     const conventional = join(pub, "stable/mako/index.json");
-    const doc = JSON.parse(readFileSync(conventional, "utf8"));
+    const doc = JSON.parse(readFileSync(conventional, "utf8")) as IndexDoc;
     doc.images[0].description = "killed mid-commit";
     await signedFile(fx.signer, conventional, JSON.stringify(doc, null, 4) + "\n");
     const copy = join(pub, "stable/mako", versionedIndexName(readFileSync(conventional)));
     await signedFile(fx.signer, copy, readFileSync(conventional));
-    expect(channelsOf(pub).stable!.devices.mako!.index).toBe(named);
+    expect(channelsOf(pub).stable.devices.mako.index).toBe(named);
 
     await tree.cleanup_tree();
     // Rolled forward: devices now read what installers read, and nothing is left over.
-    expect(join(pub, channelsOf(pub).stable!.devices.mako!.index)).toBe(copy);
+    expect(join(pub, channelsOf(pub).stable.devices.mako.index)).toBe(copy);
     expect(await tree.list_orphaned_files()).toEqual([]);
     verifyTree(pub);
     // A second cleanup has nothing to do: channels.json is not rewritten.
@@ -113,6 +114,6 @@ describe("channels.json names a content-named copy of each index", () => {
     const fx = await treeFixture({ extraConfig: "versioned_index = false\n" });
     await fx.tree.create_channel("stable");
     await fx.tree.create_device("stable", "mako");
-    expect(channelsOf(fx.pub).stable!.devices.mako!.index).toBe("/stable/mako/index.json");
+    expect(channelsOf(fx.pub).stable.devices.mako.index).toBe("/stable/mako/index.json");
   });
 });

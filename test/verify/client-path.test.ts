@@ -67,7 +67,7 @@ describe("getCandidates", () => {
     const images = [full(1), full(2), delta(1, 2), delta(2, 3), full(3, { minversion: 2 })];
     expect(labels(getCandidates(images, 0))).toEqual(["1:2:3", "2:3"]);
     expect(labels(getCandidates(images, 1))).toEqual(["2:3", "2:3"]);
-    expect(getCandidates(images, 1).map((p) => p[0]!.type)).toEqual(["full", "delta"]);
+    expect(getCandidates(images, 1).map((p) => p[0].type)).toEqual(["full", "delta"]);
     expect(labels(getCandidates(images, 2))).toEqual(["3", "3"]);
     expect(labels(getCandidates(images, 3))).toEqual([]);
   });
@@ -137,7 +137,7 @@ describe("ubuntuCommand", () => {
       "update z.tar.xz z.tar.xz.asc",
       "update a.tar.xz a.tar.xz.asc",
       "update b.tar.xz b.tar.xz.asc",
-      `update ${d2.files[0]!.path.slice(6)} ${d2.files[0]!.path.slice(6)}.asc`,
+      `update ${d2.files[0].path.slice(6)} ${d2.files[0].path.slice(6)}.asc`,
       "unmount system",
       "",
     ]);

@@ -107,7 +107,7 @@ describe("checkChannels", () => {
       'E channel "odd" device "c": "keyring" needs string "path" and "signature"',
       'W channel name "keys" shadows a method of the client\'s Bag class',
     ]);
-    expect(Object.keys(r.doc!.good!.devices)).toEqual(["mako"]);
+    expect(Object.keys(r.doc!.good.devices)).toEqual(["mako"]);
   });
 });
 
@@ -140,7 +140,7 @@ describe("armorDamage", () => {
 
 describe("check-latest", () => {
   const img = (type: string, version: number, description: string, base?: number, paths: string[] = []): Image =>
-    ({ type, version, base, description, files: paths.map((p) => file(p)) }) as Image;
+    ({ type, version, base, description, files: paths.map((p) => file(p)) });
 
   it("prints the latest full and the deltas to it whose base full is present", () => {
     const doc: IndexDoc = {

@@ -60,7 +60,7 @@ function copyTree(opts: { keyrings?: string } = {}): Copy {
 const signer = () => new LocalSigner(t.inst.keys);
 /** The index devel/mako's devices read: the content-named copy channels.json names (src/tree/versioned-index.ts). */
 const namedIndex = (www: string) =>
-  (JSON.parse(readFileSync(join(www, "channels.json"), "utf8")) as Record<string, { devices: Record<string, { index: string }> }>).devel!.devices.mako!.index.slice(1);
+  (JSON.parse(readFileSync(join(www, "channels.json"), "utf8")) as Record<string, { devices: Record<string, { index: string }> }>).devel.devices.mako.index.slice(1);
 const files = (r: TreeReport, severity?: "error" | "warning") => [...new Set(r.problems.filter((p) => !severity || p.severity === severity).map((p) => p.file))];
 
 beforeAll(async () => {
@@ -111,15 +111,15 @@ describe("si verify-tree", () => {
   it("prints one line per problem naming the file, then the summary, and exits 1", async () => {
     const c = copyTree();
     const idx = JSON.parse(readFileSync(join(c.www, "devel/mako/index.json"), "utf8")) as IndexDoc;
-    const pool = idx.images[0]!.files[1]!.path.slice(1);
+    const pool = idx.images[0].files[1].path.slice(1);
     writeFileSync(join(c.www, pool), "not the device tarball");
     const r = await c.run();
     expect(r.status).toBe(1);
     const lines = r.stdout.trimEnd().split("\n");
     expect(lines.slice(0, -1)).toEqual([
       `error: ${pool}: does not match its signature ${pool.split("/").pop()}.asc: the file changed after it was signed`,
-      expect.stringMatching(new RegExp(`^error: ${pool}: sha256 [0-9a-f]{64} differs from the checksum ${idx.images[0]!.files[1]!.checksum} in ${namedIndex(c.www)}: devices reject it \\(HASH ERROR\\)$`)),
-      `error: ${pool}: is 22 bytes, ${namedIndex(c.www)} says ${idx.images[0]!.files[1]!.size} (upgrade paths are scored by size)`,
+      expect.stringMatching(new RegExp(`^error: ${pool}: sha256 [0-9a-f]{64} differs from the checksum ${idx.images[0].files[1].checksum} in ${namedIndex(c.www)}: devices reject it \\(HASH ERROR\\)$`)),
+      `error: ${pool}: is 22 bytes, ${namedIndex(c.www)} says ${idx.images[0].files[1].size} (upgrade paths are scored by size)`,
     ]);
     expect(lines.at(-1)).toMatch(/^FAILED: 3 errors, 0 warnings; 23 signatures, 7 files, 1 index, 5 keyrings checked in /);
   });
@@ -135,7 +135,7 @@ describe("si verify-tree", () => {
       for (const f of ["image-signing.tar.xz", "image-signing.tar.xz.asc"]) copyFileSync(join(keyrings, f), join(c.www, "gpg", f));
       const { status: s, report } = await c.report();
       expect(s).toBe(status);
-      expect(report.problems).toEqual([{ severity, file: "gpg/image-signing.tar.xz", message: expect.stringMatching(message) }]);
+      expect(report.problems).toEqual([{ severity, file: "gpg/image-signing.tar.xz", message: expect.stringMatching(message) as string }]);
     }
     // With --warn-days 5, ten days left is fine.
     const keyrings = mkdtempSync(join(tmpdir(), "si-keyrings-"));
@@ -148,7 +148,7 @@ describe("si verify-tree", () => {
   it("reports a missing image file as an error and a stray file as an orphan warning", async () => {
     const c = copyTree();
     const idx = JSON.parse(readFileSync(join(c.www, "devel/mako/index.json"), "utf8")) as IndexDoc;
-    const version1 = idx.images[0]!.files[3]!.path.slice(1);
+    const version1 = idx.images[0].files[3].path.slice(1);
     rmSync(join(c.www, version1));
     writeFileSync(join(c.www, "robots.txt"), "User-agent: *\n");
     mkdirSync(join(c.www, "devel/old"));
@@ -156,8 +156,8 @@ describe("si verify-tree", () => {
     expect(status).toBe(1);
     expect(report.problems).toEqual([
       { severity: "error", file: version1, message: `missing: listed by ${namedIndex(c.www)}` },
-      { severity: "warning", file: "devel/old", message: expect.stringMatching(/^orphaned: /) },
-      { severity: "warning", file: "robots.txt", message: expect.stringMatching(/^orphaned: /) },
+      { severity: "warning", file: "devel/old", message: expect.stringMatching(/^orphaned: /) as string },
+      { severity: "warning", file: "robots.txt", message: expect.stringMatching(/^orphaned: /) as string },
     ]);
     rmSync(join(c.www, "robots.txt"));
     writeFileSync(join(c.www, version1), "x");
@@ -169,7 +169,7 @@ describe("si verify-tree", () => {
     const c = copyTree({ keyrings: mkdtempSync(join(tmpdir(), "si-empty-")) });
     const { status, report } = await c.report();
     expect(status).toBe(0);
-    expect(report.problems).toEqual([{ severity: "warning", file: "gpg/archive-master.tar.xz", message: expect.stringMatching(/^the trust root .* is absent/) }]);
+    expect(report.problems).toEqual([{ severity: "warning", file: "gpg/archive-master.tar.xz", message: expect.stringMatching(/^the trust root .* is absent/) as string }]);
   });
 
   it("flags documents devices choke on, even when they are properly signed", async () => {
@@ -177,8 +177,8 @@ describe("si verify-tree", () => {
     const indexFile = join(c.www, namedIndex(c.www));
     const idx = JSON.parse(readFileSync(indexFile, "utf8")) as IndexDoc;
     idx.global.generated_at = "2026-11-29T05:43:07Z";
-    idx.images[1]!.version = 70000;
-    idx.images[0]!.files[2]!.signature = "/pool/elsewhere.asc";
+    idx.images[1].version = 70000;
+    idx.images[0].files[2].signature = "/pool/elsewhere.asc";
     writeFileSync(indexFile, JSON.stringify(idx, null, 4) + "\n");
     await signer().signFile("image-signing", indexFile);
     const channelsFile = join(c.www, "channels.json");
@@ -203,7 +203,7 @@ describe("si verify-tree", () => {
     const c = copyTree();
     const indexFile = join(c.www, namedIndex(c.www));
     const idx = JSON.parse(readFileSync(indexFile, "utf8")) as IndexDoc;
-    const f = idx.images[0]!.files[0]!;
+    const f = idx.images[0].files[0];
     const bad = f.path.replace("/pool/", "/pool/.hidden/");
     mkdirSync(join(c.www, "pool/.hidden"));
     for (const ext of ["", ".asc"]) copyFileSync(join(c.www, f.path + ext), join(c.www, bad + ext));
@@ -220,7 +220,7 @@ describe("si verify-tree", () => {
         file: namedIndex(c.www),
         message: expect.stringMatching(
           new RegExp(`^image #0 \\(version 1\\) file #0 path "${bad.replace(/\./g, "\\.")}" is unsafe: the component "\\.hidden" starts with a dot \\(devices store files by basename`),
-        ),
+        ) as string,
       },
     ]);
   });
@@ -228,7 +228,7 @@ describe("si verify-tree", () => {
   it("rejects a file signed by a key outside image-signing, naming its .asc", async () => {
     const c = copyTree();
     const idx = JSON.parse(readFileSync(join(c.www, "devel/mako/index.json"), "utf8")) as IndexDoc;
-    const delta = idx.images[2]!.files[0]!.path.slice(1);
+    const delta = idx.images[2].files[0].path.slice(1);
     await signer().signFile("device-signing", join(c.www, delta));
     const device = (await loadSigningKey(t.inst.keys, "device-signing")).fingerprint;
     const { report } = await c.report();
@@ -258,7 +258,7 @@ describe("si verify-tree", () => {
     await signer().signFile("image-signing", join(c.www, "devel/mako/device.tar.xz"));
     const bad = await c.report();
     expect(bad.report.problems).toEqual([
-      { severity: "error", file: "devel/mako/device.tar.xz", message: expect.stringMatching(/^keyring keyring\.json model is "hammerhead" but the keyring is for device "mako"/) },
+      { severity: "error", file: "devel/mako/device.tar.xz", message: expect.stringMatching(/^keyring keyring\.json model is "hammerhead" but the keyring is for device "mako"/) as string },
     ]);
   });
 
@@ -269,7 +269,7 @@ describe("si verify-tree", () => {
     await signer().signFile("image-master", dest);
     const { status, report } = await c.report();
     expect(status).toBe(1);
-    expect(report.problems).toContainEqual({ severity: "error", file: "channels.json.asc", message: expect.stringMatching(/by image-signing: signed by blacklisted key/) });
+    expect(report.problems).toContainEqual({ severity: "error", file: "channels.json.asc", message: expect.stringMatching(/by image-signing: signed by blacklisted key/) as string });
     expect(files(report).every((f) => f.endsWith(".asc"))).toBe(true);
     expect(statSync(dest).size).toBeGreaterThan(0);
   });

@@ -21,7 +21,7 @@ import type { XzCodec } from "../../io/xz.js";
 import { GnuTarWriter } from "../tar/write.js";
 import type { Catalogue } from "./catalogue.js";
 import { compareCatalogues } from "./compare.js";
-import type { ImageDiff } from "./delta.js";
+import type { ImageDiff } from "./compare.js";
 import { OnePassDelta } from "./one-pass.js";
 import { planMemberOrder } from "./plan.js";
 import { deltaTarSize, removedMember, writeMembers } from "./write.js";

@@ -71,7 +71,7 @@ export class Catalogue {
   }
 
   private page(r: number): [Page, number] {
-    return [this.pages[Math.floor(r / PAGE)]!, r % PAGE];
+    return [this.pages[Math.floor(r / PAGE)], r % PAGE];
   }
 
   /**
@@ -99,7 +99,7 @@ export class Catalogue {
     const bytes = typeof sha256 === "string" ? Buffer.from(sha256.padEnd(64, "0").slice(0, 64), "hex") : sha256;
     const [p, i] = this.page(row);
     p.sha.set(bytes.subarray(0, 32), 32 * i);
-    p.flags[i]! |= HAS_SHA;
+    p.flags[i] |= HAS_SHA;
   }
 
   /** Adds an implicit directory for every parent path no member names. Call once, at the end. */
@@ -166,16 +166,16 @@ export class Catalogue {
 
   private row(r: number): CatalogueEntry {
     const [p, i] = this.page(r);
-    const f = p.flags[i]!;
+    const f = p.flags[i];
     const n = p.nums;
     const e: CatalogueEntry = {
-      type: TYPES[f & 0x0f]!,
-      mode: p.mode[i]!,
-      uid: n[4 * i]!,
-      gid: n[4 * i + 1]!,
-      mtime: n[4 * i + 2]!,
-      size: n[4 * i + 3]!,
-      ordinal: p.ordinal[i]!,
+      type: TYPES[f & 0x0f],
+      mode: p.mode[i],
+      uid: n[4 * i],
+      gid: n[4 * i + 1],
+      mtime: n[4 * i + 2],
+      size: n[4 * i + 3],
+      ordinal: p.ordinal[i],
     };
     if (f & IMPLICIT) e.implicit = true;
     const link = this.linknames.get(r);

@@ -156,3 +156,12 @@ export function compareCatalogues(oldCat: Catalogue, newCat: Catalogue, policy: 
     warnings,
   };
 }
+
+/** Two images compared, and the order their delta writes the changed members in. */
+export interface ImageDiff {
+  oldCat: Catalogue;
+  newCat: Catalogue;
+  changes: ChangeSet;
+  /** Members after `removed`, in delta order. */
+  order: string[];
+}

@@ -17,20 +17,13 @@ import { defaultCodec } from "../../io/xz.js";
 import { joinXzStreams } from "../../io/xz-container.js";
 import { buildDelta, type DeltaSource } from "./build.js";
 import type { Catalogue } from "./catalogue.js";
-import { compareCatalogues, type ChangeSet } from "./compare.js";
+import { compareCatalogues, type ChangeSet, type ImageDiff } from "./compare.js";
 import { planMemberOrder } from "./plan.js";
 import { scanImage } from "./scan.js";
 
 export { buildDelta, DELTA_BLOCK, type BuildOptions, type BuiltDelta, type DeltaSource } from "./build.js";
 export { deltaTarSize, removedHeader, removedMember, writeDeltaTar, writeMembers } from "./write.js";
-
-export interface ImageDiff {
-  oldCat: Catalogue;
-  newCat: Catalogue;
-  changes: ChangeSet;
-  /** Members after `removed`, in delta order. */
-  order: string[];
-}
+export type { ImageDiff } from "./compare.js";
 
 export interface DeltaSummary {
   path: string;

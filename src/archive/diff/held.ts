@@ -63,7 +63,7 @@ export class HeldContent {
 
   /** The content, to write once. */
   content(): Buffer | AsyncIterable<Buffer> {
-    if (this.chunks) return this.chunks.length === 1 ? this.chunks[0]! : arrayChunks(this.chunks);
+    if (this.chunks) return this.chunks.length === 1 ? this.chunks[0] : arrayChunks(this.chunks);
     return createReadStream(this.path!, { highWaterMark: 1 << 20 }) as AsyncIterable<Buffer>;
   }
 

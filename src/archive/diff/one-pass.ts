@@ -4,15 +4,7 @@
  * drop) as soon as the old catalogue can answer for its path, then streamed through the GNU
  * tar writer into xz. Rules are those of compare.ts and plan.ts; this file only schedules.
  *
- * Deciding a new member P:
- *   - the old scan has seen P: compare.ts's entryChanged(); a regular file whose metadata
- *     is equal waits for its SHA-256 (computed while its content streams past, held until
- *     then); a hard link whose own entry is equal follows its target (LP #1444347);
- *   - the old scan has finished without P: added;
- *   - the old scan has gone past P without seeing it: added, by SPECULATION. Both readers
- *     note every path both have seen; while those pairs come in the same order in both
- *     images (rootfs builds of one tree), "old went past P" means "old has no P". The first
- *     pair out of order turns speculation off for the rest of the run.
+ * Deciding each new member (write or drop, by speculation while the old scan lags): decide.ts.
  * Members are written in the new image's archive order (plan.ts), hard links held until
  * their target is written; a member behind an undecided one is held (in memory up to a cap,
  * bigger contents spilled to the temporary directory): ordered-output.ts. When held memory
@@ -29,12 +21,12 @@
  * the canonical delta; only the time differs.
  */
 import { createHash } from "node:crypto";
-import type { DeltaMtimePolicy } from "../../config/types.js";
 import { ArchiveError, errorMessage } from "../../errors.js";
 import type { XzCodec } from "../../io/xz.js";
 import { readTar } from "../tar/read.js";
-import { Catalogue, type CatalogueEntry } from "./catalogue.js";
-import { compareCatalogues, entryChanged, type ChangeSet } from "./compare.js";
+import { Catalogue } from "./catalogue.js";
+import { compareCatalogues, type ChangeSet } from "./compare.js";
+import { OnePassDecider, type DecideOptions } from "./decide.js";
 import { OrderedOutput, type Item } from "./ordered-output.js";
 import { planMemberOrder } from "./plan.js";
 import { openImageTar } from "./scan.js";
@@ -65,46 +57,25 @@ export interface OnePassResult {
   abort(): Promise<void>;
 }
 
-export interface OnePassOptions {
+export interface OnePassOptions extends DecideOptions {
   codec: XzCodec;
   level: number;
   /** xz block size (the delta's size is unknown until the end; see xz.ts). */
   blockSize: number;
   /** Where the compressed output (`rest.xz`) and spill files go. */
   tmpDir: string;
-  /** Tests: turn speculation off. */
-  speculate?: boolean;
-  /** What counts as a change (compare.ts); default "content". */
-  mtime?: DeltaMtimePolicy;
   /** The old image's catalogue, already made (with implicit parents), or null: scan the old image. */
   oldCatalogue?: Promise<Catalogue | null>;
 }
 
-export class OnePassDelta {
-  oldCat = new Catalogue();
+export class OnePassDelta extends OnePassDecider {
   private oldFromCatalogue = false;
-  private readonly policy: DeltaMtimePolicy;
-  readonly newCat = new Catalogue();
-  private oldDone = false;
-  private newDone = false;
-  private oldError: unknown;
+  private oldError: ArchiveError | undefined;
   private wakers: (() => void)[] = [];
-  private readonly undecided = new Map<string, Item>();
-  /** Undecided only for want of the old scan, in new-archive order. */
-  private readonly waitingForOld = new Map<string, Item>();
-  private readonly linkWaiters = new Map<string, Item[]>();
-  private readonly writeSet = new Set<string>();
-  /** Decided "added" by speculation: the old scan must not name them later. */
-  private readonly speculated = new Set<string>();
-  private speculate: boolean;
-  private maxNew = -1;
-  private maxOld = -1;
-  private failure: string | undefined;
-  private readonly out: OrderedOutput;
+  protected readonly out: OrderedOutput;
 
   constructor(private readonly opts: OnePassOptions) {
-    this.speculate = opts.speculate ?? true;
-    this.policy = opts.mtime ?? "content";
+    super(opts);
     this.out = new OrderedOutput(opts, {
       failed: () => this.failure !== undefined,
       pending: (target) => this.undecided.has(target) || (!this.newCat.has(target) && !this.newDone),
@@ -146,11 +117,6 @@ export class OnePassDelta {
       finish: (precededBy) => this.out.finish(precededBy),
       abort: () => this.out.abort(),
     };
-  }
-
-  /** Marks the one-pass output as discarded; the new reader stops writing (stopWriting). */
-  private fail(why: string): void {
-    this.failure ??= why;
   }
 
   /** After a failure, between members: stop spending CPU on output that is discarded. */
@@ -204,73 +170,6 @@ export class OnePassDelta {
       this.oldDone = true;
       for (const item of [...this.waitingForOld.values()]) this.tryDecide(item);
       this.notify();
-    }
-  }
-
-  /** A path both readers have seen, at these positions: moves the speculation frontier. */
-  private pair(n: number, o: number): void {
-    if (n < this.maxNew || o < this.maxOld) this.speculate = false;
-    this.maxNew = Math.max(this.maxNew, n);
-    this.maxOld = Math.max(this.maxOld, o);
-    if (!this.speculate) return;
-    for (const item of this.waitingForOld.values()) {
-      if (item.ordinal >= this.maxNew) break; // new-archive order: the rest is further on
-      this.tryDecide(item);
-    }
-  }
-
-  /**
-   * The old image has a path written as "added" by speculation: harmless if it is changed
-   * anyway, else the one-pass output is not the canonical delta (decided early to save CPU).
-   */
-  private checkSpeculation(name: string): void {
-    const b = this.newCat.get(name)!;
-    if (b.type === "file" && b.sha256 === undefined) return; // still streaming: the final check decides
-    if (!entryChanged(this.oldCat.get(name)!, b, this.policy)) this.fail(`a speculation proved wrong ('${name}' is in the old image after all)`);
-  }
-
-  private tryDecide(item: Item): void {
-    if (item.write !== undefined || this.failure) return;
-    const a = this.oldCat.get(item.name);
-    if (!a) {
-      if (this.oldDone) return this.decide(item, true);
-      if (this.speculate && item.ordinal < this.maxNew) {
-        this.speculated.add(item.name);
-        return this.decide(item, true);
-      }
-      this.waitingForOld.set(item.name, item);
-      return;
-    }
-    this.waitingForOld.delete(item.name);
-    const b = this.newCat.get(item.name)!;
-    if (!item.hashed) {
-      // Content still streaming: decidable now only if the metadata alone differs.
-      // With the "content" policy an mtime-only difference is no difference: such a file
-      // waits for its SHA-256 like one whose metadata is all equal.
-      if (entryChanged(a, { ...b, sha256: a.sha256 } as CatalogueEntry, this.policy)) this.decide(item, true);
-      return;
-    }
-    if (entryChanged(a, b, this.policy)) return this.decide(item, true);
-    const target = b.type === "link" ? b.linkname : undefined;
-    if (target === undefined || target === item.name) return this.decide(item, false);
-    // LP #1444347: an unchanged hard link is rewritten with its target (compare.ts).
-    if (this.newCat.has(target) && !this.undecided.has(target)) return this.decide(item, this.writeSet.has(target));
-    if (!this.newCat.has(target) && this.newDone) return this.decide(item, false);
-    const list = this.linkWaiters.get(target);
-    if (list) list.push(item);
-    else this.linkWaiters.set(target, [item]);
-  }
-
-  private decide(item: Item, write: boolean): void {
-    item.write = write;
-    this.undecided.delete(item.name);
-    this.waitingForOld.delete(item.name);
-    if (write) this.writeSet.add(item.name);
-    else if (item.held) this.out.drop(item);
-    const links = this.linkWaiters.get(item.name);
-    if (links) {
-      this.linkWaiters.delete(item.name);
-      for (const l of links) this.tryDecide(l);
     }
   }
 
@@ -352,7 +251,7 @@ async function sha256Of(body: AsyncIterable<unknown>): Promise<Buffer> {
 }
 
 /** Errors name the image (as scan.ts does). */
-function imageError(err: unknown, path: string): unknown {
+function imageError(err: unknown, path: string): ArchiveError {
   if (err instanceof ArchiveError && err.message.includes(path)) return err;
   return new ArchiveError(`Cannot read image '${path}': ${errorMessage(err).replace(/^Cannot read tar archive: /, "")}`, "Exception", { cause: err });
 }

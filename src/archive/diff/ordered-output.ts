@@ -1,5 +1,5 @@
 /**
- * The one-pass delta's output side (one-pass.ts decides, this writes): members leave in the
+ * The one-pass delta's output side (decide.ts decides, this writes): members leave in the
  * new image's archive order (plan.ts) through the GNU tar writer into xz (`rest.xz`). A
  * member behind an undecided one waits in the queue; its content is held meanwhile (in
  * memory up to the caller's cap, bigger contents spilled to the temporary directory,
@@ -143,7 +143,7 @@ export class OrderedOutput {
       const released = this.linkHold.get(it.name);
       if (released) {
         this.linkHold.delete(it.name);
-        for (let i = released.length - 1; i >= 0; i--) stack.push(released[i]!);
+        for (let i = released.length - 1; i >= 0; i--) stack.push(released[i]);
       }
     }
   }

@@ -85,7 +85,7 @@ export function planMemberOrder(newCat: Catalogue, write: ReadonlySet<string>): 
       if (released) {
         waiting.delete(p);
         // Reverse so the released links keep their archive order.
-        for (let i = released.length - 1; i >= 0; i--) stack.push(released[i]!);
+        for (let i = released.length - 1; i >= 0; i--) stack.push(released[i]);
       }
     }
   };

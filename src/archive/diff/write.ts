@@ -17,7 +17,7 @@ import { BLOCK } from "../tar/header.js";
 import { readTar } from "../tar/read.js";
 import type { TarHeader } from "../tar/types.js";
 import { encodeGnuHeader, GnuTarWriter } from "../tar/write.js";
-import type { ImageDiff } from "./delta.js";
+import type { ImageDiff } from "./compare.js";
 import { HeldContent } from "./held.js";
 import { removedContent } from "./plan.js";
 import { openImageTar } from "./scan.js";
@@ -68,8 +68,8 @@ export async function writeMembers(newPath: string, diff: ImageDiff, writer: Gnu
   let spills = 0;
   let next = 0;
   const flushHeld = async (): Promise<void> => {
-    for (let h = held.get(order[next]!); next < order.length && h; h = held.get(order[next]!)) {
-      held.delete(order[next++]!);
+    for (let h = held.get(order[next]); next < order.length && h; h = held.get(order[next])) {
+      held.delete(order[next++]);
       heldMemory -= h.content?.memoryBytes ?? 0;
       try {
         await writer.add(h.header, h.content?.content());

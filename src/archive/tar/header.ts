@@ -41,7 +41,7 @@ export function readNumber(block: Buffer, [off, len]: readonly [number, number],
   if (field[0] === 0x80 || field[0] === 0xff) {
     // GNU base-256: the bytes after the marker, big-endian; 0xff marks a negative value.
     let v = 0n;
-    for (let i = 1; i < len; i++) v = (v << 8n) | BigInt(field[i]!);
+    for (let i = 1; i < len; i++) v = (v << 8n) | BigInt(field[i]);
     if (field[0] === 0xff) v -= 1n << BigInt(8 * (len - 1));
     return Number(v);
   }
@@ -56,7 +56,7 @@ export function checksums(block: Buffer): [number, number] {
   let unsigned = 0;
   let signed = 0;
   for (let i = 0; i < BLOCK; i++) {
-    const b = i >= 148 && i < 156 ? 0x20 : block[i]!;
+    const b = i >= 148 && i < 156 ? 0x20 : block[i];
     unsigned += b;
     signed += b > 127 ? b - 256 : b;
   }

@@ -65,7 +65,7 @@ function nulTerminated(buf: Buffer): string {
 
 /** Decodes one member header block, applying pending long names and pax overrides. */
 function decodeHeader(block: Buffer, longName: string | undefined, longLink: string | undefined, pax: Map<string, string>): TarHeader & { dataSize: number } {
-  const typeflag = String.fromCharCode(block[156]!);
+  const typeflag = String.fromCharCode(block[156]);
   let name = readString(block, F.name);
   if (block.subarray(257, 263).equals(POSIX_MAGIC) && block[345] !== 0) name = `${readString(block, F.prefix)}/${name}`;
   if (longName !== undefined) name = longName;
@@ -135,7 +135,7 @@ export async function* readTar(input: TarInput): AsyncGenerator<TarEntry> {
         if (!checksums(block).includes(stored)) {
           throw new ArchiveError(`Cannot read tar archive: bad header checksum at byte ${src.position - BLOCK}`);
         }
-        const flag = String.fromCharCode(block[156]!);
+        const flag = String.fromCharCode(block[156]);
         if (!META.has(flag)) break;
         const size = readNumber(block, F.size, "size");
         if (size > MAX_META) {
@@ -157,7 +157,7 @@ export async function* readTar(input: TarInput): AsyncGenerator<TarEntry> {
         }
       }
       if (block === null || block.every((b) => b === 0)) break; // end of archive
-      const flag = String.fromCharCode(block[156]!);
+      const flag = String.fromCharCode(block[156]);
       if ("SMV".includes(flag)) throw new ArchiveError(`Cannot read tar archive: unsupported GNU member type '${flag}' (sparse or multi-volume)`);
       const { dataSize, ...header } = decodeHeader(block, longName, longLink, pax);
       // Only a pax record can carry a NUL: no tar tool or device could name such a file, and a

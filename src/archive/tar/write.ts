@@ -99,12 +99,17 @@ export class GnuTarWriter {
     return this.written;
   }
 
-  private async write(buf: Buffer): Promise<void> {
+  /** The output's error, if it failed (it may fail during any await). */
+  private throwIfFailed(): void {
     if (this.failed) throw this.failed;
+  }
+
+  private async write(buf: Buffer): Promise<void> {
+    this.throwIfFailed();
     this.written += buf.length;
     if (!this.out.write(buf)) {
       await this.drained();
-      if (this.failed) throw this.failed;
+      this.throwIfFailed();
       if (this.out.destroyed) throw new ArchiveError("Cannot write tar archive: the output was closed");
     }
   }
@@ -162,7 +167,7 @@ export class GnuTarWriter {
       const finished = once(this.out, "finish");
       this.out.end();
       await finished;
-      if (this.failed) throw this.failed;
+      this.throwIfFailed();
     }
   }
 }

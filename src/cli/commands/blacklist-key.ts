@@ -4,7 +4,7 @@
  */
 import type { Command } from "commander";
 import type { CliContext } from "../context.js";
-import { commonOptions, emit, type CommonOptions } from "../../admin/cli.js";
+import { commonOptions, emit, type CommonOptions } from "../admin-options.js";
 import { blacklistKey } from "../../keys/blacklist.js";
 
 export function register(program: Command, ctx: CliContext): void {

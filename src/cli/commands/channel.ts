@@ -1,6 +1,6 @@
 import type { Command } from "commander";
 import type { CliContext } from "../context.js";
-import { commonOptions, runAdmin, type CommonOptions } from "../../admin/cli.js";
+import { commonOptions, runAdmin, type CommonOptions } from "../admin-options.js";
 import * as tc from "../../admin/tree-commands.js";
 
 export function register(program: Command, ctx: CliContext): void {

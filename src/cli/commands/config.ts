@@ -30,13 +30,22 @@ const SCALARS: (keyof Config)[] = [
   "delta_mtime", "delta_xz_block_mib",
 ];
 
+/** A setting as `config show` prints it: lists joined by commas, as they are written in etc/config. */
+function settingText(value: unknown): string {
+  if (value === undefined) return "(unset)";
+  if (Array.isArray(value)) return value.map((v) => settingText(v)).join(",");
+  if (typeof value === "string") return value;
+  if (typeof value === "number" || typeof value === "boolean") return String(value);
+  return JSON.stringify(value);
+}
+
 export function configToText(conf: Config): string[] {
   const lines: string[] = [];
   // Any key the loader reads or sets that this list misses is still shown (after the others,
   // "(unset)" when absent), so `config show` never hides a setting and needs no list updates.
   const keys = new Set<string>([...SCALARS, ...globalKeys(), ...Object.keys(conf)]);
   const others = [...keys].filter((k) => !(SCALARS as string[]).includes(k) && k !== "mirrors" && k !== "channels") as (keyof Config)[];
-  for (const key of [...SCALARS, ...others]) lines.push(`${key}: ${conf[key] === undefined ? "(unset)" : String(conf[key])}`);
+  for (const key of [...SCALARS, ...others]) lines.push(`${key}: ${settingText(conf[key])}`);
   const mirrors = mirrorCommands(conf);
   lines.push(`mirrors: ${mirrors.length === 0 ? "(none)" : ""}`.trimEnd());
   for (const argv of mirrors) lines.push(`  ${argv.join(" ")}`);

@@ -1,7 +1,7 @@
 import type { Command } from "commander";
 import type { CliContext } from "../context.js";
 import { intOption } from "../../admin/args.js";
-import { adminContext, commonOptions, emit, type CommonOptions } from "../../admin/cli.js";
+import { adminContext, commonOptions, emit, type CommonOptions } from "../admin-options.js";
 import { checkCopyArguments, copyImage, describeCopy } from "../../admin/copy-image.js";
 import { DEFAULT_PUSH_URL } from "../../admin/push.js";
 

@@ -7,7 +7,7 @@ import { createLogger } from "../../io/log.js";
 import { DEMO_CHANNEL, DEMO_DEVICE, newestDemoVersion, prepareDemo, publishNextBuild } from "../../demo/setup.js";
 import { startServer } from "../../server/start.js";
 import { jsonLineLogger } from "../../server/log.js";
-import { prepareOperations } from "../../admin-server/operations.js";
+import { prepareOperations } from "../../dashboard/operations.js";
 
 const REPO_ROOT = fileURLToPath(new URL("../../../../", import.meta.url));
 

@@ -2,7 +2,7 @@ import type { Command } from "commander";
 import type { CliContext } from "../context.js";
 import { UsageError } from "../../errors.js";
 import { intOption } from "../../admin/args.js";
-import { commonOptions, runAdmin, type CommonOptions } from "../../admin/cli.js";
+import { commonOptions, runAdmin, type CommonOptions } from "../admin-options.js";
 import * as tc from "../../admin/tree-commands.js";
 
 const collect = (value: string, prev: string[]) => [...prev, value];

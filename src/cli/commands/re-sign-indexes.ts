@@ -1,6 +1,6 @@
 import type { Command } from "commander";
 import type { CliContext } from "../context.js";
-import { adminContext, commonOptions, emit, type CommonOptions } from "../../admin/cli.js";
+import { adminContext, commonOptions, emit, type CommonOptions } from "../admin-options.js";
 import { describeReSign, reSignIndexes } from "../../admin/re-sign.js";
 
 export function register(program: Command, ctx: CliContext): void {

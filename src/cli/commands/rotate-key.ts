@@ -5,7 +5,7 @@
  */
 import type { Command } from "commander";
 import type { CliContext } from "../context.js";
-import { commonOptions, emit, type CommonOptions } from "../../admin/cli.js";
+import { commonOptions, emit, type CommonOptions } from "../admin-options.js";
 import { intOption } from "../../admin/args.js";
 import { UsageError } from "../../errors.js";
 import { rotateKey } from "../../keys/rotate.js";

@@ -7,10 +7,10 @@
  * With `--workers N` (default: one per CPU) the public listeners run in N worker processes
  * and this process supervises them (src/server/workers.ts); with 1 everything runs here.
  * Either way this process alone runs the import scheduler (`import_schedule`, off with
- * `--no-schedule`) and the admin listener on admin_address:admin_port (src/admin-server/).
+ * `--no-schedule`) and the admin listener on admin_address:admin_port (src/dashboard/).
  */
 import type { Command } from "commander";
-import { prepareOperations, type Operations } from "../../admin-server/operations.js";
+import { prepareOperations, type Operations } from "../../dashboard/operations.js";
 import { ConfigError, UsageError, errorMessage } from "../../errors.js";
 import { jsonLineLogger, type ServerLogger } from "../../server/log.js";
 import { startListeners } from "../../server/listener.js";

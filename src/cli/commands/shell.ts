@@ -11,7 +11,7 @@
 import type { Command } from "commander";
 import type { CliContext } from "../context.js";
 import { countOption, parseLockTimeout } from "../../admin/args.js";
-import { adminLogger } from "../../admin/cli.js";
+import { adminLogger } from "../admin-options.js";
 import { DEFAULT_LOCK_WAIT_MS } from "../../admin/lock.js";
 // The REPL is imported when the shell runs, not when the CLI starts: node:repl loads the
 // `domain` module, which slows every server socket of a process that loaded it (-30-40 %
@@ -19,7 +19,7 @@ import { DEFAULT_LOCK_WAIT_MS } from "../../admin/lock.js";
 
 async function readAll(stream: NodeJS.ReadableStream): Promise<string> {
   const chunks: Buffer[] = [];
-  for await (const c of stream) chunks.push(typeof c === "string" ? Buffer.from(c) : (c as Buffer));
+  for await (const c of stream) chunks.push(typeof c === "string" ? Buffer.from(c) : (c));
   return Buffer.concat(chunks).toString("utf8");
 }
 

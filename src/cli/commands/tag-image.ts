@@ -1,7 +1,7 @@
 import type { Command } from "commander";
 import type { CliContext } from "../context.js";
 import { intOption } from "../../admin/args.js";
-import { adminContext, commonOptions, emit, type CommonOptions } from "../../admin/cli.js";
+import { adminContext, commonOptions, emit, type CommonOptions } from "../admin-options.js";
 import { describeTag, tagImage } from "../../admin/tag-image.js";
 
 export function register(program: Command, ctx: CliContext): void {

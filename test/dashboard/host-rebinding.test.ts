@@ -8,7 +8,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { writeFileSync, readFileSync } from "node:fs";
 import { networkInterfaces } from "node:os";
-import { prepareOperations, type Operations } from "../../src/admin-server/operations.js";
+import { prepareOperations, type Operations } from "../../src/dashboard/operations.js";
 import { startListeners, type ListenerGroup } from "../../src/server/listener.js";
 import { spawnServe } from "../helpers/serve-process.js";
 import { ask, collectingLogger, keyringInstance } from "./keyring-instance.js";
@@ -49,12 +49,12 @@ describe("admin listener Host check", () => {
       expect(r.status).toBe(421);
       expect(r.headers["content-type"]).toBe("text/plain; charset=utf-8");
     }
-    expect(answers[0]!.body).toBe(
+    expect(answers[0].body).toBe(
       'Misdirected Request: this admin listener does not answer for host "evil.example:8090". ' +
         "Use localhost, a loopback address or admin_address, or add the name to admin_allowed_hosts (protection against DNS rebinding).\n",
     );
-    expect(answers[0]!.body).not.toContain("<html");
-    expect(answers[1]!.body).not.toContain("si_");
+    expect(answers[0].body).not.toContain("<html");
+    expect(answers[1].body).not.toContain("si_");
     // The refused POST started nothing.
     expect(logger.entries.some((e) => String(e.msg).startsWith("tree verification"))).toBe(false);
     // One warning per distinct refused host, not one per request.
@@ -113,7 +113,7 @@ describe("admin listener on every interface (admin_address = 0.0.0.0)", () => {
     const g = await startListeners([ops.listener!], 1000);
     try {
       await ops.start(g.urls.admin);
-      const port = g.ports.admin!;
+      const port = g.ports.admin;
       const own = Object.values(networkInterfaces()).flatMap((l) => l ?? []).find((a) => a.family === "IPv4" && !a.internal)?.address;
       for (const host of [`127.0.0.1:${port}`, `localhost:${port}`, ...(own ? [`${own}:${port}`] : [])]) {
         expect((await ask(port, "GET", "/metrics", { Host: host })).status, host).toBe(200);

@@ -15,7 +15,7 @@ const ESCAPES: Record<string, string> = { "&": "&amp;", "<": "&lt;", ">": "&gt;"
 
 /** Text → HTML text or attribute value (quotes escaped too, so it is safe in either). */
 export function escapeHtml(text: string): string {
-  return text.replace(/[&<>"']/g, (c) => ESCAPES[c]!);
+  return text.replace(/[&<>"']/g, (c) => ESCAPES[c]);
 }
 
 export type HtmlValue = SafeHtml | string | number | boolean | null | undefined | HtmlValue[];
@@ -29,8 +29,8 @@ function render(v: HtmlValue): string {
 
 /** `html\`<td>${name}</td>\``: literal parts as written, values escaped (arrays joined). */
 export function html(strings: TemplateStringsArray, ...values: HtmlValue[]): SafeHtml {
-  let out = strings[0]!;
-  for (let i = 0; i < values.length; i++) out += render(values[i]!) + strings[i + 1]!;
+  let out = strings[0];
+  for (let i = 0; i < values.length; i++) out += render(values[i]) + strings[i + 1];
   return new SafeHtml(out);
 }
 

@@ -82,7 +82,7 @@ scrape_configs:
       }
       const byJob = Object.fromEntries(targets.map((t) => [t.labels.job, t]));
       expect(byJob["system-image"], promLog.slice(-2000)).toMatchObject({ health: "up", lastError: "" });
-      expect(byJob["no-token"]).toMatchObject({ health: "down", lastError: expect.stringContaining("401") });
+      expect(byJob["no-token"]).toMatchObject({ health: "down", lastError: expect.stringContaining("401") as string });
 
       // What it stored is what the keyring says.
       const { meta } = await readKeyringTarball(join(inst.publish, "gpg/image-signing.tar.xz"));
@@ -90,7 +90,7 @@ scrape_configs:
       const r = await get(`http://127.0.0.1:${web}/api/v1/query?query=${q}`);
       const result = (JSON.parse(r.body) as { data: { result: { value: [number, string] }[] } }).data.result;
       expect(result).toHaveLength(1);
-      expect(Number(result[0]!.value[1])).toBe(meta.expiry);
+      expect(Number(result[0].value[1])).toBe(meta.expiry);
     } finally {
       prom?.kill("SIGKILL");
       s.child.kill("SIGKILL");

@@ -6,7 +6,7 @@
  */
 import type { HistoryStats } from "./history-stats.js";
 import type { KeyringInfo } from "./keyrings.js";
-import { countRows, type CountsSnapshot } from "./request-counts.js";
+import { countRows, type CountsSnapshot } from "../server/request-counts.js";
 import type { SchedulerStatus } from "../scheduler/scheduler.js";
 import type { StoredVerification } from "./verification.js";
 import { siVersion } from "../version.js";

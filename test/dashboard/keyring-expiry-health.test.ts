@@ -7,7 +7,7 @@
 import { afterAll, describe, expect, it } from "vitest";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { prepareOperations, type Operations } from "../../src/admin-server/operations.js";
+import { prepareOperations, type Operations } from "../../src/dashboard/operations.js";
 import { startListeners, type ListenerGroup } from "../../src/server/listener.js";
 import { ask, collectingLogger, keyringInstance } from "./keyring-instance.js";
 
@@ -59,7 +59,7 @@ describe("keyring expiry watch and /healthz", () => {
       ops.close();
     });
     await ops.start(admin.urls.admin);
-    const port = admin.ports.admin!;
+    const port = admin.ports.admin;
     const host = `127.0.0.1:${port}`;
     const verify = async () => {
       const before = logger.entries.filter((e) => String(e.msg).startsWith("tree verification: ")).length;
@@ -78,9 +78,9 @@ describe("keyring expiry watch and /healthz", () => {
     const body = JSON.parse(h.body) as { status: string; error: string; problems: Record<string, unknown>[] };
     expect(body.status).toBe("error");
     expect(body.problems).toEqual([
-      { check: "tree-verification", started_at: expect.any(String), errors: expect.any(Number), message: expect.stringMatching(/^tree verification of \S+ failed with [1-9]\d* error\(s\)$/) },
+      { check: "tree-verification", started_at: expect.any(String) as string, errors: expect.any(Number) as number, message: expect.stringMatching(/^tree verification of \S+ failed with [1-9]\d* error\(s\)$/) as string },
     ]);
-    expect(body.error).toBe(body.problems[0]!.message);
+    expect(body.error).toBe(body.problems[0].message);
 
     writeFileSync(file, signed);
     await verify();

@@ -4,11 +4,11 @@
  * changed, or the JSON result), and printing a result.
  */
 import type { Command } from "commander";
-import type { CliContext } from "../cli/context.js";
+import type { CliContext } from "./context.js";
 import { createLogger, levelFromVerbosity, type Logger } from "../io/log.js";
-import { countOption, parseLockTimeout } from "./args.js";
-import type { AdminContext } from "./context.js";
-import { DEFAULT_LOCK_WAIT_MS } from "./lock.js";
+import { countOption, parseLockTimeout } from "../admin/args.js";
+import type { AdminContext } from "../admin/context.js";
+import { DEFAULT_LOCK_WAIT_MS } from "../admin/lock.js";
 
 export interface CommonOptions {
   verbose?: number;

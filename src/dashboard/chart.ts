@@ -76,7 +76,7 @@ export function renderChart(points: RunPoint[]): SafeHtml {
   const line = timed.map(({ p, i }) => `${r(x(i))},${r(ySecs(p.duration!))}`).join(" ");
   const dots = timed.map(({ p, i }) => html`<circle cx="${r(x(i))}" cy="${r(ySecs(p.duration!))}" r="3" class="dot"/>`);
   const ticks = [...new Set([0, Math.floor((points.length - 1) / 2), points.length - 1])].map(
-    (i) => html`<text x="${r(x(i))}" y="${H - PAD.bottom + 24}" text-anchor="middle" class="axis">${day(points[i]!.started)}</text>`,
+    (i) => html`<text x="${r(x(i))}" y="${H - PAD.bottom + 24}" text-anchor="middle" class="axis">${day(points[i].started)}</text>`,
   );
   return html`<svg class="chart" viewBox="0 0 ${W} ${H}" role="img" aria-label="Published bytes and import durations per run">
 <style>.grid{stroke:#d0d7de;stroke-width:1}.axis{font:13px system-ui,sans-serif;fill:#57606a}.axis.bytes{fill:#0969da}.axis.secs{fill:#bc4c00}.bar{fill:#54aeff}.dot{fill:#bc4c00}.failed,.interrupted{fill:#cf222e}.partial{fill:#d4a72c}polyline{fill:none;stroke:#bc4c00;stroke-width:2}</style>

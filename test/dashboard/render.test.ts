@@ -3,12 +3,12 @@
  * chart, the Prometheus text format, history figures and request classification.
  */
 import { describe, expect, it } from "vitest";
-import { renderChart } from "../../src/admin-server/chart.js";
-import { renderDashboard, type DashboardData } from "../../src/admin-server/dashboard.js";
-import { historyStats } from "../../src/admin-server/history-stats.js";
-import { escapeHtml, html } from "../../src/admin-server/html.js";
-import { renderMetrics } from "../../src/admin-server/metrics.js";
-import { RequestCounts, addCounts, classifyPath } from "../../src/admin-server/request-counts.js";
+import { renderChart } from "../../src/dashboard/chart.js";
+import { renderDashboard, type DashboardData } from "../../src/dashboard/dashboard.js";
+import { historyStats } from "../../src/dashboard/history-stats.js";
+import { escapeHtml, html } from "../../src/dashboard/html.js";
+import { renderMetrics } from "../../src/dashboard/metrics.js";
+import { RequestCounts, addCounts, classifyPath } from "../../src/server/request-counts.js";
 import type { RunRow } from "../../src/state/history.js";
 import { parseMetrics } from "./metrics-parse.js";
 
@@ -18,6 +18,7 @@ function run(id: number, started: string, secs: number, outcome: RunRow["outcome
   const finished = new Date(Date.parse(started) + secs * 1000).toISOString();
   return {
     id,
+    pid: null,
     started_at: started,
     finished_at: outcome === "running" ? null : finished,
     trigger: "schedule",

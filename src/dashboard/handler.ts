@@ -24,7 +24,7 @@ import { expiredKeyrings, keyringWarnDays } from "./keyring-watch.js";
 import type { KeyringCatalog } from "./keyrings.js";
 import { METRICS_CONTENT_TYPE, renderMetrics } from "./metrics.js";
 import { HTML, PAGE_CSP, TEXT, send } from "./reply.js";
-import type { CountsSnapshot } from "./request-counts.js";
+import type { CountsSnapshot } from "../server/request-counts.js";
 import type { VerificationStore } from "./verification.js";
 
 export interface AdminDeps {

@@ -87,10 +87,10 @@ export async function readFleet(config: Config, opts: { images?: boolean } = {})
   }
   const channels: ChannelView[] = [];
   for (const name of Object.keys(doc).sort(compareCodePoints)) {
-    const entry = doc[name]!;
+    const entry = doc[name];
     const view: ChannelView = { name, alias: entry.alias, redirect: entry.redirect, hidden: entry.hidden === true, devices: [] };
     for (const dev of Object.keys(entry.devices).sort(compareCodePoints)) {
-      const d = entry.devices[dev]!;
+      const d = entry.devices[dev];
       const device: DeviceView = { name: dev, redirect: d.redirect, keyring: d.keyring?.path, images: [] };
       if (opts.images === false) {
         view.devices.push(device);

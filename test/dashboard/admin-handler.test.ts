@@ -8,7 +8,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { request } from "node:http";
-import { prepareOperations, type Operations } from "../../src/admin-server/operations.js";
+import { prepareOperations, type Operations } from "../../src/dashboard/operations.js";
+import type { StoredVerification } from "../../src/dashboard/verification.js";
 import { startListeners, type ListenerGroup } from "../../src/server/listener.js";
 import { startServer, type RunningServer } from "../../src/server/start.js";
 import type { LogEntry, ServerLogger } from "../../src/server/log.js";
@@ -103,7 +104,7 @@ describe("admin listener", () => {
     const value = (name: string, labels: Record<string, string> = {}) => {
       const hits = samples.filter((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v));
       expect(hits, `${name} ${JSON.stringify(labels)}`).toHaveLength(1);
-      return hits[0]!.value;
+      return hits[0].value;
     };
     // Every family is declared once, before its samples.
     for (const s of samples) expect(r.body).toContain(`# TYPE ${s.name.replace(/_(sum|count)$/, "")} `);
@@ -150,11 +151,11 @@ describe("admin listener", () => {
     const broken = prepareOperations({ ...fx.config, publish_path: join(fx.inst.base, "missing") }, { logger: collectingLogger(), schedule: false, adminPort: 0 });
     const g = await startListeners([broken.listener!], 1000);
     try {
-      const b = await fetch(g.ports.admin!, "GET", "/healthz");
+      const b = await fetch(g.ports.admin, "GET", "/healthz");
       expect(b.status).toBe(503);
-      expect(JSON.parse(b.body)).toMatchObject({ status: "error", error: expect.stringContaining("missing") });
+      expect(JSON.parse(b.body)).toMatchObject({ status: "error", error: expect.stringContaining("missing") as string });
       // The dashboard still renders and says what is wrong.
-      const page = await fetch(g.ports.admin!, "GET", "/");
+      const page = await fetch(g.ports.admin, "GET", "/");
       expect(page.status).toBe(200);
       expect(page.body).toContain("Cannot read the published tree: Invalid path: ");
     } finally {
@@ -177,12 +178,12 @@ describe("admin listener", () => {
       if (!/badge ok">OK</.test(page)) await new Promise((res) => setTimeout(res, 100));
     }
     expect(page).toMatch(/<section id="verification">[\s\S]*badge ok">OK<[\s\S]*dashboard[\s\S]*0 error\(s\)/);
-    const stored = JSON.parse(readFileSync(join(fx.config.state_path, "tree-verification.json"), "utf8"));
+    const stored = JSON.parse(readFileSync(join(fx.config.state_path, "tree-verification.json"), "utf8")) as StoredVerification;
     expect(stored).toMatchObject({ trigger: "dashboard", report: { ok: true, errors: 0 } });
-    expect(stored.report.checked.signatures).toBeGreaterThan(0);
+    expect(stored.report!.checked.signatures).toBeGreaterThan(0);
     const m = parseMetrics((await fetch(port, "GET", "/metrics")).body);
     expect(m.find((s) => s.name === "si_tree_verification_ok")?.value).toBe(1);
-    expect(logger.entries.some((e) => e.msg === "tree verification: OK, 0 error(s), " + stored.report.warnings + " warning(s)")).toBe(true);
+    expect(logger.entries.some((e) => e.msg === "tree verification: OK, 0 error(s), " + stored.report!.warnings + " warning(s)")).toBe(true);
     // Behind a reverse proxy the page's origin is the proxy's, passed as X-Forwarded-Host.
     const proxied = await fetch(port, "POST", "/verify", { Origin: "https://ota.example.net", "X-Forwarded-Host": "ota.example.net" });
     expect(proxied.status).toBe(303);

@@ -17,7 +17,7 @@ import { HistoryStatsCache } from "./history-stats.js";
 import { hostPolicy } from "./host-check.js";
 import { KeyringWatch } from "./keyring-watch.js";
 import { KeyringCatalog } from "./keyrings.js";
-import type { CountsSnapshot } from "./request-counts.js";
+import type { CountsSnapshot } from "../server/request-counts.js";
 import { VerificationStore } from "./verification.js";
 
 export interface OperationsOptions {

@@ -8,7 +8,7 @@ import { mkdirSync, mkdtempSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { chromium, type BrowserContext } from "playwright-core";
-import { prepareOperations, type Operations } from "../../src/admin-server/operations.js";
+import { prepareOperations, type Operations } from "../../src/dashboard/operations.js";
 import { startListeners, type ListenerGroup } from "../../src/server/listener.js";
 import { REPO } from "../helpers/instance.js";
 import { makeFleetInstance, type FleetFixture } from "./fixture.js";
@@ -59,7 +59,7 @@ describe("dashboard in headless Chromium", () => {
     expect(await channels.locator("h4").allInnerTexts()).toEqual([expect.stringMatching(/^bad\b/), expect.stringMatching(/^good\b/)]);
     const good = channels.locator(".device", { has: page.locator("h4", { hasText: /^good/ }) });
     const rows = await good.locator("tbody tr").allInnerTexts();
-    expect(rows.map((r) => r.split("\t")[0]!.trim())).toEqual(["3", "2", "1"]);
+    expect(rows.map((r) => r.split("\t")[0].trim())).toEqual(["3", "2", "1"]);
     expect(rows[0]).toContain("OTA-7");
     expect(rows[0]).toContain("40 %");
     expect(rows[1]).toContain("from 1");

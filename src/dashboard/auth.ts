@@ -60,7 +60,7 @@ export function tokenFrom(token: string, file = "(inline)", exposed = false): Ad
     authorizes(req) {
       const auth = req.headers.authorization;
       const bearer = auth !== undefined ? /^bearer +(\S+)\s*$/i.exec(auth) : null;
-      if (bearer && equal(bearer[1]!, token)) return true;
+      if (bearer && equal(bearer[1], token)) return true;
       const cookie = readCookie(req, COOKIE);
       return cookie !== undefined && equal(cookie, session);
     },
@@ -75,7 +75,7 @@ export function clearCookie(): string {
 
 /** Whether the browser reached us over HTTPS (through a proxy that says so). */
 export function viaHttps(req: IncomingMessage): boolean {
-  return String(req.headers["x-forwarded-proto"] ?? "").split(",")[0]!.trim().toLowerCase() === "https";
+  return String(req.headers["x-forwarded-proto"] ?? "").split(",")[0].trim().toLowerCase() === "https";
 }
 
 function readCookie(req: IncomingMessage, name: string): string | undefined {

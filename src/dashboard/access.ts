@@ -102,7 +102,7 @@ ${problem ? html`<p class="error">${problem}</p>` : ""}<form method="post" actio
 
 /** The body of a urlencoded form, or null when it is something else or too large. */
 async function readForm(req: IncomingMessage): Promise<URLSearchParams | null> {
-  const type = String(req.headers["content-type"] ?? "").split(";")[0]!.trim().toLowerCase();
+  const type = String(req.headers["content-type"] ?? "").split(";")[0].trim().toLowerCase();
   if (type !== "application/x-www-form-urlencoded") return null;
   if (Number(req.headers["content-length"] ?? 0) > MAX_FORM) return null;
   const chunks: Buffer[] = [];

@@ -47,7 +47,7 @@ describe("si serve and an expired or expiring published keyring", () => {
           expiry: at,
           msg: expect.stringMatching(
             new RegExp(`^Keyring gpg/image-signing\\.tar\\.xz \\(image-signing\\) expired (1 day|less than a day) ago \\(${at}\\): devices refuse it and every update signed under it; rebuild it with a fresh expiry \\(si generate-keyrings --force, then si keyring publish image-signing\\)$`),
-          ),
+          ) as string,
         }),
       ]);
       // After the listening lines: start-up order is listeners, then the checks.
@@ -80,7 +80,7 @@ describe("si serve and an expired or expiring published keyring", () => {
           event: "keyring-expiring",
           keyring: "gpg/image-signing.tar.xz",
           days_left: 9,
-          msg: expect.stringMatching(/^Keyring gpg\/image-signing\.tar\.xz \(image-signing\) expires in 9 days \(\d{4}-\d\d-\d\dT[\d:]+Z\): devices will refuse it then; rebuild it with a fresh expiry \(si generate-keyrings --force, then si keyring publish image-signing\) before that$/),
+          msg: expect.stringMatching(/^Keyring gpg\/image-signing\.tar\.xz \(image-signing\) expires in 9 days \(\d{4}-\d\d-\d\dT[\d:]+Z\): devices will refuse it then; rebuild it with a fresh expiry \(si generate-keyrings --force, then si keyring publish image-signing\) before that$/) as string,
         }),
       ]);
       const h = await get(new URL("healthz", first.admin).href);

@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { chmodSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { loadConfig } from "../../src/config/load.js";
-import { prepareOperations, type Operations } from "../../src/admin-server/operations.js";
+import { prepareOperations, type Operations } from "../../src/dashboard/operations.js";
 import { startListeners, type ListenerGroup } from "../../src/server/listener.js";
 import { ask, collectingLogger, keyringInstance } from "./keyring-instance.js";
 import type { Instance } from "../helpers/instance.js";
@@ -18,9 +18,9 @@ const TOKEN = "3f9c1b7e5d2a4c6e8f0a1b2c3d4e5f60";
 
 /** `name=value` of a Set-Cookie header, and its attributes. */
 function cookieOf(setCookie: string | string[] | undefined): { pair: string; attrs: string[] } {
-  const line = Array.isArray(setCookie) ? setCookie[0]! : setCookie!;
+  const line = Array.isArray(setCookie) ? setCookie[0] : setCookie!;
   const [pair, ...attrs] = line.split(";").map((s) => s.trim());
-  return { pair: pair!, attrs };
+  return { pair: pair, attrs };
 }
 
 describe("admin_token_file", () => {
@@ -137,7 +137,7 @@ describe("admin_token_file", () => {
 
     const out = await ask(port, "POST", "/logout", { Host: host, Origin: `http://${host}`, Cookie: pair });
     expect(out.status).toBe(303);
-    expect(cookieOf(out.headers["set-cookie"])).toMatchObject({ pair: "si_admin=", attrs: expect.arrayContaining(["Max-Age=0"]) });
+    expect(cookieOf(out.headers["set-cookie"])).toMatchObject({ pair: "si_admin=", attrs: expect.arrayContaining(["Max-Age=0"]) as string[] });
   });
 
   it("never writes the token to the log", () => {

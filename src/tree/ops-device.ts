@@ -1,4 +1,8 @@
 /**
+ * Device-level Tree operations (server-reference §7.2) and the alias sync they trigger: one
+ * module because they recurse into each other (create_device runs sync_aliases, which
+ * creates the device in every alias, whose own aliases are synced in turn).
+ *
  * sync_alias (server-reference §7.1): an alias channel keeps its own copy of every device and
  * image of its target, each with its own version tarball whose channel.ini says
  * `channel: <alias>` and `channel_target: <target>` (client-protocol §7).
@@ -15,11 +19,10 @@ import { compareCodePoints } from "../format/pyjson.js";
 import * as ch from "../model/channels.js";
 import { canonical, PHASED, type Image } from "../model/index-doc.js";
 import { compareKeys, getPhasedPercentage, imageKey, insertImage, keyString, setPhasedPercentage } from "../model/images.js";
-import { sidecarPath, versionTarballName } from "../model/naming.js";
+import { sidecarPath, urlPathProblem, versionTarballName } from "../model/naming.js";
 import { readTextOrNull } from "./commit.js";
 import { hashFile } from "./image-ops.js";
-import { opCreateDevice, opRemoveDevice } from "./ops.js";
-import { deviceDirOf, exists, expandPath } from "./paths.js";
+import { assertInside, deviceDirOf, exists, expandPath } from "./paths.js";
 import type { Txn } from "./txn.js";
 import { readVersionIni, writeVersionTarball, type VersionTarballSpec } from "./version-tarball.js";
 
@@ -32,8 +35,8 @@ export async function opSyncAlias(t: Txn, alias: string): Promise<void> {
   if (t.syncing.has(alias)) return; // an alias cycle: this alias is already being synced
   t.syncing.add(alias);
   try {
-    const mine = Object.keys(doc[alias]!.devices);
-    const theirs = Object.keys(doc[target]!.devices).sort(compareCodePoints);
+    const mine = Object.keys(doc[alias].devices);
+    const theirs = Object.keys(doc[target].devices).sort(compareCodePoints);
     for (const d of mine.filter((d) => !theirs.includes(d)).sort(compareCodePoints)) await opRemoveDevice(t, alias, d);
     for (const d of theirs.filter((d) => !mine.includes(d))) await opCreateDevice(t, alias, d);
     for (const d of theirs) {
@@ -85,7 +88,7 @@ async function syncDevice(t: Txn, s: { alias: string; target: string; device: st
     let order = entry.files.length;
     const vi = entry.files.findIndex((f) => f.path.endsWith(vname));
     if (vi >= 0) {
-      const vf = entry.files[vi]!;
+      const vf = entry.files[vi];
       versionDetail = await sidecarVersionDetail(join(pub, vf.path));
       order = vf.order;
       entry.files.splice(vi, 1);
@@ -145,4 +148,79 @@ async function aliasVersionFile(
   });
   t.stage({ path: vpath, tmp: w.tmp!, sigTmp: w.sigTmp!, sha256: w.sha256, size: w.size });
   return { sha256: w.sha256, size: w.size, built: true };
+}
+
+/** Sub-directories of `<root>/<name>` that belong to nested channels (`name/x/...`). */
+export function nestedChannelDirs(t: Txn, doc: ch.ChannelsDoc, name: string): Set<string> {
+  const keep = new Set<string>();
+  for (const other of Object.keys(doc)) {
+    if (other.startsWith(name + "/")) keep.add(join(t.ctx.root, name, other.slice(name.length + 1).split("/")[0]));
+  }
+  return keep;
+}
+
+export async function opSyncAliases(t: Txn, channel: string): Promise<void> {
+  const doc = await t.channels();
+  ch.requireChannel(doc, channel);
+  for (const a of ch.aliasesOf(doc, channel)) await opSyncAlias(t, a);
+}
+
+/** Rebuilds every redirect to `channel` as a fresh copy (§7.1). */
+export async function opSyncRedirects(t: Txn, channel: string): Promise<void> {
+  const doc = await t.channels();
+  ch.requireChannel(doc, channel);
+  const redirects = ch.redirectsOf(doc, channel);
+  if (redirects.length === 0) return;
+  await t.channels(true);
+  for (const r of redirects) {
+    ch.removeChannel(doc, r); // also drops per-device redirects to r, as the reference does
+    ch.refreshRedirect(doc, r, channel);
+  }
+}
+
+export async function opCleanupDeviceRedirects(t: Txn, channel: string, device?: string): Promise<void> {
+  ch.cleanupDeviceRedirects(await t.channels(true), channel, device);
+}
+
+export async function opCreateDevice(t: Txn, channel: string, device: string, keyringPath?: string | null): Promise<void> {
+  const doc = await t.channels(true);
+  ch.createDevice(doc, channel, device);
+  const dir = join(t.ctx.root, channel, device);
+  assertInside(t.ctx.root, dir, "create device directory");
+  await t.mkdirp(dir);
+  // An existing index is kept (and validated); a missing one is created empty and signed.
+  await t.index(join(dir, "index.json"), { write: true });
+  if (keyringPath) await opSetDeviceKeyring(t, channel, device, keyringPath);
+  await opSyncAliases(t, channel);
+  await opSyncRedirects(t, channel);
+}
+
+export async function opRemoveDevice(t: Txn, channel: string, device: string): Promise<void> {
+  const doc = await t.channels(true);
+  const entry = ch.removeDevice(doc, channel, device);
+  const dir = join(t.ctx.root, channel, device);
+  // A per-device redirect owns no files: the directory it names is the target's (§7.2).
+  if (!ch.isPerDeviceRedirect(entry) && exists(dir)) {
+    assertInside(t.ctx.root, dir, "remove device directory");
+    t.removeAfterCommit(dir, nestedChannelDirs(t, doc, `${channel}/${device}`));
+  }
+  await opSyncAliases(t, channel);
+  await opSyncRedirects(t, channel);
+  await opCleanupDeviceRedirects(t, channel, device);
+}
+
+/** `path` relative to the tree or absolute inside it (§7.5); null removes the keyring. */
+export async function opSetDeviceKeyring(t: Txn, channel: string, device: string, path: string | null): Promise<void> {
+  const doc = await t.channels(true);
+  const entry = ch.requireDevice(doc, channel, device);
+  if (path === null) {
+    delete entry.keyring;
+    return;
+  }
+  const { abspath, url } = expandPath(path, t.ctx.root);
+  if (!exists(abspath)) throw new TreeError(`Specified GPG keyring doesn't exists: ${abspath}`, "Exception");
+  if (!exists(`${abspath}.asc`)) throw new TreeError(`The GPG keyring signature doesn't exists: ${abspath}.asc`, "Exception");
+  const bad = urlPathProblem(url);
+  if (bad) throw new TreeError(`Cannot use ${abspath} as the keyring of ${channel}/${device}: its URL path ${url} is unusable, ${bad}`, "ValueError");
+  ch.setDeviceKeyring(doc, channel, device, url);
 }
