@@ -23,7 +23,9 @@ const under = (entries) => `^src/(${entries.map((e) => e.replace(/\./g, "\\.")).
 
 const upward = LAYERS.slice(0, -1).map((layer, i) => ({
   name: `layer-${i}-imports-upward`,
-  comment: `${layer.join(", ")} must not import a higher layer (${LAYERS.slice(i + 1).flat().join(", ")})`,
+  comment: `${layer.join(", ")} must not import a higher layer (${LAYERS.slice(i + 1)
+    .flat()
+    .join(", ")})`,
   severity: "error",
   from: { path: under(layer) },
   to: { path: under(LAYERS.slice(i + 1).flat()) },
@@ -82,6 +84,10 @@ module.exports = {
     doNotFollow: { path: "node_modules" },
     tsConfig: { fileName: "tsconfig.json" },
     tsPreCompilationDeps: true,
-    enhancedResolveOptions: { exportsFields: ["exports"], conditionNames: ["import", "require", "node", "default"], extensions: [".ts", ".js"] },
+    enhancedResolveOptions: {
+      exportsFields: ["exports"],
+      conditionNames: ["import", "require", "node", "default"],
+      extensions: [".ts", ".js"],
+    },
   },
 };

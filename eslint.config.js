@@ -23,7 +23,10 @@ export default tseslint.config(
       // store and stream interfaces rely on that one error path, so `async` stays.
       "@typescript-eslint/require-await": "off",
       // `_name` marks a parameter or binding kept for its position or its documentation.
-      "@typescript-eslint/no-unused-vars": ["error", { argsIgnorePattern: "^_", varsIgnorePattern: "^_", destructuredArrayIgnorePattern: "^_" }],
+      "@typescript-eslint/no-unused-vars": [
+        "error",
+        { argsIgnorePattern: "^_", varsIgnorePattern: "^_", destructuredArrayIgnorePattern: "^_" },
+      ],
     },
   },
   {

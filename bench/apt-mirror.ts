@@ -22,7 +22,14 @@ interface Entry {
 function entries(root: string): Entry[] {
   const out: Entry[] = [];
   const dir = join(root, "etc/apt/sources.list.d");
-  const files = [join(root, "etc/apt/sources.list"), ...(existsSync(dir) ? readdirSync(dir).sort().map((f) => join(dir, f)) : [])];
+  const files = [
+    join(root, "etc/apt/sources.list"),
+    ...(existsSync(dir)
+      ? readdirSync(dir)
+          .sort()
+          .map((f) => join(dir, f))
+      : []),
+  ];
   for (const file of files) {
     if (!existsSync(file)) continue;
     const text = readFileSync(file, "utf8");
@@ -47,7 +54,10 @@ function entries(root: string): Entry[] {
 export function aptMirrors(release: string, root = "/"): AptMirrors {
   const all = entries(root);
   const main = all.find((e) => e.suites.includes(release)) ?? all.find((e) => e.suites.some((s) => !s.endsWith("-security")));
-  if (!main) throw new Error(`Cannot find a Debian mirror: no "deb" source for ${release} in ${join(root, "etc/apt")} (sources.list or sources.list.d/*.sources)`);
+  if (!main)
+    throw new Error(
+      `Cannot find a Debian mirror: no "deb" source for ${release} in ${join(root, "etc/apt")} (sources.list or sources.list.d/*.sources)`,
+    );
   const sec = all.find((e) => e.suites.includes(`${release}-security`));
   return { main: main.uri.replace(/\/+$/, ""), ...(sec ? { security: sec.uri.replace(/\/+$/, "") } : {}) };
 }

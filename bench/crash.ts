@@ -55,7 +55,6 @@ export interface CrashResult {
   summary: string;
 }
 
-
 interface Run {
   status: number | null;
   signal: NodeJS.Signals | null;
@@ -87,7 +86,18 @@ function makeRootfs(root: string, files: number, salt: string): void {
 }
 
 function makeTarXz(src: string, out: string, members: string[]): Promise<string> {
-  const tar = spawn("tar", ["--format=gnu", "--sort=name", "--owner=0", "--group=0", "--mtime=@1600000000", "-C", src, "-cJf", out, ...members]);
+  const tar = spawn("tar", [
+    "--format=gnu",
+    "--sort=name",
+    "--owner=0",
+    "--group=0",
+    "--mtime=@1600000000",
+    "-C",
+    src,
+    "-cJf",
+    out,
+    ...members,
+  ]);
   return new Promise((ok, bad) => tar.on("close", (c) => (c === 0 ? ok(out) : bad(new Error(`tar exit ${c}`)))));
 }
 
@@ -244,7 +254,8 @@ export async function runCrashCampaign(opts: CrashOptions): Promise<CrashResult>
     if (cmd !== "import-images") await si(["import-images"]); // its cleanup is what removes orphans
     const after = [...(await treeProblems(config, true)), ...(await checkKeyrings(config))];
     const temps = leftovers(config.publish_path);
-    if (after.length || temps.length) result.failures.push(`${tag}: after the next run:\n  ${[...after, ...temps.map((t) => `leftover ${t}`)].join("\n  ")}`);
+    if (after.length || temps.length)
+      result.failures.push(`${tag}: after the next run:\n  ${[...after, ...temps.map((t) => `leftover ${t}`)].join("\n  ")}`);
     const now = publishedImages(config.publish_path);
     const lost = [...before].filter((img) => !now.has(img));
     result.lostImages += lost.length;

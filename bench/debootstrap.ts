@@ -26,10 +26,34 @@ export const DEBOOTSTRAP_SIZES: DebootstrapSize[] = ["minbase", "phone"];
 const RELEASE = "bookworm";
 /** The phone-like package set (01-debootstrap.sh). */
 const PHONE = [
-  "libpam-systemd", "dbus-user-session", "systemd", "systemd-sysv", "dbus", "udev", "network-manager", "python3", "perl",
-  "openssh-server", "sudo", "locales", "ca-certificates", "libqt5gui5", "libqt5qml5", "libqt5quick5", "qml-module-qtquick2",
-  "gstreamer1.0-plugins-base", "libglib2.0-bin", "pulseaudio", "bluez", "ofono", "libgtk-3-0", "fonts-dejavu-core",
-  "iproute2", "iputils-ping", "less", "nano",
+  "libpam-systemd",
+  "dbus-user-session",
+  "systemd",
+  "systemd-sysv",
+  "dbus",
+  "udev",
+  "network-manager",
+  "python3",
+  "perl",
+  "openssh-server",
+  "sudo",
+  "locales",
+  "ca-certificates",
+  "libqt5gui5",
+  "libqt5qml5",
+  "libqt5quick5",
+  "qml-module-qtquick2",
+  "gstreamer1.0-plugins-base",
+  "libglib2.0-bin",
+  "pulseaudio",
+  "bluez",
+  "ofono",
+  "libgtk-3-0",
+  "fonts-dejavu-core",
+  "iproute2",
+  "iputils-ping",
+  "less",
+  "nano",
 ];
 /** What v2 changes, per size. */
 const NEXT: Record<DebootstrapSize, { upgrade: boolean; add: string[]; purge: string[] }> = {
@@ -53,9 +77,16 @@ function run(cmd: string, args: string[], env?: NodeJS.ProcessEnv): void {
 
 function pack(stage: string, out: string): void {
   const tmp = `${out}.part`;
-  execFileSync("sh", ["-c", `tar --format=gnu --numeric-owner --sort=name --xattrs --transform 's,^\\.,system,' -C '${stage}' -cf - . | xz -6 -T0 > '${tmp}' && mv '${tmp}' '${out}'`], {
-    stdio: "inherit",
-  });
+  execFileSync(
+    "sh",
+    [
+      "-c",
+      `tar --format=gnu --numeric-owner --sort=name --xattrs --transform 's,^\\.,system,' -C '${stage}' -cf - . | xz -6 -T0 > '${tmp}' && mv '${tmp}' '${out}'`,
+    ],
+    {
+      stdio: "inherit",
+    },
+  );
 }
 
 /** Runs `script` in a chroot of `stage` with /proc mounted (best effort) and services kept from starting. */
@@ -79,7 +110,11 @@ function inChroot(stage: string, script: string): void {
 }
 
 /** Makes (or reuses) `dir/a.tar.xz` (v1) and `dir/b.tar.xz` (v2); throws if debootstrap cannot run. */
-export function makeDebootstrapPair(dir: string, size: DebootstrapSize, log: (s: string) => void): { v1: string; v2: string; summary: string } {
+export function makeDebootstrapPair(
+  dir: string,
+  size: DebootstrapSize,
+  log: (s: string) => void,
+): { v1: string; v2: string; summary: string } {
   const v1 = join(dir, "a.tar.xz");
   const v2 = join(dir, "b.tar.xz");
   const next = NEXT[size];
@@ -88,7 +123,8 @@ export function makeDebootstrapPair(dir: string, size: DebootstrapSize, log: (s:
     `${next.upgrade ? ` + apt-get upgrade (${RELEASE}-updates, -security)` : ""} + ${next.add.join(" ")}${next.purge.length ? ` - ${next.purge.join(" ")}` : ""}`;
   if (existsSync(v1) && existsSync(v2)) return { v1, v2, summary };
   const mirrors = aptMirrors(RELEASE);
-  if (next.upgrade && !mirrors.security) throw new Error(`Cannot build the ${size} pair: the apt sources name no ${RELEASE}-security mirror`);
+  if (next.upgrade && !mirrors.security)
+    throw new Error(`Cannot build the ${size} pair: the apt sources name no ${RELEASE}-security mirror`);
   if (!existsSync("/usr/sbin/debootstrap")) {
     log("installing debootstrap with apt-get");
     run("apt-get", ["install", "-y", "--no-install-recommends", "debootstrap"]);
@@ -112,9 +148,15 @@ export function makeDebootstrapPair(dir: string, size: DebootstrapSize, log: (s:
     const keptResolv = present(resolv) ? `${resolv}.si-bench` : undefined;
     if (keptResolv) run("mv", [resolv, keptResolv]);
     copyFileSync("/etc/resolv.conf", resolv);
-    const sources = [`deb ${mirrors.main} ${RELEASE} main`, `deb ${mirrors.main} ${RELEASE}-updates main`, ...(mirrors.security ? [`deb ${mirrors.security} ${RELEASE}-security main`] : [])];
+    const sources = [
+      `deb ${mirrors.main} ${RELEASE} main`,
+      `deb ${mirrors.main} ${RELEASE}-updates main`,
+      ...(mirrors.security ? [`deb ${mirrors.security} ${RELEASE}-security main`] : []),
+    ];
     writeFileSync(join(s2, "etc/apt/sources.list"), `${sources.join("\n")}\n`);
-    log(`v2: ${next.upgrade ? "apt-get upgrade, " : ""}install ${next.add.join(" ")}${next.purge.length ? `, purge ${next.purge.join(" ")}` : ""}`);
+    log(
+      `v2: ${next.upgrade ? "apt-get upgrade, " : ""}install ${next.add.join(" ")}${next.purge.length ? `, purge ${next.purge.join(" ")}` : ""}`,
+    );
     inChroot(
       s2,
       [

@@ -11,4 +11,12 @@ if (!oldPath || !newPath || !out) {
   process.exit(2);
 }
 const s = await makeDelta(oldPath, newPath, out, { xzLevel: Number(level) });
-process.stdout.write(JSON.stringify({ members: s.members, uncompressedBytes: s.uncompressedBytes, compressedBytes: s.compressedBytes, onePass: s.onePass, why: s.why }) + "\n");
+process.stdout.write(
+  JSON.stringify({
+    members: s.members,
+    uncompressedBytes: s.uncompressedBytes,
+    compressedBytes: s.compressedBytes,
+    onePass: s.onePass,
+    why: s.why,
+  }) + "\n",
+);

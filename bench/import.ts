@@ -51,7 +51,12 @@ options:
   --clean              remove the generated inputs afterwards
   --help               this text
 `;
-const args = parseBenchArgs(process.argv.slice(2), USAGE, ["--input", "--scale", "--delta-mb", "--xz-level", "--xz-block-mib", "--size", "--work"], ["--debootstrap", "--clean", "--keep"]);
+const args = parseBenchArgs(
+  process.argv.slice(2),
+  USAGE,
+  ["--input", "--scale", "--delta-mb", "--xz-level", "--xz-block-mib", "--size", "--work"],
+  ["--debootstrap", "--clean", "--keep"],
+);
 const flag = args.flag;
 const log = (s: string) => process.stderr.write(`bench: ${s}\n`);
 
@@ -70,7 +75,9 @@ if (!DEBOOTSTRAP_SIZES.includes(size)) {
 const importXzArgs = compressArgs({ level, blockSize: blockMiB << 20 });
 
 function uncompressed(xzFile: string): number {
-  const totals = execFileSync("xz", ["--robot", "-l", xzFile], { encoding: "utf8" }).split("\n").find((l) => l.startsWith("totals"))!;
+  const totals = execFileSync("xz", ["--robot", "-l", xzFile], { encoding: "utf8" })
+    .split("\n")
+    .find((l) => l.startsWith("totals"))!;
   return Number(totals.split("\t")[4]);
 }
 
@@ -117,7 +124,9 @@ try {
   log("import with nothing new");
   const i3 = await importRun("import, nothing new");
 
-  const index = JSON.parse(readFileSync(join(inst.publish, "devel/mako/index.json"), "utf8")) as { images: { type: string; files: { path: string }[] }[] };
+  const index = JSON.parse(readFileSync(join(inst.publish, "devel/mako/index.json"), "utf8")) as {
+    images: { type: string; files: { path: string }[] }[];
+  };
   const deltaUrl = index.images.find((i) => i.type === "delta")!.files.find((f) => f.path.includes(".delta-"))!.path;
   const deltaXz = join(inst.publish, deltaUrl);
   const deltaTar = join(work, "delta.tar");
@@ -128,7 +137,12 @@ try {
 
   log("delta generation alone");
   const alone = join(work, "delta-alone.tar.xz");
-  const dg = check("delta alone", await measure(process.execPath, [fileURLToPath(new URL("./delta-run.js", import.meta.url)), v1, v2, alone, String(level)], { stdout: "capture" }));
+  const dg = check(
+    "delta alone",
+    await measure(process.execPath, [fileURLToPath(new URL("./delta-run.js", import.meta.url)), v1, v2, alone, String(level)], {
+      stdout: "capture",
+    }),
+  );
   const dgInfo = JSON.parse(dg.stdout ?? "{}") as { onePass?: boolean; why?: string };
   rmSync(alone, { force: true });
 
@@ -157,8 +171,12 @@ try {
   });
   const sum = (a: Cost, b: Cost) => ({ wallS: a.wallS + b.wallS, cpuS: a.cpuS + b.cpuS, peakRssMB: Math.max(a.peakRssMB, b.peakRssMB) });
   console.log(`input: ${what}`);
-  console.log(`v1 ${v1MB.toFixed(0)} MB (${mb(statSync(v1).size).toFixed(0)} MB xz), v2 ${v2MB.toFixed(0)} MB (${mb(statSync(v2).size).toFixed(0)} MB xz); delta ${dMB.toFixed(1)} MB -> ${dXzMB.toFixed(2)} MB (plain xz -${level}: ${plainOut.toFixed(2)} MB)`);
-  console.log(`xz level ${level}; import's delta compression: xz ${importXzArgs.join(" ")}; ${execFileSync("nproc").toString().trim()} cores; load average ${load0.toFixed(2)} before, ${loadavg()[0].toFixed(2)} after`);
+  console.log(
+    `v1 ${v1MB.toFixed(0)} MB (${mb(statSync(v1).size).toFixed(0)} MB xz), v2 ${v2MB.toFixed(0)} MB (${mb(statSync(v2).size).toFixed(0)} MB xz); delta ${dMB.toFixed(1)} MB -> ${dXzMB.toFixed(2)} MB (plain xz -${level}: ${plainOut.toFixed(2)} MB)`,
+  );
+  console.log(
+    `xz level ${level}; import's delta compression: xz ${importXzArgs.join(" ")}; ${execFileSync("nproc").toString().trim()} cores; load average ${load0.toFixed(2)} before, ${loadavg()[0].toFixed(2)} after`,
+  );
   console.log(`delta alone made in ${dgInfo.onePass ? "one pass" : `two passes (${dgInfo.why ?? "?"})`}`);
   console.log("MB/s: uncompressed MB read (both inputs) or compressed (delta) per wall second; ratio = wall / limit wall");
   console.log(
@@ -171,7 +189,12 @@ try {
       row(`limit: xz -T0 -${level} delta`, lc, dMB, "-"),
       row("LIMIT (sum)", sum(ld, lc), both, 1),
       row("xz, import's settings", lo, dMB, "-"),
-      row("limit w/ import's xz", sum(ld, lo), both, `${(i2.wallS / limitOwn).toFixed(2)} (v2), ${(dg.wallS / limitOwn).toFixed(2)} (delta)`),
+      row(
+        "limit w/ import's xz",
+        sum(ld, lo),
+        both,
+        `${(i2.wallS / limitOwn).toFixed(2)} (v2), ${(dg.wallS / limitOwn).toFixed(2)} (delta)`,
+      ),
     ]),
   );
 } finally {

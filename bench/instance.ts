@@ -51,7 +51,12 @@ export interface BenchInstanceOptions {
 }
 
 /** Creates the instance under `parent` (created); `farmUrl` serves /rootfs.tar.xz and /rootfs.version. */
-export async function makeBenchInstance(parent: string, farmUrl: string, xzLevel: number, opts: BenchInstanceOptions = {}): Promise<BenchInstance> {
+export async function makeBenchInstance(
+  parent: string,
+  farmUrl: string,
+  xzLevel: number,
+  opts: BenchInstanceOptions = {},
+): Promise<BenchInstance> {
   mkdirSync(parent, { recursive: true });
   const base = mkdtempSync(join(parent, "instance-"));
   for (const d of ["etc", "www", "state"]) mkdirSync(join(base, d));
@@ -77,7 +82,8 @@ export async function makeBenchInstance(parent: string, farmUrl: string, xzLevel
       "",
     ].join("\n"),
   );
-  const si = (...args: string[]) => execFileSync(process.execPath, [SI, "--config", config, ...args], { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"] });
+  const si = (...args: string[]) =>
+    execFileSync(process.execPath, [SI, "--config", config, ...args], { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"] });
   const keys = opts.keys ?? join(REPO, "test-artifacts/keys");
   if (existsSync(keys)) cpSync(keys, join(base, "secret/gpg/keys"), { recursive: true });
   else {

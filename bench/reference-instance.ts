@@ -47,8 +47,10 @@ export function prepareReference(src: string, dest: string, log: (s: string) => 
   if (!existsSync(join(dest, "tools/keys/generated"))) {
     rmSync(dest, { recursive: true, force: true });
     mkdirSync(dest, { recursive: true });
-    if (existsSync(join(src, "bin/import-images"))) cpSync(src, dest, { recursive: true, filter: (p) => !p.includes("/.git/") && !p.endsWith("/.git") });
-    else if (existsSync(join(src, "HEAD")) && existsSync(join(src, "objects"))) execFileSync("sh", ["-c", `git --git-dir='${src}' archive HEAD | tar -x -C '${dest}'`]);
+    if (existsSync(join(src, "bin/import-images")))
+      cpSync(src, dest, { recursive: true, filter: (p) => !p.includes("/.git/") && !p.endsWith("/.git") });
+    else if (existsSync(join(src, "HEAD")) && existsSync(join(src, "objects")))
+      execFileSync("sh", ["-c", `git --git-dir='${src}' archive HEAD | tar -x -C '${dest}'`]);
     else throw new Error(`--reference ${src}: neither a checkout of system-image-server (no bin/import-images) nor a bare git directory`);
     execFileSync("chmod", ["-R", "u+w", dest]);
     const keygen = join(dest, "tools/generate-keys");
@@ -83,7 +85,8 @@ export function makeRefInstance(server: string, base: string, farmUrl: string): 
   for (const d of ["etc", "secret/gpg/keys", "secret/gpg/keyrings", "www", "state"]) mkdirSync(join(base, d), { recursive: true });
   chmodSync(join(base, "secret"), 0o700);
   // The GNUPGHOMEs without agent sockets.
-  for (const k of KEYS) cpSync(join(server, "tools/keys", k), join(base, "secret/gpg/keys", k), { recursive: true, filter: (p) => !/\/S\.[^/]*$/.test(p) });
+  for (const k of KEYS)
+    cpSync(join(server, "tools/keys", k), join(base, "secret/gpg/keys", k), { recursive: true, filter: (p) => !/\/S\.[^/]*$/.test(p) });
   writeFileSync(
     join(base, "etc/config"),
     [
@@ -110,7 +113,12 @@ export function makeRefInstance(server: string, base: string, farmUrl: string): 
       "",
     ].join("\n"),
   );
-  const agentDirs = () => [...KEYS.map((k) => join(base, "secret/gpg/keys", k)), ...readdirSync(join(base, "secret/gpg/keyrings"), { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => join(base, "secret/gpg/keyrings", e.name))];
+  const agentDirs = () => [
+    ...KEYS.map((k) => join(base, "secret/gpg/keys", k)),
+    ...readdirSync(join(base, "secret/gpg/keyrings"), { withFileTypes: true })
+      .filter((e) => e.isDirectory())
+      .map((e) => join(base, "secret/gpg/keyrings", e.name)),
+  ];
   const stopAgents = () => killAgents(agentDirs());
   try {
     // bin/generate-keyrings puts 'lib' first on sys.path: run from the server's directory.
@@ -130,7 +138,8 @@ export function makeRefInstance(server: string, base: string, farmUrl: string): 
       "",
     ].join("\n");
     const sh = spawnSync(PY, [join(server, "bin/si-shell")], { cwd: base, env: pyEnv(base), input: script, encoding: "utf8" });
-    if (sh.status !== 0 || !/CHANNELS .*test/.test(sh.stdout)) throw new Error(`Cannot set up the reference instance in ${base}: bin/si-shell said:\n${sh.stdout}${sh.stderr}`);
+    if (sh.status !== 0 || !/CHANNELS .*test/.test(sh.stdout))
+      throw new Error(`Cannot set up the reference instance in ${base}: bin/si-shell said:\n${sh.stdout}${sh.stderr}`);
   } finally {
     stopAgents();
   }
@@ -139,7 +148,12 @@ export function makeRefInstance(server: string, base: string, farmUrl: string): 
     publish: join(base, "www"),
     stopAgents,
     async importImages(logFile) {
-      const c = await measure(PY, [join(server, "bin/import-images"), "-vvv"], { exactEnv: pyEnv(base), cwd: base, stdout: "capture", stderr: "stdout" });
+      const c = await measure(PY, [join(server, "bin/import-images"), "-vvv"], {
+        exactEnv: pyEnv(base),
+        cwd: base,
+        stdout: "capture",
+        stderr: "stdout",
+      });
       writeFileSync(logFile, c.stdout ?? "");
       return c;
     },

@@ -44,7 +44,12 @@ delta bytes ratio (ours/ref), and the recovery-apply check of both deltas agains
 Needs root (the recovery-apply check unpacks with owners) and Debian packages for the
 reference: python3 python3-gpg gpg gpg-agent xz-utils time tar (exit 2 when missing).
 `;
-const args = parseBenchArgs(process.argv.slice(2), USAGE, ["--reference", "--pairs", "--input", "--work", "--max-load", "--max-wait-min", "--xz-level", "--xz-block-mib"], ["--keep"]);
+const args = parseBenchArgs(
+  process.argv.slice(2),
+  USAGE,
+  ["--reference", "--pairs", "--input", "--work", "--max-load", "--max-wait-min", "--xz-level", "--xz-block-mib"],
+  ["--keep"],
+);
 const log = (s: string) => process.stderr.write(`[${new Date().toISOString().slice(11, 19)}] bench:reference: ${s}\n`);
 const refSrc = args.opt("--reference", "");
 if (!refSrc) {
@@ -53,7 +58,9 @@ if (!refSrc) {
 }
 const missing = missingDebianDeps();
 if (missing.length) {
-  process.stderr.write(`bench:reference: the reference server needs Debian packages that are missing: ${missing.join(" ")}\n  apt-get install -y --no-install-recommends ${missing.join(" ")}\n`);
+  process.stderr.write(
+    `bench:reference: the reference server needs Debian packages that are missing: ${missing.join(" ")}\n  apt-get install -y --no-install-recommends ${missing.join(" ")}\n`,
+  );
   process.exit(2);
 }
 const pairs = args.num("--pairs", 1);
@@ -88,13 +95,24 @@ const farm = await buildFarm(routes);
 
 /** The rootfs delta of the newest delta image in `index` (the largest `.delta-` file). */
 function deltaOf(publish: string, index: string, logFile: string): string {
-  const idx = JSON.parse(readFileSync(join(publish, index), "utf8")) as { images: { type: string; files: { path: string; size: number }[] }[] };
-  const files = idx.images.filter((i) => i.type === "delta").flatMap((i) => i.files).filter((f) => f.path.includes(".delta-"));
+  const idx = JSON.parse(readFileSync(join(publish, index), "utf8")) as {
+    images: { type: string; files: { path: string; size: number }[] }[];
+  };
+  const files = idx.images
+    .filter((i) => i.type === "delta")
+    .flatMap((i) => i.files)
+    .filter((f) => f.path.includes(".delta-"));
   if (!files.length) throw new Error(`Cannot find a delta in ${join(publish, index)}: the v2 import made none (its output: ${logFile})`);
   return join(publish, files.sort((a, b) => b.size - a.size)[0].path);
 }
 
-const rawBytes = (xz: string) => Number(execFileSync("xz", ["--robot", "-l", xz], { encoding: "utf8" }).split("\n").find((l) => l.startsWith("totals"))!.split("\t")[4]);
+const rawBytes = (xz: string) =>
+  Number(
+    execFileSync("xz", ["--robot", "-l", xz], { encoding: "utf8" })
+      .split("\n")
+      .find((l) => l.startsWith("totals"))!
+      .split("\t")[4],
+  );
 
 let expected: Snapshot | undefined;
 async function v2Snapshot(): Promise<Snapshot> {
@@ -132,7 +150,10 @@ async function runSide(side: Side, pair: number): Promise<Run> {
     cleanup = () => rmSync(inst.base, { recursive: true, force: true });
   } else {
     rmSync(join(work, "ours"), { recursive: true, force: true });
-    const inst = await makeBenchInstance(join(work, "ours"), farm.url, level, { keys: join(work, "our-keys"), global: blockMib ? [`delta_xz_block_mib = ${blockMib}`] : [] });
+    const inst = await makeBenchInstance(join(work, "ours"), farm.url, level, {
+      keys: join(work, "our-keys"),
+      global: blockMib ? [`delta_xz_block_mib = ${blockMib}`] : [],
+    });
     ({ publish } = inst);
     instanceConfig = inst.config;
     index = "devel/mako/index.json";
@@ -160,7 +181,9 @@ async function runSide(side: Side, pair: number): Promise<Run> {
     let steps: Record<string, number> | undefined;
     if (side === "ours") {
       try {
-        const runs = JSON.parse(execFileSync(process.execPath, [SI, "--config", instanceConfig, "history", "--json", "--limit", "1"], { encoding: "utf8" })) as { devices: { steps: Record<string, number> }[] }[];
+        const runs = JSON.parse(
+          execFileSync(process.execPath, [SI, "--config", instanceConfig, "history", "--json", "--limit", "1"], { encoding: "utf8" }),
+        ) as { devices: { steps: Record<string, number> }[] }[];
         steps = runs[0]?.devices[0]?.steps;
       } catch {
         /* best effort: an older `si history` without --json */
@@ -169,7 +192,15 @@ async function runSide(side: Side, pair: number): Promise<Run> {
     log(`${tag}: recovery-apply check of ${delta.slice(publish.length)}`);
     const check = await checkDelta(v1, delta, await v2Snapshot(), work);
     const phases = side === "ref" ? refPhases(logFile("v2")) : undefined;
-    return { cost, quiet, deltaBytes: statSync(delta).size, deltaRawBytes: rawBytes(delta), check, ...(steps ? { steps } : {}), ...(phases ? { phases } : {}) };
+    return {
+      cost,
+      quiet,
+      deltaBytes: statSync(delta).size,
+      deltaRawBytes: rawBytes(delta),
+      check,
+      ...(steps ? { steps } : {}),
+      ...(phases ? { phases } : {}),
+    };
   } finally {
     if (!args.flag("--keep") || pair < pairs - 1) cleanup();
   }
@@ -230,7 +261,9 @@ const row = (label: string, ref: Run, ours: Run) => ({
   "load at start ref/ours": `${ref.quiet.load.toFixed(2)}${ref.quiet.gaveUp ? "!" : ""} / ${ours.quiet.load.toFixed(2)}${ours.quiet.gaveUp ? "!" : ""}`,
 });
 const med = (f: (r: { ref: Run; ours: Run }) => number) => median(results.map(f));
-const rows: Record<string, string | number>[] = results.map((r, i) => row(`${i + 1} (${i % 2 === 0 ? "ref" : "ours"} first)`, r.ref, r.ours));
+const rows: Record<string, string | number>[] = results.map((r, i) =>
+  row(`${i + 1} (${i % 2 === 0 ? "ref" : "ours"} first)`, r.ref, r.ours),
+);
 rows.push({
   pair: "median",
   "ref wall s": med((r) => r.ref.cost.wallS),
@@ -250,16 +283,27 @@ rows.push({
 
 const uncompressedMB = (f: string) => MB(rawBytes(f));
 console.log(`pair: ${v1} (${uncompressedMB(v1)} MB tar) -> ${v2} (${uncompressedMB(v2)} MB tar)`);
-console.log(`reference: ${resolve(refSrc)}; ${execFileSync("nproc").toString().trim()} cores; 1-min load ${load0.toFixed(2)} at start, ${load1().toFixed(2)} at end; timed imports wait for load <= ${maxLoad} (up to ${maxWaitMin} min; "!" = gave up waiting)`);
-console.log("v2 import = full + delta; CPU s = user+sys of the whole process tree (gpg-agents the reference's gpgme daemonizes are not in it); peak MB = whole-tree RSS");
+console.log(
+  `reference: ${resolve(refSrc)}; ${execFileSync("nproc").toString().trim()} cores; 1-min load ${load0.toFixed(2)} at start, ${load1().toFixed(2)} at end; timed imports wait for load <= ${maxLoad} (up to ${maxWaitMin} min; "!" = gave up waiting)`,
+);
+console.log(
+  "v2 import = full + delta; CPU s = user+sys of the whole process tree (gpg-agents the reference's gpgme daemonizes are not in it); peak MB = whole-tree RSS",
+);
 console.log(table(rows));
 for (const [i, r] of results.entries()) {
   for (const side of ["ref", "ours"] as const) {
     const x = r[side];
-    console.log(`pair ${i + 1} ${side}: delta ${x.deltaBytes} bytes (${MB(x.deltaRawBytes)} MB raw); ${x.check.mismatches} mismatches, ${x.check.staleMtimes} stale mtimes${x.check.examples.length ? `; e.g.\n    ${x.check.examples.join("\n    ")}` : ""}`);
+    console.log(
+      `pair ${i + 1} ${side}: delta ${x.deltaBytes} bytes (${MB(x.deltaRawBytes)} MB raw); ${x.check.mismatches} mismatches, ${x.check.staleMtimes} stale mtimes${x.check.examples.length ? `; e.g.\n    ${x.check.examples.join("\n    ")}` : ""}`,
+    );
   }
   if (r.ref.phases) console.log(`pair ${i + 1} ref, delta phases (wall, from its log): ${r.ref.phases}`);
   const steps = r.ours.steps;
-  if (steps && Object.keys(steps).length) console.log(`pair ${i + 1} ours, import steps (wall ms, from si history): ${Object.entries(steps).map(([k, v]) => `${k} ${v}`).join(", ")}`);
+  if (steps && Object.keys(steps).length)
+    console.log(
+      `pair ${i + 1} ours, import steps (wall ms, from si history): ${Object.entries(steps)
+        .map(([k, v]) => `${k} ${v}`)
+        .join(", ")}`,
+    );
 }
 console.log(`logs: ${join(work, "logs")}`);

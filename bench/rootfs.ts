@@ -12,11 +12,38 @@
  */
 import { createHash } from "node:crypto";
 import { execFileSync } from "node:child_process";
-import { copyFileSync, existsSync, linkSync, lstatSync, lutimesSync, mkdirSync, readFileSync, readdirSync, readlinkSync, rmSync, symlinkSync, unlinkSync, utimesSync, writeFileSync, type Stats } from "node:fs";
+import {
+  copyFileSync,
+  existsSync,
+  linkSync,
+  lstatSync,
+  lutimesSync,
+  mkdirSync,
+  readFileSync,
+  readdirSync,
+  readlinkSync,
+  rmSync,
+  symlinkSync,
+  unlinkSync,
+  utimesSync,
+  writeFileSync,
+  type Stats,
+} from "node:fs";
 import { dirname, join } from "node:path";
 
 /** Rootfs-like parts of /usr (toolchains, SDKs and /usr/local are left out). */
-const ROOTS = ["usr/bin", "usr/sbin", "usr/include", "usr/lib/x86_64-linux-gnu", "usr/lib/python3", "usr/lib/python3.11", "usr/lib/systemd", "usr/lib/git-core", "usr/libexec", "usr/share"];
+const ROOTS = [
+  "usr/bin",
+  "usr/sbin",
+  "usr/include",
+  "usr/lib/x86_64-linux-gnu",
+  "usr/lib/python3",
+  "usr/lib/python3.11",
+  "usr/lib/systemd",
+  "usr/lib/git-core",
+  "usr/libexec",
+  "usr/share",
+];
 const SMALL = 64 << 10;
 const MAX_FILE = 16 << 20;
 /** Byte budgets per scale unit: small files, then larger ones. */
@@ -69,7 +96,9 @@ function copyInto(stage: string, path: string, st: Stats): void {
 
 /** New content for a changed file: a few bytes altered; `sameSize` keeps the length. */
 function edited(data: Buffer, path: string, sameSize: boolean): Buffer {
-  const out = sameSize ? Buffer.from(data) : Buffer.concat([data, Buffer.from(`\n# rebuilt ${path}\n`.repeat(1 + Math.floor(h(path, "len") * 64)))]);
+  const out = sameSize
+    ? Buffer.from(data)
+    : Buffer.concat([data, Buffer.from(`\n# rebuilt ${path}\n`.repeat(1 + Math.floor(h(path, "len") * 64)))]);
   const n = Math.max(1, Math.floor(data.length / 4096));
   for (let i = 0; i < n && data.length > 0; i++) {
     const at = Math.floor(h(path, `at${i}`) * data.length);
@@ -80,7 +109,10 @@ function edited(data: Buffer, path: string, sameSize: boolean): Buffer {
 
 function uncompressedSize(xzFile: string): number {
   const robot = execFileSync("xz", ["--robot", "-l", xzFile], { encoding: "utf8" });
-  const totals = robot.split("\n").find((l) => l.startsWith("totals"))!.split("\t");
+  const totals = robot
+    .split("\n")
+    .find((l) => l.startsWith("totals"))!
+    .split("\t");
   return Number(totals[4]);
 }
 
@@ -88,7 +120,14 @@ function pack(stage: string, out: string): void {
   const tmp = `${out}.part`;
   // SI_BENCH_PACK_LEVEL: a faster preset when generating big inputs on a busy machine.
   const level = Number(process.env.SI_BENCH_PACK_LEVEL ?? 6);
-  execFileSync("sh", ["-c", `tar --format=gnu --numeric-owner --owner=0 --group=0 --sort=name -C '${stage}' -cf - system | xz -${level} -T0 > '${tmp}' && mv '${tmp}' '${out}'`], { stdio: "inherit" });
+  execFileSync(
+    "sh",
+    [
+      "-c",
+      `tar --format=gnu --numeric-owner --owner=0 --group=0 --sort=name -C '${stage}' -cf - system | xz -${level} -T0 > '${tmp}' && mv '${tmp}' '${out}'`,
+    ],
+    { stdio: "inherit" },
+  );
 }
 
 const tarBlocks = (n: number) => Math.ceil(n / 512) * 512;
@@ -106,9 +145,16 @@ function editedSize(path: string, size: number, sameSize: boolean): number {
  * size within 0.5 %, skipping files that would overshoot it (issue 8: compare at the
  * reference's delta size).
  */
-function changeSet(chosen: Found["files"], deltaBytes: number | undefined, fixed: number): (f: Found["files"][number], u: number) => boolean {
+function changeSet(
+  chosen: Found["files"],
+  deltaBytes: number | undefined,
+  fixed: number,
+): (f: Found["files"][number], u: number) => boolean {
   if (deltaBytes === undefined) return (_f, u) => u < 0.06;
-  const candidates = chosen.map((f) => ({ f, u: h(f.path, "v2") })).filter((c) => c.u >= 0.01).sort((a, b) => a.u - b.u);
+  const candidates = chosen
+    .map((f) => ({ f, u: h(f.path, "v2") }))
+    .filter((c) => c.u >= 0.01)
+    .sort((a, b) => a.u - b.u);
   const picked = new Set<string>();
   let total = fixed;
   for (const { f } of candidates) {
@@ -189,7 +235,10 @@ export function makeRootfsPair(dir: string, scale: number, log: (s: string) => v
     addedBytes += f.st.size;
   }
   const retarget = links.filter((s) => h(s, "retarget") < 0.01);
-  const fixed = added.reduce((n, f) => n + headerBytes(`system/${f.path}`) + tarBlocks(f.st.size), 0) + retarget.reduce((n, s) => n + headerBytes(`system/${s}`), 0) + 2048;
+  const fixed =
+    added.reduce((n, f) => n + headerBytes(`system/${f.path}`) + tarBlocks(f.st.size), 0) +
+    retarget.reduce((n, s) => n + headerBytes(`system/${s}`), 0) +
+    2048;
   const changes = changeSet(chosen, deltaBytes, fixed);
   let changed = 0;
   let same = 0;

@@ -16,7 +16,19 @@
  */
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { chmodSync, closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync, writeSync } from "node:fs";
+import {
+  chmodSync,
+  closeSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+  writeSync,
+} from "node:fs";
 import { Socket, createServer, type AddressInfo } from "node:net";
 import { availableParallelism, loadavg } from "node:os";
 import { join, resolve } from "node:path";
@@ -39,7 +51,10 @@ const log = (s: string) => process.stderr.write(`bench:serve: ${s}\n`);
 function ensureTool(bin: string, pkg: string): string {
   for (const dir of ["/usr/bin", "/usr/sbin", "/usr/local/bin", "/usr/local/sbin"]) if (existsSync(join(dir, bin))) return join(dir, bin);
   log(`installing ${pkg} with apt-get`);
-  execFileSync("apt-get", ["install", "-y", "--no-install-recommends", pkg], { stdio: ["ignore", "inherit", "inherit"], env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" } });
+  execFileSync("apt-get", ["install", "-y", "--no-install-recommends", pkg], {
+    stdio: ["ignore", "inherit", "inherit"],
+    env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" },
+  });
   return ensureTool(bin, pkg);
 }
 
@@ -73,17 +88,50 @@ function makeTree(www: string): { paths: Record<string, string> } {
   mkdirSync(join(www, "pool"), { recursive: true });
   const channels: Record<string, unknown> = {};
   for (const c of ["devel", "rc", "stable"]) {
-    channels[c] = { devices: Object.fromEntries(["mako", "hammerhead", "flo", "krillin", "arale"].map((d) => [d, { index: `/${c}/${d}/index.json`, keyring: { path: `/${c}/${d}/device-signing.tar.xz`, signature: `/${c}/${d}/device-signing.tar.xz.asc` } }])) };
+    channels[c] = {
+      devices: Object.fromEntries(
+        ["mako", "hammerhead", "flo", "krillin", "arale"].map((d) => [
+          d,
+          {
+            index: `/${c}/${d}/index.json`,
+            keyring: { path: `/${c}/${d}/device-signing.tar.xz`, signature: `/${c}/${d}/device-signing.tar.xz.asc` },
+          },
+        ]),
+      ),
+    };
   }
   writeFileSync(join(www, "channels.json"), JSON.stringify(channels, null, 4));
   const images = [];
   for (let v = 1; v <= 20; v++) {
-    const file = (name: string, order: number) => ({ checksum: randomBytes(32).toString("hex"), order, path: `/pool/${name}-${randomBytes(32).toString("hex")}.tar.xz`, signature: "x.asc", size: 123456789 });
+    const file = (name: string, order: number) => ({
+      checksum: randomBytes(32).toString("hex"),
+      order,
+      path: `/pool/${name}-${randomBytes(32).toString("hex")}.tar.xz`,
+      signature: "x.asc",
+      size: 123456789,
+    });
     const detail = `tag=2026-01-${String(v).padStart(2, "0")},ubports=2026010${v},device=7,keyring=archive-master,version=${v}`;
-    images.push({ description: detail, files: [file("ubports", 0), file("device", 1), file("keyring", 2), file("version", 3)], type: "full", version: v, version_detail: detail });
-    if (v > 1) images.push({ base: v - 1, description: detail, files: [file("ubports-delta", 0), file("keyring", 1), file("version", 2)], type: "delta", version: v, version_detail: detail });
+    images.push({
+      description: detail,
+      files: [file("ubports", 0), file("device", 1), file("keyring", 2), file("version", 3)],
+      type: "full",
+      version: v,
+      version_detail: detail,
+    });
+    if (v > 1)
+      images.push({
+        base: v - 1,
+        description: detail,
+        files: [file("ubports-delta", 0), file("keyring", 1), file("version", 2)],
+        type: "delta",
+        version: v,
+        version_detail: detail,
+      });
   }
-  writeFileSync(join(www, "devel/mako/index.json"), JSON.stringify({ global: { generated_at: "Thu Jan  1 00:00:00 UTC 2026" }, images }, null, 4));
+  writeFileSync(
+    join(www, "devel/mako/index.json"),
+    JSON.stringify({ global: { generated_at: "Thu Jan  1 00:00:00 UTC 2026" }, images }, null, 4),
+  );
   const big = "pool/ubports-0123456789abcdef.tar.xz";
   const fd = openSync(join(www, big), "w");
   for (let i = 0; i < 100; i++) writeSync(fd, randomBytes(1 << 20));
@@ -108,7 +156,13 @@ function processGroup(pid: number): number[] {
     .filter((d) => /^\d+$/.test(d))
     .filter((d) => {
       try {
-        return Number(readFileSync(`/proc/${d}/stat`, "utf8").replace(/^.*\) /s, "").split(" ")[1]) === pid;
+        return (
+          Number(
+            readFileSync(`/proc/${d}/stat`, "utf8")
+              .replace(/^.*\) /s, "")
+              .split(" ")[1],
+          ) === pid
+        );
       } catch {
         return false;
       }
@@ -121,7 +175,9 @@ function cpuTicks(pids: number[]): number {
   let ticks = 0;
   for (const pid of pids) {
     try {
-      const f = readFileSync(`/proc/${pid}/stat`, "utf8").replace(/^.*\) /s, "").split(" ");
+      const f = readFileSync(`/proc/${pid}/stat`, "utf8")
+        .replace(/^.*\) /s, "")
+        .split(" ");
       ticks += Number(f[11]) + Number(f[12]);
     } catch {
       /* exited */
@@ -173,7 +229,19 @@ try {
   const config = join(dir, "etc/config");
   writeFileSync(config, `[global]\nbase_path = ${dir}\npublish_path = ${www}\npublic_fqdn = localhost\npublic_http_port = 880\n`);
   const siPort = await freePort();
-  const siArgs = ["--config", config, "serve", "--address", "127.0.0.1", "--http-port", String(siPort), "--https-port", "off", "--workers", workers];
+  const siArgs = [
+    "--config",
+    config,
+    "serve",
+    "--address",
+    "127.0.0.1",
+    "--http-port",
+    String(siPort),
+    "--https-port",
+    "off",
+    "--workers",
+    workers,
+  ];
   if (!accessLog) siArgs.push("--no-access-log");
   const si = spawn(process.execPath, [SI, ...siArgs], { stdio: ["ignore", "ignore", "inherit"] });
   children.push(si);
@@ -238,9 +306,18 @@ try {
       "per round": ratios.map((r) => r.toFixed(2)).join(" "),
       // Per request for the JSON files; per GB sent for the large file (a 3 s round may
       // finish few of its 100 MB responses, but wrk counts every byte read).
-      "server CPU si / nginx": ["si serve", "nginx"].map((n) => median(runs[n].map((r) => (large ? r.cpuS / ((r.mbps * duration) / 1000) : (r.cpuS * 1e6) / r.requests))).toFixed(large ? 2 : 1)).join(" / ") + (large ? " s/GB" : " µs/req"),
+      "server CPU si / nginx":
+        ["si serve", "nginx"]
+          .map((n) =>
+            median(runs[n].map((r) => (large ? r.cpuS / ((r.mbps * duration) / 1000) : (r.cpuS * 1e6) / r.requests))).toFixed(
+              large ? 2 : 1,
+            ),
+          )
+          .join(" / ") + (large ? " s/GB" : " µs/req"),
       target: large ? "≥ 0.80" : "≥ 0.50",
-      errors: [errors("si serve") && `si: ${errors("si serve")}`, errors("nginx") && `nginx: ${errors("nginx")}`].filter(Boolean).join("; ") || "-",
+      errors:
+        [errors("si serve") && `si: ${errors("si serve")}`, errors("nginx") && `nginx: ${errors("nginx")}`].filter(Boolean).join("; ") ||
+        "-",
     });
   }
   console.log(

@@ -87,7 +87,9 @@ export function standardConfig(base: string, farmUrl: string, opts: StandardInst
 
 function generateKeyrings(configPath: string): Promise<void> {
   return new Promise((ok, fail) => {
-    const child = spawn(process.execPath, [join(repoRoot(), "bin/si.js"), "--config", configPath, "generate-keyrings"], { stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(process.execPath, [join(repoRoot(), "bin/si.js"), "--config", configPath, "generate-keyrings"], {
+      stdio: ["ignore", "pipe", "pipe"],
+    });
     let out = "";
     child.stdout.on("data", (d: Buffer) => (out += d.toString()));
     child.stderr.on("data", (d: Buffer) => (out += d.toString()));

@@ -63,11 +63,19 @@ async function timedXz(xzArgs: string[], outFile: string): Promise<Timed> {
 
 /** "memory needed" to decompress, from `xz --robot -lvv` (bytes). */
 function memoryNeeded(xzFile: string): number {
-  const line = execFileSync("xz", ["--robot", "-lvv", xzFile], { encoding: "utf8" }).split("\n").find((l) => l.startsWith("summary"))!;
+  const line = execFileSync("xz", ["--robot", "-lvv", xzFile], { encoding: "utf8" })
+    .split("\n")
+    .find((l) => l.startsWith("summary"))!;
   return Number(line.split("\t")[1]);
 }
 
-const blockCount = (xzFile: string) => Number(execFileSync("xz", ["--robot", "-l", xzFile], { encoding: "utf8" }).split("\n").find((l) => l.startsWith("totals"))!.split("\t")[2]);
+const blockCount = (xzFile: string) =>
+  Number(
+    execFileSync("xz", ["--robot", "-l", xzFile], { encoding: "utf8" })
+      .split("\n")
+      .find((l) => l.startsWith("totals"))!
+      .split("\t")[2],
+  );
 
 /** Smallest power of two ≥ block, ≤ 64 MiB (LZMA2 dictionaries above the block are wasted). */
 function dictFor(block: number): number {
@@ -102,12 +110,25 @@ try {
   const raw = statSync(payload).size;
   const out = join(scratch, "out.xz");
   const settings = [
-    { name: `xz -${level}, one block (-T1)`, block: "one", dict: String(PRESET_DICT_MIB[level] ?? "?"), args: ["-z", "-c", "-T1", `-${level}`, payload] },
+    {
+      name: `xz -${level}, one block (-T1)`,
+      block: "one",
+      dict: String(PRESET_DICT_MIB[level] ?? "?"),
+      args: ["-z", "-c", "-T1", `-${level}`, payload],
+    },
     ...blocks.map((b) => ({
       name: `${b} MiB blocks (-T0)`,
       block: String(b),
       dict: String(dictFor(b * MiB) / MiB),
-      args: ["-z", "-c", "-T0", "--memlimit-compress=70%", `--block-size=${Math.round(b * MiB)}`, `--lzma2=preset=${level},dict=${dictFor(b * MiB)}`, payload],
+      args: [
+        "-z",
+        "-c",
+        "-T0",
+        "--memlimit-compress=70%",
+        `--block-size=${Math.round(b * MiB)}`,
+        `--lzma2=preset=${level},dict=${dictFor(b * MiB)}`,
+        payload,
+      ],
     })),
   ];
   const rows: Record<string, string | number>[] = [];
@@ -133,7 +154,9 @@ try {
       "xz -d -T1 wall s": d.wallS,
     });
   }
-  console.log(`payload: ${deltaXz || tarArg}, ${raw} bytes (${(raw / MiB).toFixed(1)} MiB) uncompressed; xz -${level}; ${availableParallelism()} cores; load average ${load0.toFixed(2)} before, ${loadavg()[0].toFixed(2)} after`);
+  console.log(
+    `payload: ${deltaXz || tarArg}, ${raw} bytes (${(raw / MiB).toFixed(1)} MiB) uncompressed; xz -${level}; ${availableParallelism()} cores; load average ${load0.toFixed(2)} before, ${loadavg()[0].toFixed(2)} after`,
+  );
   console.log("");
   console.log(table(rows));
 } finally {

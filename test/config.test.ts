@@ -81,9 +81,7 @@ describe("reference test_config (§10.1)", () => {
 
   it("refuses a file without a section header (the reference read it as empty)", () => {
     const err = configError(() => parseConfigText("invalid", "etc/config", {}));
-    expect(err.message).toBe(
-      "etc/config:1: File contains no section headers: line before any [section]: 'invalid'",
-    );
+    expect(err.message).toBe("etc/config:1: File contains no section headers: line before any [section]: 'invalid'");
   });
 
   it("refuses a config path that does not exist", async () => {
@@ -125,15 +123,14 @@ ssh_host = host
   });
 
   it("KeyError: missing mirror_default, at the line of `mirrors`", () => {
-    const err = configError(() =>
-      parseConfigText("[global]\nmirrors = a\n\n[mirror_a]\nssh_host = host\n", "etc/config", {}),
-    );
+    const err = configError(() => parseConfigText("[global]\nmirrors = a\n\n[mirror_a]\nssh_host = host\n", "etc/config", {}));
     expect(err.kind).toBe("KeyError");
     expect(err.message).toBe("etc/config:2: [global] mirrors: Missing mirror_default section.");
   });
 
   it("KeyError: missing ssh_key in mirror_default, at its header line", () => {
-    const text = "[global]\nmirrors = a\n\n[mirror_default]\nssh_user = user\nssh_port = 22\n" +
+    const text =
+      "[global]\nmirrors = a\n\n[mirror_default]\nssh_user = user\nssh_port = 22\n" +
       "ssh_command = command\n\n[mirror_a]\nssh_host = host\n";
     const err = configError(() => parseConfigText(text, "etc/config", {}));
     expect(err.kind).toBe("KeyError");
@@ -141,15 +138,15 @@ ssh_host = host
   });
 
   it("KeyError: missing mirror_a section, at the line of `mirrors`", () => {
-    const text = "[global]\nmirrors = a\n\n[mirror_default]\nssh_user = user\nssh_port = 22\n" +
-      "ssh_command = command\nssh_key = key\n";
+    const text = "[global]\nmirrors = a\n\n[mirror_default]\nssh_user = user\nssh_port = 22\n" + "ssh_command = command\nssh_key = key\n";
     const err = configError(() => parseConfigText(text, "etc/config", {}));
     expect(err.kind).toBe("KeyError");
     expect(err.message).toBe("etc/config:2: [global] mirrors: Missing mirror section: mirror_a");
   });
 
   it("KeyError: missing ssh_host, at the mirror's header line", () => {
-    const text = "[global]\nmirrors = a\n\n[mirror_default]\nssh_user = user\nssh_port = 22\n" +
+    const text =
+      "[global]\nmirrors = a\n\n[mirror_default]\nssh_user = user\nssh_port = 22\n" +
       "ssh_command = command\nssh_key = key\n\n[mirror_a]\nssh_user = other-user\n";
     const err = configError(() => parseConfigText(text, "etc/config", {}));
     expect(err.kind).toBe("KeyError");
@@ -219,9 +216,7 @@ file_a = http;arg1;arg2
   });
 
   it("KeyError: a `files` entry without its file_ key, at the line of `files`", () => {
-    const err = configError(() =>
-      parseConfigText("[global]\nchannels = a\n\n[channel_a]\nfiles = a\n", "etc/config", {}),
-    );
+    const err = configError(() => parseConfigText("[global]\nchannels = a\n\n[channel_a]\nfiles = a\n", "etc/config", {}));
     expect(err.kind).toBe("KeyError");
     expect(err.message).toBe("etc/config:5: [channel_a] files: Missing file entry: file_a");
   });
@@ -305,7 +300,9 @@ file_v : version;a=b:c
     expect(conf.channels.get("a")!.files[0].arguments).toEqual(["a=b:c"]);
     expect(conf.publish_path).toBe(join(process.cwd(), "pub"));
     // Case-preserving: Publish_Path is another key, one the server does not read (strict, issue 15).
-    await expect(load("[global]\nPublish_Path = pub\n")).rejects.toThrow(/:2: \[global\] Publish_Path: unknown key; did you mean 'publish_path'\?$/);
+    await expect(load("[global]\nPublish_Path = pub\n")).rejects.toThrow(
+      /:2: \[global\] Publish_Path: unknown key; did you mean 'publish_path'\?$/,
+    );
   });
 
   it("inherits [DEFAULT] options in every section", async () => {
@@ -419,19 +416,43 @@ describe("errors name file, line, section and key", () => {
     ["no delimiter", "[global]\nchannels\n", "etc/config:2: [global] expected 'key = value', got 'channels'"],
     ["empty key", "[global]\n= x\n", "etc/config:2: [global] missing option name before '='"],
     ["duplicate section", "[global]\n\n[a]\n[global]\n", "etc/config:4: duplicate section [global] (first defined at line 1)"],
-    ["duplicate option", "[global]\nxz_level = 1\nxz_level = 2\n", "etc/config:3: [global] xz_level: duplicate option (first set at line 2)"],
+    [
+      "duplicate option",
+      "[global]\nxz_level = 1\nxz_level = 2\n",
+      "etc/config:3: [global] xz_level: duplicate option (first set at line 2)",
+    ],
     [
       "non-integer versionbase",
       "[global]\nchannels = devel\n\n[channel_devel]\nversionbase = x\n",
       "etc/config:5: [channel_devel] versionbase: invalid integer 'x'",
     ],
-    ["non-integer fullcount", "[global]\nchannels = d\n[channel_d]\nfullcount = 1.5\n", "etc/config:4: [channel_d] fullcount: invalid integer '1.5'"],
-    ["versionbase 0", "[global]\nchannels = d\n[channel_d]\nversionbase = 0\n", "etc/config:4: [channel_d] versionbase: 0 is out of range (1-9007199254740991)"],
-    ["bad type", "[global]\nchannels = d\n[channel_d]\ntype = Auto\n", "etc/config:4: [channel_d] type: must be 'auto' or 'manual', got 'Auto'"],
-    ["port too large", "[global]\npublic_https_port = 70000\n", "etc/config:2: [global] public_https_port: 70000 is out of range (0-65535)"],
+    [
+      "non-integer fullcount",
+      "[global]\nchannels = d\n[channel_d]\nfullcount = 1.5\n",
+      "etc/config:4: [channel_d] fullcount: invalid integer '1.5'",
+    ],
+    [
+      "versionbase 0",
+      "[global]\nchannels = d\n[channel_d]\nversionbase = 0\n",
+      "etc/config:4: [channel_d] versionbase: 0 is out of range (1-9007199254740991)",
+    ],
+    [
+      "bad type",
+      "[global]\nchannels = d\n[channel_d]\ntype = Auto\n",
+      "etc/config:4: [channel_d] type: must be 'auto' or 'manual', got 'Auto'",
+    ],
+    [
+      "port too large",
+      "[global]\npublic_https_port = 70000\n",
+      "etc/config:2: [global] public_https_port: 70000 is out of range (0-65535)",
+    ],
     ["port not a number", "[global]\nadmin_port = http\n", "etc/config:2: [global] admin_port: invalid integer 'http'"],
     ["xz level", "[global]\nxz_level = 10\n", "etc/config:2: [global] xz_level: 10 is out of range (0-9)"],
-    ["list path", "[global]\npublish_path = a, b\n", `etc/config:2: [global] publish_path: expected one value, got a list (the value contains ", "): 'a, b'`],
+    [
+      "list path",
+      "[global]\npublish_path = a, b\n",
+      `etc/config:2: [global] publish_path: expected one value, got a list (the value contains ", "): 'a, b'`,
+    ],
   ];
   for (const [name, text, message] of cases) {
     it(name, () => expect(configError(() => parseConfigText(text, "etc/config", {})).message).toBe(message));
@@ -464,7 +485,12 @@ describe("mirrors (§4.4)", () => {
       [...ssh, "-i", "/etc/key", "-l", "u2", "-p", "2222", "zz.example", "command"],
     ]);
     expect(conf.mirrors.a).toEqual({
-      name: "a", ssh_host: "zz.example", ssh_user: "u2", ssh_key: "/etc/key", ssh_port: 2222, ssh_command: "command",
+      name: "a",
+      ssh_host: "zz.example",
+      ssh_user: "u2",
+      ssh_key: "/etc/key",
+      ssh_port: 2222,
+      ssh_command: "command",
     });
   });
 
@@ -501,9 +527,7 @@ describe("etc/config.example and the CLI", () => {
   it("etc/config.example loads without error", async () => {
     const conf = await loadConfig("etc/config.example", {});
     expect([...conf.channels.keys()]).toEqual(["16.04/devel", "16.04/stable"]);
-    expect(conf.channels.get("16.04/devel")!.files.map((f) => f.name)).toEqual([
-      "rootfs", "device,mako", "device", "keyring", "version",
-    ]);
+    expect(conf.channels.get("16.04/devel")!.files.map((f) => f.name)).toEqual(["rootfs", "device,mako", "device", "keyring", "version"]);
     // Shipped commented out (issue 15 item 4): an example host must not be contacted.
     expect(Object.keys(conf.mirrors)).toEqual([]);
   });
@@ -530,7 +554,10 @@ describe("etc/config.example and the CLI", () => {
     expect(r.status).toBe(0);
     const json = JSON.parse(r.stdout) as { publish_path: string; channels: { name: string; files: unknown[] }[] };
     expect(json.publish_path).toBe("/srv/system-image/www");
-    expect(json.channels.map((c) => [c.name, c.files.length])).toEqual([["16.04/devel", 5], ["16.04/stable", 0]]);
+    expect(json.channels.map((c) => [c.name, c.files.length])).toEqual([
+      ["16.04/devel", 5],
+      ["16.04/stable", 0],
+    ]);
     const text = si("--config", "etc/config.example", "config", "show");
     expect(text.status).toBe(0);
     expect(text.stdout).toContain("\nmirrors: (none)\n");

@@ -6,7 +6,10 @@ import { compareCodePoints, dumpPyJson, type JsonValue } from "../src/format/pyj
 function python(doc: unknown): string {
   return execFileSync(
     "python3",
-    ["-c", 'import json,sys; d=json.loads(sys.stdin.read()); sys.stdout.write(json.dumps(d, sort_keys=True, indent=4, separators=(",", ": ")) + "\\n")'],
+    [
+      "-c",
+      'import json,sys; d=json.loads(sys.stdin.read()); sys.stdout.write(json.dumps(d, sort_keys=True, indent=4, separators=(",", ": ")) + "\\n")',
+    ],
     { input: JSON.stringify(doc), encoding: "utf8" },
   );
 }
@@ -85,7 +88,7 @@ describe("Python-compatible JSON writer", () => {
   });
 
   it("escapes non-ASCII, control characters and astral characters like ensure_ascii", () => {
-    expect(dumpPyJson({ k: "中\u007f\u0001😀/\"\\" })).toBe('{\n    "k": "\\u4e2d\\u007f\\u0001\\ud83d\\ude00/\\"\\\\"\n}\n');
+    expect(dumpPyJson({ k: '中\u007f\u0001😀/"\\' })).toBe('{\n    "k": "\\u4e2d\\u007f\\u0001\\ud83d\\ude00/\\"\\\\"\n}\n');
     expect(dumpPyJson({ empty: {}, list: [] })).toBe('{\n    "empty": {},\n    "list": []\n}\n');
   });
 
@@ -106,7 +109,10 @@ describe("Python-compatible JSON writer", () => {
     const expected = JSON.parse(
       execFileSync(
         "python3",
-        ["-c", 'import json,sys; ds=json.loads(sys.stdin.read()); print(json.dumps([json.dumps(d, sort_keys=True, indent=4, separators=(",", ": ")) + "\\n" for d in ds]))'],
+        [
+          "-c",
+          'import json,sys; ds=json.loads(sys.stdin.read()); print(json.dumps([json.dumps(d, sort_keys=True, indent=4, separators=(",", ": ")) + "\\n" for d in ds]))',
+        ],
         { input: JSON.stringify(docs), encoding: "utf8", maxBuffer: 64 << 20 },
       ),
     ) as string[];

@@ -85,7 +85,8 @@ function seedChecksums(gctx: GeneratorContext, entries: readonly FileEntry[]): v
   for (const e of entries) {
     const path = pyRealpath(`${gctx.config.publish_path}/${e.path}`);
     try {
-      if (statSync(path).size === e.size && /^[0-9a-f]{64}$/.test(e.checksum)) gctx.checksums.set(path, { sha256: e.checksum, size: e.size });
+      if (statSync(path).size === e.size && /^[0-9a-f]{64}$/.test(e.checksum))
+        gctx.checksums.set(path, { sha256: e.checksum, size: e.size });
     } catch {
       // missing: create_image reports it
     }
@@ -116,9 +117,17 @@ async function deltaFiles(gctx: GeneratorContext, channel: string, full: string[
   return out;
 }
 
-export async function buildAndPublish(config: Config, gctx: GeneratorContext, treeOpts: TreeOptions, req: BuildRequest, log: Logger): Promise<BuiltImage> {
+export async function buildAndPublish(
+  config: Config,
+  gctx: GeneratorContext,
+  treeOpts: TreeOptions,
+  req: BuildRequest,
+  log: Logger,
+): Promise<BuiltImage> {
   if (req.files.length === 0) {
-    throw new SiError(`Cannot create ${req.channel}/${req.device} version ${req.version}: the source image has no files besides its version tarball`);
+    throw new SiError(
+      `Cannot create ${req.channel}/${req.device} version ${req.version}: the source image has no files besides its version tarball`,
+    );
   }
   await dropStaleVersionFile(config, req, log);
   seedChecksums(gctx, req.sourceEntries ?? []);
@@ -131,7 +140,8 @@ export async function buildAndPublish(config: Config, gctx: GeneratorContext, tr
     new_files: [...req.files],
   };
   const versionPath = await generateFile(gctx, "version", [], env);
-  if (versionPath === null) throw new SiError(`Cannot create ${req.channel}/${req.device} version ${req.version}: no version tarball was made`);
+  if (versionPath === null)
+    throw new SiError(`Cannot create ${req.channel}/${req.device} version ${req.version}: no version tarball was made`);
   const full = [...req.files, versionPath];
   const detail = env.version_detail.join(",");
   const deltas: { base: number; paths: string[] }[] = [];
@@ -145,7 +155,14 @@ export async function buildAndPublish(config: Config, gctx: GeneratorContext, tr
   }
   const images: ImageSpec[] = [
     { type: "full", version: req.version, description: detail, paths: full, versionDetail: detail },
-    ...deltas.map((d) => ({ type: "delta", version: req.version, description: detail, paths: d.paths, base: d.base, versionDetail: detail })),
+    ...deltas.map((d) => ({
+      type: "delta",
+      version: req.version,
+      description: detail,
+      paths: d.paths,
+      base: d.base,
+      versionDetail: detail,
+    })),
   ];
   const { expired } = await publishImages(config, treeOpts, {
     channel: req.channel,
@@ -176,6 +193,9 @@ export function describeBuilt(b: BuiltImage): string[] {
     `I: version_detail: ${b.version_detail}`,
   ];
   if (b.phased !== 100) lines.push(`I: phased percentage ${b.phased}%`);
-  if (b.expired.length) lines.push(`I: expired ${b.expired.map((e) => (e.type === "delta" ? `delta ${e.base}→${e.version}` : `full ${e.version}`)).join(", ")}`);
+  if (b.expired.length)
+    lines.push(
+      `I: expired ${b.expired.map((e) => (e.type === "delta" ? `delta ${e.base}→${e.version}` : `full ${e.version}`)).join(", ")}`,
+    );
   return lines;
 }

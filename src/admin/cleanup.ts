@@ -35,7 +35,11 @@ export async function cleanupTree(actx: AdminContext): Promise<CleanupResult> {
         const after = new Set((await dev.listImages()).map((i) => JSON.stringify([i.type, i.version, i.base])));
         const gone = before.filter((i) => !after.has(JSON.stringify([i.type, i.version, i.base])));
         if (gone.length) {
-          result.expired.push({ channel: conf.name, device, images: gone.map((i) => ({ type: i.type, version: i.version, ...(typeof i.base === "number" ? { base: i.base } : {}) })) });
+          result.expired.push({
+            channel: conf.name,
+            device,
+            images: gone.map((i) => ({ type: i.type, version: i.version, ...(typeof i.base === "number" ? { base: i.base } : {}) })),
+          });
           log.info(`${conf.name}/${device}: expired ${gone.length} image(s), keeping ${conf.fullcount} full`);
         }
       }

@@ -52,7 +52,8 @@ const maxVersion = (images: readonly Image[]) => images.reduce((m, i) => Math.ma
 export function checkCopyArguments(req: CopyImageRequest): void {
   if (req.keepVersion && !req.version) throw new UsageError("argument -k/--keep-version: needs -r/--version N (the version to keep)");
   const p = req.phased ?? 100;
-  if (!Number.isInteger(p) || p < 0 || p > 100) throw new UsageError(`Invalid phased percentage: ${p} (it must be an integer from 0 to 100)`);
+  if (!Number.isInteger(p) || p < 0 || p > 100)
+    throw new UsageError(`Invalid phased percentage: ${p} (it must be an integer from 0 to 100)`);
 }
 
 export async function copyImage(actx: AdminContext, req: CopyImageRequest, now: () => Date = () => new Date()): Promise<CopyImageResult> {

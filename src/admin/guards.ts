@@ -26,7 +26,8 @@ export function refuseRedirect(doc: ChannelsDoc, channel: string, message: strin
 /** `<Who> device is a redirect. Use original channel T instead.` */
 export function refuseDeviceRedirect(doc: ChannelsDoc, channel: string, device: string, who: string): void {
   const entry = doc[channel].devices[device];
-  if (typeof entry.redirect === "string") throw new UsageError(`${who} device is a redirect. Use original channel ${entry.redirect} instead.`);
+  if (typeof entry.redirect === "string")
+    throw new UsageError(`${who} device is a redirect. Use original channel ${entry.redirect} instead.`);
 }
 
 export function refuseCommaTag(tag: string | undefined | null): void {

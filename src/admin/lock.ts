@@ -43,7 +43,9 @@ export async function acquireLock(statePath: string, opts: LockOptions): Promise
       if (!told) {
         told = true;
         const who = describeHolder(statePath);
-        opts.onWait?.(`waiting up to ${fmtSeconds(opts.waitMs)} s for the global lock ${lockPath(statePath)} (${who ? `held by ${who}` : "an import or another admin command holds it"})`);
+        opts.onWait?.(
+          `waiting up to ${fmtSeconds(opts.waitMs)} s for the global lock ${lockPath(statePath)} (${who ? `held by ${who}` : "an import or another admin command holds it"})`,
+        );
       }
       if (Date.now() >= deadline) {
         // Who holds it now (issue 15 item 4): not necessarily who held it when the wait began.

@@ -97,7 +97,9 @@ export async function reSignIndexes(actx: AdminContext, opts: { all?: boolean } 
 }
 
 export function describeReSign(r: ReSignResult): string[] {
-  const lines = [`I: re-signed ${r.documents.length} document${r.documents.length === 1 ? "" : "s"} and ${r.files} file${r.files === 1 ? "" : "s"}`];
+  const lines = [
+    `I: re-signed ${r.documents.length} document${r.documents.length === 1 ? "" : "s"} and ${r.files} file${r.files === 1 ? "" : "s"}`,
+  ];
   for (const m of r.missing) lines.push(`W: missing, not signed: ${m}`);
   return lines;
 }

@@ -17,7 +17,17 @@ import { pyRealpath, type Tree } from "../tree/index.js";
  * the config: a manual channel whose delta base is itself (§8.4 get_required_deltas).
  */
 export function channelConfigOf(config: Pick<Config, "channels"> & Partial<Pick<Config, "delta_mtime">>, name: string): ChannelConfig {
-  return config.channels.get(name) ?? { name, type: "manual", versionbase: 1, fullcount: 0, deltabase: [name], files: [], delta_mtime: config.delta_mtime ?? "content" };
+  return (
+    config.channels.get(name) ?? {
+      name,
+      type: "manual",
+      versionbase: 1,
+      fullcount: 0,
+      deltabase: [name],
+      files: [],
+      delta_mtime: config.delta_mtime ?? "content",
+    }
+  );
 }
 
 /** `channel.ini.version_detail` of a version tarball's sidecar (§2.5), "" when absent. */

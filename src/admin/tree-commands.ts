@@ -35,16 +35,32 @@ const done = <T>(line: string, data: T): CommandResult<T> => ({ lines: [`I: ${li
 // ---- channels ---------------------------------------------------------------------------
 
 export const createChannel = (a: AdminContext, name: string) =>
-  mutate(a, `create channel ${name}`, async ({ tree }) => (await tree.createChannel(name), done(`created channel ${name}`, { channel: name })));
+  mutate(
+    a,
+    `create channel ${name}`,
+    async ({ tree }) => (await tree.createChannel(name), done(`created channel ${name}`, { channel: name })),
+  );
 
 export const removeChannel = (a: AdminContext, name: string) =>
-  mutate(a, `remove channel ${name}`, async ({ tree }) => (await tree.removeChannel(name), done(`removed channel ${name}`, { channel: name })));
+  mutate(
+    a,
+    `remove channel ${name}`,
+    async ({ tree }) => (await tree.removeChannel(name), done(`removed channel ${name}`, { channel: name })),
+  );
 
 export const hideChannel = (a: AdminContext, name: string) =>
-  mutate(a, `hide channel ${name}`, async ({ tree }) => (await tree.hideChannel(name), done(`channel ${name} is hidden`, { channel: name, hidden: true })));
+  mutate(
+    a,
+    `hide channel ${name}`,
+    async ({ tree }) => (await tree.hideChannel(name), done(`channel ${name} is hidden`, { channel: name, hidden: true })),
+  );
 
 export const showChannel = (a: AdminContext, name: string) =>
-  mutate(a, `show channel ${name}`, async ({ tree }) => (await tree.showChannel(name), done(`channel ${name} is shown`, { channel: name, hidden: false })));
+  mutate(
+    a,
+    `show channel ${name}`,
+    async ({ tree }) => (await tree.showChannel(name), done(`channel ${name} is shown`, { channel: name, hidden: false })),
+  );
 
 /** Aliases of the old name keep following it (§7.1): said, so the operator can re-target them. */
 export const renameChannel = (a: AdminContext, from: string, to: string) =>
@@ -64,15 +80,24 @@ export const aliasChannel = (a: AdminContext, name: string, target: string) =>
     if (Object.hasOwn(doc, name)) {
       const old = aliasTarget(doc, name);
       await tree.changeChannelAlias(name, target);
-      return done(`alias ${name} now follows ${target} (was ${old ?? "not an alias"})`, { channel: name, alias: target, previous: old ?? null });
+      return done(`alias ${name} now follows ${target} (was ${old ?? "not an alias"})`, {
+        channel: name,
+        alias: target,
+        previous: old ?? null,
+      });
     }
     await tree.createChannelAlias(name, target);
     return done(`created alias ${name} of ${target}`, { channel: name, alias: target, previous: null });
   });
 
 export const redirectChannel = (a: AdminContext, name: string, target: string) =>
-  mutate(a, `redirect channel ${name}`, async ({ tree }) =>
-    (await tree.createChannelRedirect(name, target), done(`created redirect ${name} to ${target}`, { channel: name, redirect: target })),
+  mutate(
+    a,
+    `redirect channel ${name}`,
+    async ({ tree }) => (
+      await tree.createChannelRedirect(name, target),
+      done(`created redirect ${name} to ${target}`, { channel: name, redirect: target })
+    ),
   );
 
 export async function listChannels(a: AdminContext): Promise<CommandResult<ChannelsDoc>> {
@@ -94,12 +119,18 @@ export async function listChannels(a: AdminContext): Promise<CommandResult<Chann
 export const createDevice = (a: AdminContext, channel: string, device: string, keyring?: string) =>
   mutate(a, `create device ${channel}/${device}`, async ({ tree }) => {
     await tree.createDevice(channel, device, keyring ?? null);
-    return done(`created device ${channel}/${device}${keyring ? ` with keyring ${keyring}` : ""}`, { channel, device, keyring: keyring ?? null });
+    return done(`created device ${channel}/${device}${keyring ? ` with keyring ${keyring}` : ""}`, {
+      channel,
+      device,
+      keyring: keyring ?? null,
+    });
   });
 
 export const removeDevice = (a: AdminContext, channel: string, device: string) =>
-  mutate(a, `remove device ${channel}/${device}`, async ({ tree }) =>
-    (await tree.removeDevice(channel, device), done(`removed device ${channel}/${device}`, { channel, device })),
+  mutate(
+    a,
+    `remove device ${channel}/${device}`,
+    async ({ tree }) => (await tree.removeDevice(channel, device), done(`removed device ${channel}/${device}`, { channel, device })),
   );
 
 export const setDeviceKeyring = (a: AdminContext, channel: string, device: string, path: string) =>
@@ -121,7 +152,9 @@ export async function listDevices(a: AdminContext, channel: string): Promise<Com
   const devices = (await tree.listChannels())[channel].devices;
   const lines = names.map((d) => {
     const e = devices[d];
-    const extra = [typeof e.redirect === "string" ? `redirect to ${e.redirect}` : "", e.keyring ? `keyring ${e.keyring.path}` : ""].filter(Boolean);
+    const extra = [typeof e.redirect === "string" ? `redirect to ${e.redirect}` : "", e.keyring ? `keyring ${e.keyring.path}` : ""].filter(
+      Boolean,
+    );
     return `${d}: ${e.index}${extra.length ? ` (${extra.join(", ")})` : ""}`;
   });
   return { lines: lines.length ? lines : [`no devices in ${channel}`], data: devices };
@@ -130,7 +163,11 @@ export async function listDevices(a: AdminContext, channel: string): Promise<Com
 // ---- keyrings ---------------------------------------------------------------------------
 
 export const publishKeyring = (a: AdminContext, name: string) =>
-  mutate(a, `publish keyring ${name}`, async ({ tree }) => (await tree.publishKeyring(name), done(`published keyring gpg/${name}.tar.xz`, { keyring: name })));
+  mutate(
+    a,
+    `publish keyring ${name}`,
+    async ({ tree }) => (await tree.publishKeyring(name), done(`published keyring gpg/${name}.tar.xz`, { keyring: name })),
+  );
 
 // ---- images -----------------------------------------------------------------------------
 
@@ -149,8 +186,10 @@ async function ownImagesDir(r: Resolved, channel: string, device: string): Promi
   const where = `Cannot change the images of ${channel}/${device}`;
   const alias = aliasTarget(doc, channel);
   if (alias) throw new SiError(`${where}: ${channel} is an alias of ${alias} (its images are copies; change ${alias}/${device} instead)`);
-  if (typeof ch.redirect === "string") throw new SiError(`${where}: ${channel} is a redirect to ${ch.redirect} (change ${ch.redirect}/${device} instead)`);
-  if (typeof entry.redirect === "string") throw new SiError(`${where}: the device is a redirect to ${entry.redirect} (change ${entry.redirect}/${device} instead)`);
+  if (typeof ch.redirect === "string")
+    throw new SiError(`${where}: ${channel} is a redirect to ${ch.redirect} (change ${ch.redirect}/${device} instead)`);
+  if (typeof entry.redirect === "string")
+    throw new SiError(`${where}: the device is a redirect to ${entry.redirect} (change ${entry.redirect}/${device} instead)`);
   return dev.path;
 }
 
@@ -171,7 +210,14 @@ export interface ImageCreateOptions {
   bootme?: boolean;
 }
 
-export const createImage = (a: AdminContext, channel: string, device: string, version: number, files: string[], o: ImageCreateOptions = {}) =>
+export const createImage = (
+  a: AdminContext,
+  channel: string,
+  device: string,
+  version: number,
+  files: string[],
+  o: ImageCreateOptions = {},
+) =>
   mutate(a, `create an image in ${channel}/${device}`, async (r) => {
     const dir = await ownImagesDir(r, channel, device);
     await imageTxn(r, "create_image", channel, (t) =>
@@ -187,7 +233,13 @@ export const createImage = (a: AdminContext, channel: string, device: string, ve
       }),
     );
     const n = files.length;
-    return done(`created ${channel}/${device} ${imageLabel(version, o.base)} (${n} file${n === 1 ? "" : "s"})`, { channel, device, version, base: o.base ?? null, files });
+    return done(`created ${channel}/${device} ${imageLabel(version, o.base)} (${n} file${n === 1 ? "" : "s"})`, {
+      channel,
+      device,
+      version,
+      base: o.base ?? null,
+      files,
+    });
   });
 
 export const removeImage = (a: AdminContext, channel: string, device: string, version: number, base?: number) =>
@@ -199,11 +251,25 @@ export const removeImage = (a: AdminContext, channel: string, device: string, ve
     return done(`removed ${channel}/${device} ${imageLabel(version, base)}`, { channel, device, version, base: base ?? null });
   });
 
-export const describeImage = (a: AdminContext, channel: string, device: string, version: number, text: string, translations: Record<string, string>, base?: number) =>
+export const describeImage = (
+  a: AdminContext,
+  channel: string,
+  device: string,
+  version: number,
+  text: string,
+  translations: Record<string, string>,
+  base?: number,
+) =>
   mutate(a, `describe an image of ${channel}/${device}`, async (r) => {
     const dir = await ownImagesDir(r, channel, device);
     await imageTxn(r, "set_description", channel, (t) =>
-      opSetDescription(t, join(dir, "index.json"), { type: base ? "delta" : "full", version, description: text, translations, base: base ?? null }),
+      opSetDescription(t, join(dir, "index.json"), {
+        type: base ? "delta" : "full",
+        version,
+        description: text,
+        translations,
+        base: base ?? null,
+      }),
     );
     const langs = Object.keys(translations);
     return done(`described ${channel}/${device} ${imageLabel(version, base)}${langs.length ? ` (+ ${langs.join(", ")})` : ""}`, {
@@ -219,7 +285,11 @@ export const describeImage = (a: AdminContext, channel: string, device: string, 
 export async function listImages(a: AdminContext, channel: string, device: string): Promise<CommandResult<Image[]>> {
   const images = await (await resolve(a).tree.getDevice(channel, device)).listImages();
   const lines = images.map((i) => {
-    const extra = [i[PHASED] !== undefined ? `phased ${i[PHASED]}%` : "", i.bootme ? "bootme" : "", i.minversion ? `minversion ${i.minversion}` : ""].filter(Boolean);
+    const extra = [
+      i[PHASED] !== undefined ? `phased ${i[PHASED]}%` : "",
+      i.bootme ? "bootme" : "",
+      i.minversion ? `minversion ${i.minversion}` : "",
+    ].filter(Boolean);
     const files = `${i.files.length} file${i.files.length === 1 ? "" : "s"}`;
     return `${imageLabel(i.version, i.type === "delta" ? i.base : null)}: ${files}${extra.length ? `, ${extra.join(", ")}` : ""}${i.version_detail ? ` [${i.version_detail}]` : ""}`;
   });

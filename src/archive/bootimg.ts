@@ -24,9 +24,25 @@ const V2_SIZE = 1660;
 const QCDT_MAGIC = "QCDT";
 
 const O = {
-  kernelSize: 8, kernelAddr: 12, ramdiskSize: 16, ramdiskAddr: 20, secondSize: 24, secondAddr: 28,
-  tagsAddr: 32, pageSize: 36, headerVersion: 40, osVersion: 44, name: 48, cmdline: 64, id: 576,
-  extraCmdline: 608, recoveryDtboSize: 1632, recoveryDtboOffset: 1636, headerSize: 1644, dtbSize: 1648, dtbAddr: 1652,
+  kernelSize: 8,
+  kernelAddr: 12,
+  ramdiskSize: 16,
+  ramdiskAddr: 20,
+  secondSize: 24,
+  secondAddr: 28,
+  tagsAddr: 32,
+  pageSize: 36,
+  headerVersion: 40,
+  osVersion: 44,
+  name: 48,
+  cmdline: 64,
+  id: 576,
+  extraCmdline: 608,
+  recoveryDtboSize: 1632,
+  recoveryDtboOffset: 1636,
+  headerSize: 1644,
+  dtbSize: 1648,
+  dtbAddr: 1652,
 } as const;
 const TEXT = { name: [O.name, 16], cmdline: [O.cmdline, 512], extraCmdline: [O.extraCmdline, 1024] } as const;
 
@@ -78,7 +94,10 @@ function text(page: Buffer, [off, len]: readonly [number, number]): string {
 export function parseBootImage(buf: Buffer, what: string): BootImage {
   const fail = (reason: string) => new ArchiveError(`Cannot parse boot image ${what}: ${reason}`);
   if (buf.length < 8 || buf.toString("latin1", 0, 8) !== BOOT_MAGIC) {
-    const seen = buf.subarray(0, 8).toString("latin1").replace(/[^\x20-\x7e]/g, "?");
+    const seen = buf
+      .subarray(0, 8)
+      .toString("latin1")
+      .replace(/[^\x20-\x7e]/g, "?");
     throw fail(`bad magic '${seen}' (expected '${BOOT_MAGIC}')`);
   }
   if (buf.length < V0_SIZE) throw fail(`truncated header (${buf.length} bytes, need ${V0_SIZE})`);

@@ -91,7 +91,11 @@ function runXz(args: string[], input: Buffer, what: string, maxBytes = 1 << 30):
 export const MAX_DECOMPRESSED = 256 << 20;
 
 /** Decompresses `data` according to its magic; raw data comes back as is. */
-export async function decompressBuffer(data: Buffer, what: string, maxBytes = MAX_DECOMPRESSED): Promise<{ data: Buffer; compression: Compression; xzCheck?: string }> {
+export async function decompressBuffer(
+  data: Buffer,
+  what: string,
+  maxBytes = MAX_DECOMPRESSED,
+): Promise<{ data: Buffer; compression: Compression; xzCheck?: string }> {
   const compression = guessCompression(data);
   if (compression === "gzip") {
     try {
@@ -115,7 +119,12 @@ export async function decompressBuffer(data: Buffer, what: string, maxBytes = MA
  * Compresses `data` like the reference repack (§8.5 step 7): gzip level 9, `xz -9`, or none.
  * Single-threaded xz gives one block, the form every xz reader (kernel included) accepts.
  */
-export async function compressBuffer(data: Buffer, compression: Compression, what: string, opts: { xzCheck?: string } = {}): Promise<Buffer> {
+export async function compressBuffer(
+  data: Buffer,
+  compression: Compression,
+  what: string,
+  opts: { xzCheck?: string } = {},
+): Promise<Buffer> {
   if (compression === "gzip") return gzipAsync(data, { level: 9 });
   if (compression === "xz") {
     return runXz(["-z", "-c", "-9", "-T1", `--check=${opts.xzCheck ?? "crc64"}`], data, `compress ${what}`);

@@ -52,7 +52,21 @@ export interface CpioArchive {
 }
 
 const HEADER = 110;
-const FIELDS = ["ino", "mode", "uid", "gid", "nlink", "mtime", "filesize", "devMajor", "devMinor", "rdevMajor", "rdevMinor", "namesize", "check"] as const;
+const FIELDS = [
+  "ino",
+  "mode",
+  "uid",
+  "gid",
+  "nlink",
+  "mtime",
+  "filesize",
+  "devMajor",
+  "devMinor",
+  "rdevMajor",
+  "rdevMinor",
+  "namesize",
+  "check",
+] as const;
 
 const align4 = (n: number) => (n + 3) & ~3;
 
@@ -68,7 +82,9 @@ export function parseCpio(buf: Buffer, what: string): CpioArchive {
     }
     const m = buf.toString("latin1", pos, pos + 6);
     if (m !== NEWC_MAGIC && m !== CRC_MAGIC) {
-      throw new ArchiveError(`Cannot parse cpio archive ${what}: bad magic '${printable(m)}' at byte ${pos} (only newc 070701/070702 is supported)`);
+      throw new ArchiveError(
+        `Cannot parse cpio archive ${what}: bad magic '${printable(m)}' at byte ${pos} (only newc 070701/070702 is supported)`,
+      );
     }
     if (magic !== undefined && m !== magic) throw new ArchiveError(`Cannot parse cpio archive ${what}: mixed magics at byte ${pos}`);
     magic = m;
@@ -89,7 +105,9 @@ export function parseCpio(buf: Buffer, what: string): CpioArchive {
     const dataStart = align4(nameEnd);
     const dataEnd = dataStart + f.filesize;
     if (dataEnd > buf.length) {
-      throw new ArchiveError(`Cannot parse cpio archive ${what}: '${name}' needs ${f.filesize} bytes at byte ${dataStart}, archive has ${buf.length}`);
+      throw new ArchiveError(
+        `Cannot parse cpio archive ${what}: '${name}' needs ${f.filesize} bytes at byte ${dataStart}, archive has ${buf.length}`,
+      );
     }
     pos = align4(dataEnd);
     const entry: CpioEntry = {
@@ -140,7 +158,21 @@ function checksum(e: CpioEntry, magic: string): number {
 
 function encodeEntry(e: CpioEntry, magic: string): Buffer {
   const name = Buffer.from(`${e.name}\0`, "latin1");
-  const values = [e.ino, e.mode, e.uid, e.gid, e.nlink, e.mtime, e.data.length, e.devMajor, e.devMinor, e.rdevMajor, e.rdevMinor, name.length, checksum(e, magic)];
+  const values = [
+    e.ino,
+    e.mode,
+    e.uid,
+    e.gid,
+    e.nlink,
+    e.mtime,
+    e.data.length,
+    e.devMajor,
+    e.devMinor,
+    e.rdevMajor,
+    e.rdevMinor,
+    name.length,
+    checksum(e, magic),
+  ];
   const header = magic + values.map((v, i) => hex8(v, FIELDS[i], e.name)).join("");
   const head = Buffer.concat([Buffer.from(header, "latin1"), name]);
   const out = Buffer.alloc(align4(head.length) + align4(e.data.length));
@@ -153,7 +185,20 @@ function encodeEntry(e: CpioEntry, magic: string): Buffer {
 export function buildCpio(archive: CpioArchive): Buffer {
   const parts = archive.entries.map((e) => encodeEntry(e, archive.magic));
   // Default trailer as GNU cpio writes it: every field 0 except nlink 1 and namesize.
-  const trailer: CpioEntry = archive.trailer ?? { name: TRAILER, ino: 0, mode: 0, uid: 0, gid: 0, nlink: 1, mtime: 0, devMajor: 0, devMinor: 0, rdevMajor: 0, rdevMinor: 0, data: Buffer.alloc(0) };
+  const trailer: CpioEntry = archive.trailer ?? {
+    name: TRAILER,
+    ino: 0,
+    mode: 0,
+    uid: 0,
+    gid: 0,
+    nlink: 1,
+    mtime: 0,
+    devMajor: 0,
+    devMinor: 0,
+    rdevMajor: 0,
+    rdevMinor: 0,
+    data: Buffer.alloc(0),
+  };
   parts.push(encodeEntry({ ...trailer, name: TRAILER }, archive.magic));
   const length = parts.reduce((n, p) => n + p.length, 0);
   const pad = (archive.padTo - (length % archive.padTo)) % archive.padTo;

@@ -81,8 +81,18 @@ function putFile(entries: CpioEntry[], path: string, data: Buffer, mtime: number
   const prefix = entries.some((e) => e.name.startsWith("./")) ? "./" : "";
   let nextIno = entries.reduce((m, e) => Math.max(m, e.ino), 0) + 1;
   const fresh = (name: string, mode: number, nlink: number, content: Buffer): CpioEntry => ({
-    name: prefix + name, ino: nextIno++, mode, uid: 0, gid: 0, nlink, mtime,
-    devMajor: 0, devMinor: 0, rdevMajor: 0, rdevMinor: 0, data: content,
+    name: prefix + name,
+    ino: nextIno++,
+    mode,
+    uid: 0,
+    gid: 0,
+    nlink,
+    mtime,
+    devMajor: 0,
+    devMinor: 0,
+    rdevMajor: 0,
+    rdevMinor: 0,
+    data: content,
   });
   const file = fresh(path, S_IFREG | 0o644, 1, data);
   const at = entries.findIndex((e) => normalName(e.name) === path);

@@ -74,7 +74,10 @@ function prefixed(name: string): string {
 /** Repacks the gzip'd rootfs `input` into an xz-compressed GNU tar on `output` (ended). */
 export async function repackRootfs(input: Readable, output: Writable, opts: RepackOptions): Promise<RepackResult> {
   const gunzip = createGunzip();
-  const inspector = new TarInspector({ file: opts.label ?? "rootfs", limits: { ...(opts.limits ?? imageLimits({})), allow_devices: true } });
+  const inspector = new TarInspector({
+    file: opts.label ?? "rootfs",
+    limits: { ...(opts.limits ?? imageLimits({})), allow_devices: true },
+  });
   input.on("data", (chunk: Buffer) => (inspector.compressed += chunk.length));
   const xz = defaultCodec().compress({ level: opts.xzLevel ?? 9 });
   const feeding = pipeline(input, gunzip);
@@ -103,7 +106,10 @@ export async function repackRootfs(input: Readable, output: Writable, opts: Repa
     xz.destroy();
     await Promise.allSettled([feeding, draining]);
     // A refusal reads "Cannot repack rootfs tarball: member 'x': ...".
-    const reason = errorMessage(err).replace(err instanceof ImageRefusedError ? /^Cannot publish image '[^']*': / : /^Cannot read tar archive: /, "");
+    const reason = errorMessage(err).replace(
+      err instanceof ImageRefusedError ? /^Cannot publish image '[^']*': / : /^Cannot read tar archive: /,
+      "",
+    );
     throw new ArchiveError(`Cannot repack rootfs tarball${opts.label ? ` '${opts.label}'` : ""}: ${reason}`, "Exception", { cause: err });
   }
   return { copied, dropped, uncompressedBytes: writer.bytesWritten };

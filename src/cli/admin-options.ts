@@ -20,7 +20,11 @@ export interface CommonOptions {
 export function commonOptions(cmd: Command, opts: { lock?: boolean; json?: boolean } = {}): Command {
   cmd.option("-v, --verbose", "more progress output on stderr (repeatable: -v info, -vv debug)", countOption, 0);
   if (opts.lock !== false) {
-    cmd.option("--lock-timeout <seconds>", `wait this long for the global lock (held by imports) before giving up (default: ${DEFAULT_LOCK_WAIT_MS / 1000})`, parseLockTimeout);
+    cmd.option(
+      "--lock-timeout <seconds>",
+      `wait this long for the global lock (held by imports) before giving up (default: ${DEFAULT_LOCK_WAIT_MS / 1000})`,
+      parseLockTimeout,
+    );
   }
   if (opts.json !== false) cmd.option("--json", "print the result as JSON");
   return cmd;
@@ -42,7 +46,11 @@ export function emit(ctx: CliContext, o: CommonOptions, lines: string[], data: u
 }
 
 /** Runs one admin operation returning `{lines, data}` and prints it. */
-export async function runAdmin(ctx: CliContext, o: CommonOptions, fn: (a: AdminContext) => Promise<{ lines: string[]; data: unknown }>): Promise<void> {
+export async function runAdmin(
+  ctx: CliContext,
+  o: CommonOptions,
+  fn: (a: AdminContext) => Promise<{ lines: string[]; data: unknown }>,
+): Promise<void> {
   const res = await fn(await adminContext(ctx, o));
   emit(ctx, o, res.lines, res.data);
 }

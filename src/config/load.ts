@@ -51,7 +51,7 @@ export async function loadConfig(path?: string, env: NodeJS.ProcessEnv = process
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === "ENOENT") throw new ConfigError(`Configuration file doesn't exist: ${file}`, "Exception");
-    const reason = err instanceof TypeError ? "not valid UTF-8" : code ?? String(err);
+    const reason = err instanceof TypeError ? "not valid UTF-8" : (code ?? String(err));
     throw new ConfigError(`Cannot read configuration file ${file}: ${reason}`, "Exception", { cause: err });
   }
   return parseConfigText(text, file, env);
@@ -114,7 +114,6 @@ export function globalKeys(): string[] {
 
 /** The loader proper: what each section means (the lookups are ConfigReader's). */
 class Reader extends ConfigReader {
-
   config(env: NodeJS.ProcessEnv): Config {
     const G = "global";
     // §4.3, deliberately different: base_path is made absolute (against the working
@@ -145,7 +144,9 @@ class Reader extends ConfigReader {
       import_schedule: schedule === "" ? undefined : schedule,
       admin_port: this.int(G, "admin_port", 8090, 0, 65535),
       admin_address: this.str(G, "admin_address") || "127.0.0.1",
-      admin_allowed_hosts: this.list(G, "admin_allowed_hosts")?.names.flatMap((n) => n.toLowerCase().split(/[\s,]+/)).filter(Boolean),
+      admin_allowed_hosts: this.list(G, "admin_allowed_hosts")
+        ?.names.flatMap((n) => n.toLowerCase().split(/[\s,]+/))
+        .filter(Boolean),
       admin_token_file: this.str(G, "admin_token_file") ? path("admin_token_file") : undefined,
       keyring_warn_days: this.opt(G, "keyring_warn_days") ? this.int(G, "keyring_warn_days", 30, 0, 100 * 365) : undefined,
       serve_max_connections: this.opt(G, "serve_max_connections") ? this.int(G, "serve_max_connections", 4096, 1, 1_000_000) : undefined,
@@ -179,7 +180,8 @@ class Reader extends ConfigReader {
     if (!o) return fallback;
     return this.soft(fallback, () => {
       const v = this.one(section, "delta_mtime");
-      if (v !== "content" && v !== "exact") this.fail(o.line, `must be 'content' or 'exact', got '${v}'`, "ValueError", section, "delta_mtime");
+      if (v !== "content" && v !== "exact")
+        this.fail(o.line, `must be 'content' or 'exact', got '${v}'`, "ValueError", section, "delta_mtime");
       return v;
     });
   }
@@ -196,24 +198,25 @@ class Reader extends ConfigReader {
       if (!this.opt("mirror_default", key)) this.fail(def.line, `Missing key in mirror_default: ${key}`, "KeyError");
     }
     // One bad mirror does not hide the problems of the next (every problem is reported).
-    for (const name of listed.names) this.soft(undefined, () => {
-      const sname = `mirror_${name}`;
-      const section = this.sections.get(sname);
-      if (!section) this.fail(listed.line, `Missing mirror section: ${sname}`, "KeyError", "global", "mirrors");
-      const ssh_host = this.one(sname, "ssh_host");
-      if (ssh_host === undefined) this.fail(section.line, `Missing key in ${sname}: ssh_host`, "KeyError");
-      // opt() rather than options.has(): the lookup makes the override a known key.
-      const pick = (key: string) => (this.opt(sname, key) ? sname : "mirror_default");
-      const key = this.one(pick("ssh_key"), "ssh_key")!;
-      mirrors[name] = {
-        name,
-        ssh_host,
-        ssh_user: this.one(pick("ssh_user"), "ssh_user")!,
-        ssh_key: resolve(base, key),
-        ssh_port: this.int(pick("ssh_port"), "ssh_port", 22, 0, 65535),
-        ssh_command: this.one(pick("ssh_command"), "ssh_command")!,
-      };
-    });
+    for (const name of listed.names)
+      this.soft(undefined, () => {
+        const sname = `mirror_${name}`;
+        const section = this.sections.get(sname);
+        if (!section) this.fail(listed.line, `Missing mirror section: ${sname}`, "KeyError", "global", "mirrors");
+        const ssh_host = this.one(sname, "ssh_host");
+        if (ssh_host === undefined) this.fail(section.line, `Missing key in ${sname}: ssh_host`, "KeyError");
+        // opt() rather than options.has(): the lookup makes the override a known key.
+        const pick = (key: string) => (this.opt(sname, key) ? sname : "mirror_default");
+        const key = this.one(pick("ssh_key"), "ssh_key")!;
+        mirrors[name] = {
+          name,
+          ssh_host,
+          ssh_user: this.one(pick("ssh_user"), "ssh_user")!,
+          ssh_key: resolve(base, key),
+          ssh_port: this.int(pick("ssh_port"), "ssh_port", 22, 0, 65535),
+          ssh_command: this.one(pick("ssh_command"), "ssh_command")!,
+        };
+      });
     return mirrors;
   }
 
@@ -222,26 +225,27 @@ class Reader extends ConfigReader {
     const channels = new Map<string, ChannelConfig>();
     const listed = this.list("global", "channels");
     // One bad channel does not hide the problems of the next (every problem is reported).
-    for (const name of listed?.names ?? []) this.soft(undefined, () => {
-      const sname = `channel_${name}`;
-      if (!this.sections.has(sname)) {
-        this.fail(listed!.line, `Missing channel section: ${sname}`, "KeyError", "global", "channels");
-      }
-      const type = this.one(sname, "type") ?? "manual";
-      if (type !== "auto" && type !== "manual") {
-        this.fail(this.opt(sname, "type")!.line, `must be 'auto' or 'manual', got '${type}'`, "ValueError", sname, "type");
-      }
-      const files = this.list(sname, "files");
-      channels.set(name, {
-        name,
-        type,
-        versionbase: this.int(sname, "versionbase", 1, 1, Number.MAX_SAFE_INTEGER),
-        fullcount: this.int(sname, "fullcount", 0, 0, Number.MAX_SAFE_INTEGER),
-        deltabase: this.list(sname, "deltabase")?.names ?? [name],
-        files: (files?.names ?? []).flatMap((entry) => this.soft([], () => [this.fileEntry(sname, entry, files!.line)])),
-        delta_mtime: this.mtimePolicy(sname, globalMtime),
+    for (const name of listed?.names ?? [])
+      this.soft(undefined, () => {
+        const sname = `channel_${name}`;
+        if (!this.sections.has(sname)) {
+          this.fail(listed!.line, `Missing channel section: ${sname}`, "KeyError", "global", "channels");
+        }
+        const type = this.one(sname, "type") ?? "manual";
+        if (type !== "auto" && type !== "manual") {
+          this.fail(this.opt(sname, "type")!.line, `must be 'auto' or 'manual', got '${type}'`, "ValueError", sname, "type");
+        }
+        const files = this.list(sname, "files");
+        channels.set(name, {
+          name,
+          type,
+          versionbase: this.int(sname, "versionbase", 1, 1, Number.MAX_SAFE_INTEGER),
+          fullcount: this.int(sname, "fullcount", 0, 0, Number.MAX_SAFE_INTEGER),
+          deltabase: this.list(sname, "deltabase")?.names ?? [name],
+          files: (files?.names ?? []).flatMap((entry) => this.soft([], () => [this.fileEntry(sname, entry, files!.line)])),
+          delta_mtime: this.mtimePolicy(sname, globalMtime),
+        });
       });
-    });
     return channels;
   }
 

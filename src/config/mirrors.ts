@@ -28,8 +28,19 @@ function sortedMirrors(config: Pick<Config, "mirrors">): MirrorConfig[] {
 
 function sshArgv(m: MirrorConfig, connectTimeout: number): string[] {
   return [
-    "ssh", "-o", "BatchMode=yes", "-o", `ConnectTimeout=${connectTimeout}`,
-    "-i", m.ssh_key, "-l", m.ssh_user, "-p", String(m.ssh_port), m.ssh_host, m.ssh_command,
+    "ssh",
+    "-o",
+    "BatchMode=yes",
+    "-o",
+    `ConnectTimeout=${connectTimeout}`,
+    "-i",
+    m.ssh_key,
+    "-l",
+    m.ssh_user,
+    "-p",
+    String(m.ssh_port),
+    m.ssh_host,
+    m.ssh_command,
   ];
 }
 
@@ -57,7 +68,10 @@ export type MirrorRunner = (argv: string[], opts: { timeoutMs: number }) => Prom
 
 /** The last non-empty line of what a process wrote, trimmed to something a log line holds. */
 function lastLine(text: string): string {
-  const lines = text.split(/\r?\n/).map((l) => l.trim()).filter(Boolean);
+  const lines = text
+    .split(/\r?\n/)
+    .map((l) => l.trim())
+    .filter(Boolean);
   const line = lines[lines.length - 1] ?? "";
   return line.length > 200 ? `${line.slice(0, 200)}…` : line;
 }

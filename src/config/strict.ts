@@ -57,14 +57,18 @@ export function strictProblems(doc: IniDocument, schema: Schema, listed: { mirro
     const candidates = kinds.flatMap((k) => [...(schema.keys.get(k) ?? [])]);
     const near = elsewhere.length === 0 ? didYouMean(o.name, candidates) : undefined;
     const hint =
-      elsewhere.length > 0 ? `; it belongs in ${elsewhere.map((k) => KIND_LABEL[k]).join(" or ")}`
-      : near !== undefined ? `; did you mean '${near}'?`
-      : ` (keys read by other tools must start with '${IGNORED_PREFIX}')`;
+      elsewhere.length > 0
+        ? `; it belongs in ${elsewhere.map((k) => KIND_LABEL[k]).join(" or ")}`
+        : near !== undefined
+          ? `; did you mean '${near}'?`
+          : ` (keys read by other tools must start with '${IGNORED_PREFIX}')`;
     problems.push({ line: o.line, message: `[${section}] ${o.name}: unknown key${hint}` });
   };
 
   const sectionNames = [
-    "global", "mirror_default", "DEFAULT",
+    "global",
+    "mirror_default",
+    "DEFAULT",
     ...listed.mirrors.map((m) => `mirror_${m}`),
     ...listed.channels.map((c) => `channel_${c}`),
   ];
@@ -75,8 +79,10 @@ export function strictProblems(doc: IniDocument, schema: Schema, listed: { mirro
       // `[chanel_devel]` is answered with `channel_devel` even when devel is not listed.
       const rest = section.name.slice(section.name.indexOf("_") + 1);
       const near = didYouMean(section.name, [...sectionNames, `channel_${rest}`, `mirror_${rest}`]);
-      const hint = near !== undefined ? `; did you mean '${near}'?`
-        : ` (sections: global, mirror_default, mirror_<name>, channel_<name>, DEFAULT; '${IGNORED_PREFIX}' sections are ignored)`;
+      const hint =
+        near !== undefined
+          ? `; did you mean '${near}'?`
+          : ` (sections: global, mirror_default, mirror_<name>, channel_<name>, DEFAULT; '${IGNORED_PREFIX}' sections are ignored)`;
       problems.push({ line: section.line, message: `[${section.name}]: unknown section${hint}` });
       continue;
     }

@@ -54,21 +54,37 @@ export function createAccessGate(opts: { hosts: HostPolicy; token?: AdminToken; 
       const shown = host === undefined ? "(none)" : JSON.stringify(host.slice(0, 200));
       if (logged.size < MAX_LOGGED_HOSTS && !logged.has(shown)) {
         logged.add(shown);
-        logger.log({ level: "warn", event: "admin-host-refused", host: shown, remote: req.socket.remoteAddress, msg: `Refused an admin request for host ${shown}: not admin_address, localhost, a loopback address or in admin_allowed_hosts` });
+        logger.log({
+          level: "warn",
+          event: "admin-host-refused",
+          host: shown,
+          remote: req.socket.remoteAddress,
+          msg: `Refused an admin request for host ${shown}: not admin_address, localhost, a loopback address or in admin_allowed_hosts`,
+        });
       }
-      return send(req, res, 421, TEXT, `Misdirected Request: this admin listener does not answer for host ${shown}. ` +
-        "Use localhost, a loopback address or admin_address, or add the name to admin_allowed_hosts (protection against DNS rebinding).\n");
+      return send(
+        req,
+        res,
+        421,
+        TEXT,
+        `Misdirected Request: this admin listener does not answer for host ${shown}. ` +
+          "Use localhost, a loopback address or admin_address, or add the name to admin_allowed_hosts (protection against DNS rebinding).\n",
+      );
     }
     if (!token || url.pathname === "/healthz") return null;
     const get = req.method === "GET" || req.method === "HEAD";
-    const loggedIn = (location: string) => send(req, res, 303, TEXT, "Logged in\n", { Location: location, "Set-Cookie": token.sessionCookie(viaHttps(req)) });
+    const loggedIn = (location: string) =>
+      send(req, res, 303, TEXT, "Logged in\n", { Location: location, "Set-Cookie": token.sessionCookie(viaHttps(req)) });
 
     if (url.pathname === "/login") {
       if (get) return token.authorizes(req) ? send(req, res, 303, TEXT, "Logged in\n", { Location: "./" }) : loginPage(req, res, 200);
       if (req.method !== "POST") return send(req, res, 405, TEXT, "Method Not Allowed\n", { Allow: "GET, HEAD, POST" });
       if (!sameOrigin(req)) return send(req, res, 403, TEXT, "Cross-origin request refused\n");
       const form = await readForm(req);
-      if (form === null) return send(req, res, 400, TEXT, "Bad Request: expected a form (application/x-www-form-urlencoded) of at most 4 KiB\n", { Connection: "close" });
+      if (form === null)
+        return send(req, res, 400, TEXT, "Bad Request: expected a form (application/x-www-form-urlencoded) of at most 4 KiB\n", {
+          Connection: "close",
+        });
       return token.matches(form.get("token") ?? "") ? loggedIn("./") : loginPage(req, res, 401, "Wrong token.");
     }
     if (url.pathname === "/logout") {
@@ -83,13 +99,28 @@ export function createAccessGate(opts: { hosts: HostPolicy; token?: AdminToken; 
       return loggedIn((url.pathname.split("/").pop() || "./") + url.search);
     }
     if (token.authorizes(req)) return null;
-    const challenge = { "WWW-Authenticate": req.headers.authorization ? 'Bearer realm="si-admin", error="invalid_token"' : 'Bearer realm="si-admin"' };
+    const challenge = {
+      "WWW-Authenticate": req.headers.authorization ? 'Bearer realm="si-admin", error="invalid_token"' : 'Bearer realm="si-admin"',
+    };
     if (get && (url.pathname === "/" || url.pathname === "/index.html")) return loginPage(req, res, 401, undefined, challenge);
-    return send(req, res, 401, TEXT, "Unauthorized: this admin listener needs 'Authorization: Bearer <token>' (the token in admin_token_file), or log in on its dashboard page.\n", challenge);
+    return send(
+      req,
+      res,
+      401,
+      TEXT,
+      "Unauthorized: this admin listener needs 'Authorization: Bearer <token>' (the token in admin_token_file), or log in on its dashboard page.\n",
+      challenge,
+    );
   };
 }
 
-function loginPage(req: IncomingMessage, res: ServerResponse, status: number, problem?: string, headers: Record<string, string> = {}): number {
+function loginPage(
+  req: IncomingMessage,
+  res: ServerResponse,
+  status: number,
+  problem?: string,
+  headers: Record<string, string> = {},
+): number {
   const page = html`<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>Log in · system-image</title><style>${raw(DASHBOARD_CSS)}</style></head>
@@ -102,7 +133,10 @@ ${problem ? html`<p class="error">${problem}</p>` : ""}<form method="post" actio
 
 /** The body of a urlencoded form, or null when it is something else or too large. */
 async function readForm(req: IncomingMessage): Promise<URLSearchParams | null> {
-  const type = String(req.headers["content-type"] ?? "").split(";")[0].trim().toLowerCase();
+  const type = String(req.headers["content-type"] ?? "")
+    .split(";")[0]
+    .trim()
+    .toLowerCase();
   if (type !== "application/x-www-form-urlencoded") return null;
   if (Number(req.headers["content-length"] ?? 0) > MAX_FORM) return null;
   const chunks: Buffer[] = [];

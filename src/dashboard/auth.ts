@@ -44,9 +44,12 @@ export function readAdminToken(file: string): AdminToken {
     throw new ConfigError(`Cannot read admin_token_file ${file}: ${code}`, "Exception", { cause: err });
   }
   const token = (text.split(/\r?\n/)[0] ?? "").trim();
-  if (!/^[\x21-\x7e]*$/.test(token)) throw new ConfigError(`Cannot use admin_token_file ${file}: the token must be printable ASCII without spaces`);
+  if (!/^[\x21-\x7e]*$/.test(token))
+    throw new ConfigError(`Cannot use admin_token_file ${file}: the token must be printable ASCII without spaces`);
   if (token.length < MIN_TOKEN) {
-    throw new ConfigError(`Cannot use admin_token_file ${file}: the token has ${token.length} characters, at least ${MIN_TOKEN} are needed (e.g. openssl rand -hex 32)`);
+    throw new ConfigError(
+      `Cannot use admin_token_file ${file}: the token has ${token.length} characters, at least ${MIN_TOKEN} are needed (e.g. openssl rand -hex 32)`,
+    );
   }
   return tokenFrom(token, file, (mode & 0o077) !== 0);
 }
@@ -64,7 +67,8 @@ export function tokenFrom(token: string, file = "(inline)", exposed = false): Ad
       const cookie = readCookie(req, COOKIE);
       return cookie !== undefined && equal(cookie, session);
     },
-    sessionCookie: (secure) => `${COOKIE}=${session}; Path=/; Max-Age=${COOKIE_MAX_AGE}; HttpOnly; SameSite=Strict${secure ? "; Secure" : ""}`,
+    sessionCookie: (secure) =>
+      `${COOKIE}=${session}; Path=/; Max-Age=${COOKIE_MAX_AGE}; HttpOnly; SameSite=Strict${secure ? "; Secure" : ""}`,
   };
 }
 
@@ -75,7 +79,12 @@ export function clearCookie(): string {
 
 /** Whether the browser reached us over HTTPS (through a proxy that says so). */
 export function viaHttps(req: IncomingMessage): boolean {
-  return String(req.headers["x-forwarded-proto"] ?? "").split(",")[0].trim().toLowerCase() === "https";
+  return (
+    String(req.headers["x-forwarded-proto"] ?? "")
+      .split(",")[0]
+      .trim()
+      .toLowerCase() === "https"
+  );
 }
 
 function readCookie(req: IncomingMessage, name: string): string | undefined {

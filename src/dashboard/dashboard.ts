@@ -33,7 +33,17 @@ export interface DashboardData {
   loggedIn?: boolean;
 }
 
-const OUTCOME_BADGE: Record<string, string> = { ok: "ok", published: "ok", unchanged: "", running: "info", partial: "warn", skipped: "warn", failed: "bad", error: "bad", interrupted: "bad" };
+const OUTCOME_BADGE: Record<string, string> = {
+  ok: "ok",
+  published: "ok",
+  unchanged: "",
+  running: "info",
+  partial: "warn",
+  skipped: "warn",
+  failed: "bad",
+  error: "bad",
+  interrupted: "bad",
+};
 const badge = (text: string, kind = OUTCOME_BADGE[text] ?? "") => html`<span class="badge ${kind}">${text}</span>`;
 
 /** `2026-03-01 14:05` (UTC, as the header says) in a <time> element with the exact instant. */
@@ -61,7 +71,9 @@ function deviceBlock(ch: ChannelView, d: DeviceView, data: DashboardData): SafeH
   const last = stats?.last;
   const lastText: Record<string, string> = { published: "published", unchanged: "nothing new", failed: "failed", skipped: "skipped" };
   const head = html`<h4>${d.name} ${d.redirect ? html`<span class="badge info">redirect → ${d.redirect}</span>` : ""}${
-    last ? html`<span class="muted"> · last import ${ago(last.at, data.now)}: </span>${badge(lastText[last.outcome] ?? last.outcome, OUTCOME_BADGE[last.outcome])}` : ""
+    last
+      ? html`<span class="muted"> · last import ${ago(last.at, data.now)}: </span>${badge(lastText[last.outcome] ?? last.outcome, OUTCOME_BADGE[last.outcome])}`
+      : ""
   }</h4>${last?.outcome === "failed" && last.error ? html`<p class="error">${last.error}</p>` : ""}`;
   if (d.error) return html`<div class="device">${head}<p class="error">${d.error}</p></div>`;
   if (d.images.length === 0) return html`<div class="device">${head}<p class="muted">No images yet.</p></div>`;
@@ -86,22 +98,29 @@ function channelsSection(data: DashboardData): SafeHtml {
     : fleet.channels.length === 0
       ? html`<p class="muted">No channels yet (create one with <code>si channel create NAME</code>).</p>`
       : fleet.channels.map(
-          (ch) => html`<h3>${ch.name} ${ch.hidden ? badge("hidden", "") : ""}${ch.alias ? html`<span class="badge info">alias of ${ch.alias}</span>` : ""}${
-            ch.redirect ? html`<span class="badge info">redirect → ${ch.redirect}</span>` : ""
-          }</h3>${ch.devices.length ? ch.devices.map((d) => deviceBlock(ch, d, data)) : html`<p class="muted">No devices.</p>`}`,
+          (ch) =>
+            html`<h3>${ch.name} ${ch.hidden ? badge("hidden", "") : ""}${ch.alias ? html`<span class="badge info">alias of ${ch.alias}</span>` : ""}${
+              ch.redirect ? html`<span class="badge info">redirect → ${ch.redirect}</span>` : ""
+            }</h3>${ch.devices.length ? ch.devices.map((d) => deviceBlock(ch, d, data)) : html`<p class="muted">No devices.</p>`}`,
         );
   return html`<section id="channels"><h2>Channels and devices</h2>${body}</section>`;
 }
 
 function keyringsSection(data: DashboardData): SafeHtml {
-  if (data.keyrings.length === 0) return html`<section id="keyrings"><h2>Keyrings</h2><p class="muted">No keyrings published.</p></section>`;
+  if (data.keyrings.length === 0)
+    return html`<section id="keyrings"><h2>Keyrings</h2><p class="muted">No keyrings published.</p></section>`;
   const rows = data.keyrings.map((k) => {
     let status: SafeHtml;
     if (k.error) status = html`<span class="error">${k.error}</span>`;
     else if (k.expiry === undefined) status = badge("no expiry", "");
     else {
       const days = daysLeft(k.expiry, data.now);
-      status = days < 0 ? badge(`expired ${-days} days ago`, "bad") : days < (data.warnDays ?? EXPIRY_WARN_DAYS) ? badge(`${days} days left`, "warn") : badge(`${days} days left`, "ok");
+      status =
+        days < 0
+          ? badge(`expired ${-days} days ago`, "bad")
+          : days < (data.warnDays ?? EXPIRY_WARN_DAYS)
+            ? badge(`${days} days left`, "warn")
+            : badge(`${days} days left`, "ok");
     }
     return html`<tr><td><code>${k.path}</code>${k.usedBy.length ? html`<br><span class="muted">${k.usedBy.join(", ")}</span>` : ""}</td>
 <td class="hide-sm">${k.type ?? ""}</td><td class="nowrap">${k.expiry !== undefined ? new Date(k.expiry * 1000).toISOString().slice(0, 10) : ""}</td><td>${status}</td></tr>`;
@@ -111,16 +130,19 @@ function keyringsSection(data: DashboardData): SafeHtml {
 }
 
 function historySection(data: DashboardData): SafeHtml {
-  if (data.runs.length === 0) return html`<section id="history"><h2>Import history</h2><p class="muted">No imports recorded yet.</p></section>`;
+  if (data.runs.length === 0)
+    return html`<section id="history"><h2>Import history</h2><p class="muted">No imports recorded yet.</p></section>`;
   const rows = data.runs.map((r) => {
     const dur = r.finished_at ? formatDuration((Date.parse(r.finished_at) - Date.parse(r.started_at)) / 1000) : "running";
     const published = r.devices.filter((d) => d.outcome === "published");
     const failed = r.devices.filter((d) => d.outcome === "failed");
     const sub = failed.map(
-      (d) => html`<tr class="sub failed"><td colspan="5"><strong>${d.channel}/${d.device}</strong> failed: <span class="error">${d.error ?? "unknown error"}</span></td></tr>`,
+      (d) =>
+        html`<tr class="sub failed"><td colspan="5"><strong>${d.channel}/${d.device}</strong> failed: <span class="error">${d.error ?? "unknown error"}</span></td></tr>`,
     );
     const pubs = published.map(
-      (d) => html`<tr class="sub"><td colspan="5">${d.channel}/${d.device}: published version ${d.version ?? "?"} (${d.files} files, ${formatBytes(d.bytes)})</td></tr>`,
+      (d) =>
+        html`<tr class="sub"><td colspan="5">${d.channel}/${d.device}: published version ${d.version ?? "?"} (${d.files} files, ${formatBytes(d.bytes)})</td></tr>`,
     );
     return html`<tr><td class="num">#${r.id}</td><td class="nowrap">${when(r.started_at)}</td><td class="hide-sm">${r.trigger}</td><td>${badge(r.outcome)}${
       r.error ? html`<br><span class="error">${r.error}</span>` : ""
@@ -134,12 +156,11 @@ function historySection(data: DashboardData): SafeHtml {
 function verificationSection(data: DashboardData): SafeHtml {
   const { last, running } = data.verification;
   const button = html`<form method="post" action="verify"><button type="submit">Verify now</button></form>`;
-  const state = running
-    ? html`<p>${badge("running", "info")} since ${when(running.since)} (${running.trigger})</p>`
-    : "";
+  const state = running ? html`<p>${badge("running", "info")} since ${when(running.since)} (${running.trigger})</p>` : "";
   let body: SafeHtml;
   if (!last) body = html`<p class="muted">The tree has not been verified yet.</p>`;
-  else if (!last.report) body = html`<p>${badge("error")} ${when(last.started_at)}: <span class="error">${last.error ?? "no report"}</span></p>`;
+  else if (!last.report)
+    body = html`<p>${badge("error")} ${when(last.started_at)}: <span class="error">${last.error ?? "no report"}</span></p>`;
   else {
     const r = last.report;
     const c = r.checked;
@@ -162,7 +183,9 @@ const unverifiedUpstreams = (problems: { message: string }[] | undefined) => {
 function summary(data: DashboardData): SafeHtml {
   const devices = data.fleet.channels.reduce((n, c) => n + c.devices.length, 0);
   const last = data.runs[0];
-  const expiring = data.keyrings.filter((k) => k.error || (k.expiry !== undefined && daysLeft(k.expiry, data.now) < (data.warnDays ?? EXPIRY_WARN_DAYS)));
+  const expiring = data.keyrings.filter(
+    (k) => k.error || (k.expiry !== undefined && daysLeft(k.expiry, data.now) < (data.warnDays ?? EXPIRY_WARN_DAYS)),
+  );
   const v = data.verification.last;
   const s = data.scheduler;
   const tile = (label: string, value: SafeHtml | string, note: SafeHtml | string = "") =>

@@ -76,11 +76,22 @@ async function health(deps: AdminDeps, now: Date): Promise<HealthProblem[]> {
   const keyrings = await deps.keyrings.list(await readFleet(config, { images: false }));
   for (const k of expiredKeyrings(keyrings, now)) {
     const at = new Date(k.expiry! * 1000).toISOString();
-    problems.push({ check: "keyring", keyring: k.path, type: k.type ?? null, expiry: at, message: `keyring ${k.path} expired on ${at}: devices refuse it` });
+    problems.push({
+      check: "keyring",
+      keyring: k.path,
+      type: k.type ?? null,
+      expiry: at,
+      message: `keyring ${k.path} expired on ${at}: devices refuse it`,
+    });
   }
   const v = deps.verification.last();
   if (v?.report && !v.report.ok) {
-    problems.push({ check: "tree-verification", started_at: v.started_at, errors: v.report.errors, message: `tree verification of ${v.started_at} failed with ${v.report.errors} error(s)` });
+    problems.push({
+      check: "tree-verification",
+      started_at: v.started_at,
+      errors: v.report.errors,
+      message: `tree verification of ${v.started_at} failed with ${v.report.errors} error(s)`,
+    });
   }
   return problems;
 }
@@ -101,7 +112,8 @@ export function createAdminHandler(deps: AdminDeps): RequestListener {
     if (!get) return send(req, res, 405, TEXT, "Method Not Allowed\n", { Allow: "GET, HEAD" });
     if (path === "/healthz") {
       const problems = await health(deps, new Date());
-      const body = problems.length === 0 ? { status: "ok" } : { status: "error", error: problems.map((p) => p.message).join("; "), problems };
+      const body =
+        problems.length === 0 ? { status: "ok" } : { status: "error", error: problems.map((p) => p.message).join("; "), problems };
       return send(req, res, problems.length === 0 ? 200 : 503, "application/json", JSON.stringify(body) + "\n");
     }
     if (path === "/metrics") {
@@ -152,7 +164,12 @@ export function createAdminHandler(deps: AdminDeps): RequestListener {
           if (deps.accessLog !== false) logger.log(accessEntry("admin", req, res, { bytes }, started));
         },
         (err: unknown) => {
-          logger.log({ level: "error", event: "admin-error", path: req.url, msg: `Cannot answer ${req.method} ${req.url}: ${errorMessage(err)}` });
+          logger.log({
+            level: "error",
+            event: "admin-error",
+            path: req.url,
+            msg: `Cannot answer ${req.method} ${req.url}: ${errorMessage(err)}`,
+          });
           if (!res.headersSent) send(req, res, 500, TEXT, `Internal error: ${errorMessage(err)}\n`);
           else res.destroy();
         },

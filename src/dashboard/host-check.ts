@@ -51,7 +51,10 @@ export function hostPolicy(adminAddress: string, allowedHosts: readonly string[]
   const extra: string[] = [];
   for (const entry of allowedHosts) {
     const parsed = parseHost(entry);
-    if (!parsed) throw new ConfigError(`Cannot start the admin listener: admin_allowed_hosts entry '${entry}' in ${configPath} is not a host name or IP address`);
+    if (!parsed)
+      throw new ConfigError(
+        `Cannot start the admin listener: admin_allowed_hosts entry '${entry}' in ${configPath} is not a host name or IP address`,
+      );
     names.add(parsed.host);
     extra.push(parsed.host);
   }

@@ -22,7 +22,8 @@ const iso = (seconds: number) => new Date(seconds * 1000).toISOString().replace(
 
 function advice(k: KeyringInfo): string {
   // (keyring_auto_renew_days does this on its own; the README says so.)
-  if (k.type === "image-signing") return "rebuild it with a fresh expiry (si generate-keyrings --force, then si keyring publish image-signing)";
+  if (k.type === "image-signing")
+    return "rebuild it with a fresh expiry (si generate-keyrings --force, then si keyring publish image-signing)";
   return "rebuild it and publish it again";
 }
 
@@ -37,7 +38,13 @@ export function expiryEntry(k: KeyringInfo, now: Date, warnDays: number): LogEnt
   if (leftMs < 0) {
     const days = Math.floor(-leftMs / DAY_MS);
     const ago = days === 0 ? "less than a day ago" : `${days} day${days === 1 ? "" : "s"} ago`;
-    return { level: "error", event: "keyring-expired", ...fields, expiry: at, msg: `Keyring ${name} expired ${ago} (${at}): devices refuse it and every update signed under it; ${advice(k)}` };
+    return {
+      level: "error",
+      event: "keyring-expired",
+      ...fields,
+      expiry: at,
+      msg: `Keyring ${name} expired ${ago} (${at}): devices refuse it and every update signed under it; ${advice(k)}`,
+    };
   }
   if (leftMs >= warnDays * DAY_MS) return null;
   const days = Math.floor(leftMs / DAY_MS);
@@ -85,7 +92,11 @@ export class KeyringWatch {
         if (entry) this.logger.log(entry);
       }
     } catch (err) {
-      this.logger.log({ level: "error", event: "keyring-check-failed", msg: `Cannot check the published keyrings' expiry: ${errorMessage(err)}` });
+      this.logger.log({
+        level: "error",
+        event: "keyring-check-failed",
+        msg: `Cannot check the published keyrings' expiry: ${errorMessage(err)}`,
+      });
     }
   }
 

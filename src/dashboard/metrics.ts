@@ -45,10 +45,16 @@ const round3 = (n: number) => Math.round(n * 1000) / 1000;
 export function renderMetrics(m: MetricsInput): string {
   const w = new Writer();
   // Issue 15 item 6: which si answers (Prometheus' *_build_info convention: value 1, facts as labels).
-  w.family("si_build_info", "gauge", "Always 1; the labels name the si version and the Node.js runtime serving.", [[{ version: siVersion(), nodejs: process.version }, 1]]);
+  w.family("si_build_info", "gauge", "Always 1; the labels name the si version and the Node.js runtime serving.", [
+    [{ version: siVersion(), nodejs: process.version }, 1],
+  ]);
   const { stats } = m;
-  w.family("si_import_runs_total", "counter", "Import runs recorded in the history, by trigger (cli, schedule) and outcome (ok, partial, failed, interrupted, running).",
-    stats.runs.map((r) => [{ trigger: r.trigger, outcome: r.outcome }, r.count]));
+  w.family(
+    "si_import_runs_total",
+    "counter",
+    "Import runs recorded in the history, by trigger (cli, schedule) and outcome (ok, partial, failed, interrupted, running).",
+    stats.runs.map((r) => [{ trigger: r.trigger, outcome: r.outcome }, r.count]),
+  );
   w.raw(
     "# HELP si_import_run_duration_seconds Duration of finished import runs (interrupted ones are left out).",
     "# TYPE si_import_run_duration_seconds summary",
@@ -56,47 +62,116 @@ export function renderMetrics(m: MetricsInput): string {
     `si_import_run_duration_seconds_count ${stats.durationCount}`,
   );
   const last = stats.lastRun;
-  w.family("si_last_import_run_timestamp_seconds", "gauge", "Start of the newest import run (Unix time).", last ? [[{}, round3(last.started)]] : []);
-  w.family("si_last_import_run_duration_seconds", "gauge", "Duration of the newest finished import run.",
-    last?.duration !== undefined ? [[{}, round3(last.duration)]] : []);
-  w.family("si_last_import_run_success", "gauge", "1 if the newest import run ended ok, 0 if it failed in part or in whole or was interrupted.",
-    last && last.outcome !== "running" ? [[{}, last.outcome === "ok" ? 1 : 0]] : []);
+  w.family(
+    "si_last_import_run_timestamp_seconds",
+    "gauge",
+    "Start of the newest import run (Unix time).",
+    last ? [[{}, round3(last.started)]] : [],
+  );
+  w.family(
+    "si_last_import_run_duration_seconds",
+    "gauge",
+    "Duration of the newest finished import run.",
+    last?.duration !== undefined ? [[{}, round3(last.duration)]] : [],
+  );
+  w.family(
+    "si_last_import_run_success",
+    "gauge",
+    "1 if the newest import run ended ok, 0 if it failed in part or in whole or was interrupted.",
+    last && last.outcome !== "running" ? [[{}, last.outcome === "ok" ? 1 : 0]] : [],
+  );
 
   const dev = (d: { channel: string; device: string }) => ({ channel: d.channel, device: d.device });
-  w.family("si_device_imports_total", "counter", "Device imports by outcome (published, unchanged, failed, skipped).",
-    stats.devices.flatMap((d) => Object.entries(d.outcomes).map(([outcome, n]): [Labels, number] => [{ ...dev(d), outcome }, n])));
-  w.family("si_published_images_total", "counter", "Images published by import-images per channel/device.",
-    stats.devices.map((d) => [dev(d), d.published]));
-  w.family("si_published_bytes_total", "counter", "Bytes of new files published by import-images per channel/device.",
-    stats.devices.map((d) => [dev(d), d.publishedBytes]));
-  w.family("si_last_successful_import_timestamp_seconds", "gauge", "Last import of a channel/device that worked (published or nothing new), Unix time.",
-    stats.devices.filter((d) => d.lastSuccess !== undefined).map((d) => [dev(d), round3(d.lastSuccess!)]));
-  w.family("si_last_published_timestamp_seconds", "gauge", "Last publication of a new image per channel/device, Unix time.",
-    stats.devices.filter((d) => d.lastPublished !== undefined).map((d) => [dev(d), round3(d.lastPublished!)]));
-  w.family("si_last_published_version", "gauge", "Version of the last image import-images published per channel/device.",
-    stats.devices.filter((d) => d.lastVersion !== undefined).map((d) => [dev(d), d.lastVersion!]));
+  w.family(
+    "si_device_imports_total",
+    "counter",
+    "Device imports by outcome (published, unchanged, failed, skipped).",
+    stats.devices.flatMap((d) => Object.entries(d.outcomes).map(([outcome, n]): [Labels, number] => [{ ...dev(d), outcome }, n])),
+  );
+  w.family(
+    "si_published_images_total",
+    "counter",
+    "Images published by import-images per channel/device.",
+    stats.devices.map((d) => [dev(d), d.published]),
+  );
+  w.family(
+    "si_published_bytes_total",
+    "counter",
+    "Bytes of new files published by import-images per channel/device.",
+    stats.devices.map((d) => [dev(d), d.publishedBytes]),
+  );
+  w.family(
+    "si_last_successful_import_timestamp_seconds",
+    "gauge",
+    "Last import of a channel/device that worked (published or nothing new), Unix time.",
+    stats.devices.filter((d) => d.lastSuccess !== undefined).map((d) => [dev(d), round3(d.lastSuccess!)]),
+  );
+  w.family(
+    "si_last_published_timestamp_seconds",
+    "gauge",
+    "Last publication of a new image per channel/device, Unix time.",
+    stats.devices.filter((d) => d.lastPublished !== undefined).map((d) => [dev(d), round3(d.lastPublished!)]),
+  );
+  w.family(
+    "si_last_published_version",
+    "gauge",
+    "Version of the last image import-images published per channel/device.",
+    stats.devices.filter((d) => d.lastVersion !== undefined).map((d) => [dev(d), d.lastVersion!]),
+  );
 
-  w.family("si_keyring_expiry_timestamp_seconds", "gauge", "keyring.json expiry of each published keyring (Unix time); devices refuse it afterwards.",
-    m.keyrings.filter((k) => k.expiry !== undefined).map((k) => [{ keyring: k.path, type: k.type ?? "" }, k.expiry!]));
-  w.family("si_keyring_readable", "gauge", "1 if the published keyring could be read, 0 if it is missing or damaged.",
-    m.keyrings.map((k) => [{ keyring: k.path }, k.error ? 0 : 1]));
+  w.family(
+    "si_keyring_expiry_timestamp_seconds",
+    "gauge",
+    "keyring.json expiry of each published keyring (Unix time); devices refuse it afterwards.",
+    m.keyrings.filter((k) => k.expiry !== undefined).map((k) => [{ keyring: k.path, type: k.type ?? "" }, k.expiry!]),
+  );
+  w.family(
+    "si_keyring_readable",
+    "gauge",
+    "1 if the published keyring could be read, 0 if it is missing or damaged.",
+    m.keyrings.map((k) => [{ keyring: k.path }, k.error ? 0 : 1]),
+  );
 
-  w.family("si_http_requests_total", "counter", "Responses of the public listeners by status and path class (channels, index, keyring, pool, version, signature, other).",
-    countRows(m.requests).map((r) => [{ class: r.class, status: r.status }, r.count]));
+  w.family(
+    "si_http_requests_total",
+    "counter",
+    "Responses of the public listeners by status and path class (channels, index, keyring, pool, version, signature, other).",
+    countRows(m.requests).map((r) => [{ class: r.class, status: r.status }, r.count]),
+  );
 
   const v = m.verification;
-  w.family("si_tree_verification_timestamp_seconds", "gauge", "Start of the last tree verification (Unix time).",
-    v ? [[{}, round3(Date.parse(v.started_at) / 1000)]] : []);
+  w.family(
+    "si_tree_verification_timestamp_seconds",
+    "gauge",
+    "Start of the last tree verification (Unix time).",
+    v ? [[{}, round3(Date.parse(v.started_at) / 1000)]] : [],
+  );
   w.family("si_tree_verification_ok", "gauge", "1 if the last tree verification found no error.", v ? [[{}, v.report?.ok ? 1 : 0]] : []);
-  w.family("si_tree_verification_problems", "gauge", "Problems found by the last tree verification, by severity.",
-    v?.report ? [[{ severity: "error" }, v.report.errors], [{ severity: "warning" }, v.report.warnings]] : []);
+  w.family(
+    "si_tree_verification_problems",
+    "gauge",
+    "Problems found by the last tree verification, by severity.",
+    v?.report
+      ? [
+          [{ severity: "error" }, v.report.errors],
+          [{ severity: "warning" }, v.report.warnings],
+        ]
+      : [],
+  );
 
   const s = m.scheduler;
   w.family("si_scheduler_enabled", "gauge", "1 if si serve runs import-images on import_schedule.", [[{}, s ? 1 : 0]]);
   if (s) {
-    w.family("si_scheduler_next_run_timestamp_seconds", "gauge", "Next scheduled import (Unix time).", s.nextRun ? [[{}, Math.round(s.nextRun.getTime() / 1000)]] : []);
+    w.family(
+      "si_scheduler_next_run_timestamp_seconds",
+      "gauge",
+      "Next scheduled import (Unix time).",
+      s.nextRun ? [[{}, Math.round(s.nextRun.getTime() / 1000)]] : [],
+    );
     w.family("si_scheduler_import_running", "gauge", "1 while a scheduled import runs.", [[{}, s.runningSince ? 1 : 0]]);
-    w.family("si_scheduler_skipped_total", "counter", "Scheduled ticks skipped (lock busy, previous run still running).", [[{}, s.skipped]]);
+    w.family("si_scheduler_skipped_total", "counter", "Scheduled ticks skipped (lock busy, previous run still running).", [
+      [{}, s.skipped],
+    ]);
   }
   return w.lines.join("\n") + "\n";
 }

@@ -120,13 +120,32 @@ export function prepareOperations(config: Config, opts: OperationsOptions): Oper
     async start(adminUrl) {
       await verification.load();
       if (adminUrl) {
-        opts.logger.log({ level: "info", event: "admin-listening", listener: "admin", url: adminUrl, msg: `Admin dashboard, /metrics and /healthz on ${adminUrl}` });
+        opts.logger.log({
+          level: "info",
+          event: "admin-listening",
+          listener: "admin",
+          url: adminUrl,
+          msg: `Admin dashboard, /metrics and /healthz on ${adminUrl}`,
+        });
         if (token) {
-          opts.logger.log({ level: "info", event: "admin-auth", msg: `Admin listener needs the token in ${token.file} (all but /healthz)` });
-          if (token.exposed) opts.logger.log({ level: "warn", event: "admin-token-exposed", msg: `admin_token_file ${token.file} is readable by group or others: chmod 600 it` });
+          opts.logger.log({
+            level: "info",
+            event: "admin-auth",
+            msg: `Admin listener needs the token in ${token.file} (all but /healthz)`,
+          });
+          if (token.exposed)
+            opts.logger.log({
+              level: "warn",
+              event: "admin-token-exposed",
+              msg: `admin_token_file ${token.file} is readable by group or others: chmod 600 it`,
+            });
         } else if (!/^(127\.\d+\.\d+\.\d+|::1|\[::1\]|localhost)$/i.test(config.admin_address)) {
           // Anyone who can reach the port reads the dashboard and /metrics and starts verifications.
-          opts.logger.log({ level: "warn", event: "admin-open", msg: `Admin listener on ${config.admin_address} has no admin_token_file: anyone who can reach it can use it` });
+          opts.logger.log({
+            level: "warn",
+            event: "admin-open",
+            msg: `Admin listener on ${config.admin_address} has no admin_token_file: anyone who can reach it can use it`,
+          });
         }
       }
       await watch.start();

@@ -7,7 +7,14 @@ export const HTML = "text/html; charset=utf-8";
 export const PAGE_CSP = "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'";
 
 /** Sends a whole answer and returns the body bytes written (0 for HEAD). */
-export function send(req: IncomingMessage, res: ServerResponse, status: number, type: string, body: string, headers: Record<string, string | string[]> = {}): number {
+export function send(
+  req: IncomingMessage,
+  res: ServerResponse,
+  status: number,
+  type: string,
+  body: string,
+  headers: Record<string, string | string[]> = {},
+): number {
   const data = Buffer.from(body);
   res.writeHead(status, {
     "Content-Type": type,

@@ -23,13 +23,27 @@ const PAGE_SIZE = 2048;
 function ramdiskEntries(mtime: number): CpioEntry[] {
   let ino = 300000;
   const entry = (name: string, mode: number, data = ""): CpioEntry => ({
-    name, ino: ino++, mode, uid: 0, gid: 0, nlink: mode & S_IFDIR ? 2 : 1, mtime,
-    devMajor: 0, devMinor: 0, rdevMajor: 0, rdevMinor: 0, data: Buffer.from(data),
+    name,
+    ino: ino++,
+    mode,
+    uid: 0,
+    gid: 0,
+    nlink: mode & S_IFDIR ? 2 : 1,
+    mtime,
+    devMajor: 0,
+    devMinor: 0,
+    rdevMajor: 0,
+    rdevMinor: 0,
+    data: Buffer.from(data),
   });
   return [
     entry("etc", S_IFDIR | 0o755),
     entry("etc/system-image", S_IFDIR | 0o755),
-    entry("init", S_IFREG | 0o750, "#!/bin/sh\necho 'Demo OS sample recovery: it carries the archive-master keyring, its kernel does not boot.'\n"),
+    entry(
+      "init",
+      S_IFREG | 0o750,
+      "#!/bin/sh\necho 'Demo OS sample recovery: it carries the archive-master keyring, its kernel does not boot.'\n",
+    ),
     entry("sbin", S_IFDIR | 0o750),
     entry("default.prop", S_IFREG | 0o644, "ro.product.device=generic\nro.build.characteristics=demo-recovery\n"),
   ];
@@ -37,7 +51,11 @@ function ramdiskEntries(mtime: number): CpioEntry[] {
 
 /** The recovery image with `archiveMaster` (tarball + .asc) in its ramdisk. */
 export async function demoRecoveryImage(archiveMaster: RecoveryKeyring, mtime: number): Promise<Buffer> {
-  const ramdisk = await compressBuffer(buildCpio({ magic: "070701", entries: ramdiskEntries(mtime), padTo: 512, rest: Buffer.alloc(0) }), "gzip", "demo recovery ramdisk");
+  const ramdisk = await compressBuffer(
+    buildCpio({ magic: "070701", entries: ramdiskEntries(mtime), padTo: 512, rest: Buffer.alloc(0) }),
+    "gzip",
+    "demo recovery ramdisk",
+  );
   const base: BootImage = {
     version: 0,
     headerVersionField: 0,

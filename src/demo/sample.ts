@@ -56,7 +56,11 @@ export function rootfsMembers(version: number): Member[] {
   for (let i = 0; i < 60; i++) {
     if (version >= 2 && i % 10 === 3) continue; // removed in v2
     const changed = version >= 2 && i % 7 === 0;
-    m.push({ name: `system/usr/lib/demo/lib${i}.so`, type: "file", content: `library ${i}${changed ? ` (v${version})` : ""}\n`.repeat(20 + i) });
+    m.push({
+      name: `system/usr/lib/demo/lib${i}.so`,
+      type: "file",
+      content: `library ${i}${changed ? ` (v${version})` : ""}\n`.repeat(20 + i),
+    });
   }
   if (version >= 2) m.push({ name: "system/usr/lib/demo/new-in-v2.so", type: "file", content: "added in version 2\n" });
   m.push({ name: "system/usr/share/demo-firmware.bin", type: "file", content: filler("demo firmware", 1536 * 1024) });

@@ -88,9 +88,12 @@ export async function prepareDemo(o: DemoOptions): Promise<Config> {
   if (existsSync(configPath)) {
     const config = await loadConfig(configPath);
     if (farmIsGone(config)) {
-      o.log.warn(`${configPath} was written by an older \`si demo\`: its channel reads a build farm that is gone, so imports fail; delete www/, state/ and ${configPath} (secret/ keeps the keys) and run \`si demo\` again`);
+      o.log.warn(
+        `${configPath} was written by an older \`si demo\`: its channel reads a build farm that is gone, so imports fail; delete www/, state/ and ${configPath} (secret/ keeps the keys) and run \`si demo\` again`,
+      );
     }
-    if ((await fullVersions(new Tree(config))).length === 0) o.log.warn(`the demo device has no image; delete ${configPath} to rebuild the demo`);
+    if ((await fullVersions(new Tree(config))).length === 0)
+      o.log.warn(`the demo device has no image; delete ${configPath} to rebuild the demo`);
     return config;
   }
   o.log.info("first run: creating the demo instance");

@@ -58,7 +58,14 @@ function arg(path: string): string {
 }
 
 function location(head: string, why: string, cacheControl: string): string[] {
-  return [`    # ${why}`, `    location ${head} {`, `        add_header Cache-Control "${cacheControl}";`, "        try_files $uri =404;", "    }", ""];
+  return [
+    `    # ${why}`,
+    `    location ${head} {`,
+    `        add_header Cache-Control "${cacheControl}";`,
+    "        try_files $uri =404;",
+    "    }",
+    "",
+  ];
 }
 
 export function nginxSite(o: NginxSiteOptions): string {

@@ -6,14 +6,7 @@
  * (client-protocol §4.2), so the layout is a compatibility requirement, not a style.
  */
 
-export type JsonValue =
-  | null
-  | boolean
-  | number
-  | bigint
-  | string
-  | JsonValue[]
-  | { [key: string]: JsonValue | undefined };
+export type JsonValue = null | boolean | number | bigint | string | JsonValue[] | { [key: string]: JsonValue | undefined };
 
 /** Compare two strings by Unicode code point, as Python sorts str (not by UTF-16 unit). */
 export function compareCodePoints(a: string, b: string): number {

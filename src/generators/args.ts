@@ -5,7 +5,9 @@ import { GeneratorError } from "../errors.js";
 /** Throws unless `args` has the positional arguments `names` (§5.2: "Too few arguments"). */
 export function requireArgs(args: string[], names: string[]): void {
   if (args.length < names.length) {
-    throw new GeneratorError(`too few arguments: expected ${names.join(";")}, got ${args.length ? JSON.stringify(args.join(";")) : "none"}`);
+    throw new GeneratorError(
+      `too few arguments: expected ${names.join(";")}, got ${args.length ? JSON.stringify(args.join(";")) : "none"}`,
+    );
   }
   names.forEach((name, i) => {
     if (args[i].trim() === "") throw new GeneratorError(`argument ${i + 1} (${name}) is empty`);

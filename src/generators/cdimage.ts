@@ -56,9 +56,13 @@ const UBUNTU: Flavour = {
   stem: "rootfs",
   repack: true,
   arch: archFrom({
-    generic_x86: "i386", generic_i386: "i386",
-    generic_amd64: "amd64", azure_amd64: "amd64", plano: "amd64",
-    generic_arm64: "arm64", frieza_arm64: "arm64",
+    generic_x86: "i386",
+    generic_i386: "i386",
+    generic_amd64: "amd64",
+    azure_amd64: "amd64",
+    plano: "amd64",
+    generic_arm64: "arm64",
+    frieza_arm64: "arm64",
   }),
 };
 
@@ -82,8 +86,13 @@ const DEVICE_RAW: Flavour = {
   stem: "raw_device",
   repack: false,
   arch: archFrom({
-    generic_x86: "i386", generic_i386: "i386", generic_amd64: "amd64",
-    azure_amd64: "amd64.azure", plano: "amd64.plano", raspi2_armhf: "armhf.raspi2", generic_arm64: "arm64",
+    generic_x86: "i386",
+    generic_i386: "i386",
+    generic_amd64: "amd64",
+    azure_amd64: "amd64.azure",
+    plano: "amd64.plano",
+    raspi2_armhf: "armhf.raspi2",
+    generic_arm64: "arm64",
   }),
   extraSidecar: (env) => ({ device: env.device_name || "none" }),
 };
@@ -170,7 +179,13 @@ function cdimageGenerator(f: Flavour): Generator {
     };
     const producer = f.repack
       ? async (out: Writable) => {
-          await repackRootfs(source, out, { product, now: ctx.clock(), xzLevel: ctx.config.xz_level, limits: imageLimits(ctx.config), label: input });
+          await repackRootfs(source, out, {
+            product,
+            now: ctx.clock(),
+            xzLevel: ctx.config.xz_level,
+            limits: imageLimits(ctx.config),
+            label: input,
+          });
           await checkHash();
         }
       : xzProducer(ctx, async (xz) => {

@@ -43,7 +43,12 @@ export function deltaPoolName(sourcePath: string, targetPath: string, policy: De
 }
 
 /** The delta from `sourcePath` to `targetPath` (real path), or `targetPath` for pairs never diffed. */
-export async function generateDelta(ctx: GeneratorContext, sourcePath: string, targetPath: string, req: DeltaRequest = {}): Promise<string> {
+export async function generateDelta(
+  ctx: GeneratorContext,
+  sourcePath: string,
+  targetPath: string,
+  req: DeltaRequest = {},
+): Promise<string> {
   const s = stripTarXz(basename(sourcePath));
   const t = stripTarXz(basename(targetPath));
   if (NEVER_DIFFED.some((p) => s.startsWith(p) && t.startsWith(p))) return targetPath;
@@ -77,7 +82,8 @@ export async function generateDelta(ctx: GeneratorContext, sourcePath: string, t
       );
       for (const w of built.diff.changes.warnings) ctx.log(`W: ${basename(path)}: ${w}`);
       if (built.source === "catalogues") ctx.log(`I: ${basename(path)}: planned from both images' stored catalogues`);
-      else if (!built.onePass) ctx.log(`I: ${basename(path)}: made in two passes: ${built.why ?? "the one-pass output was not the canonical delta"}`);
+      else if (!built.onePass)
+        ctx.log(`I: ${basename(path)}: made in two passes: ${built.why ?? "the one-pass output was not the canonical delta"}`);
       else if (built.why) ctx.log(`W: ${basename(path)}: ${built.why}`);
       for (const w of await stored.record(built)) ctx.log(`W: ${basename(path)}: ${w}`);
     });

@@ -52,13 +52,17 @@ function checkNamePart(what: string, value: string): void {
 async function monitorVersion(ctx: GeneratorContext, monitor: string): Promise<string> {
   let body: string;
   try {
-    body = await ctx.fetcher.text(monitor, fetchOpts(ctx, { connectTimeoutMs: MONITOR_TIMEOUT_MS, readTimeoutMs: MONITOR_TIMEOUT_MS, maxBytes: MONITOR_MAX_BYTES }));
+    body = await ctx.fetcher.text(
+      monitor,
+      fetchOpts(ctx, { connectTimeoutMs: MONITOR_TIMEOUT_MS, readTimeoutMs: MONITOR_TIMEOUT_MS, maxBytes: MONITOR_MAX_BYTES }),
+    );
   } catch (err) {
     throw new GeneratorError(`monitor failed: ${errorMessage(err)}`, "Exception", { cause: err });
   }
   const value = body.trim();
   if (value === "") throw new GeneratorError(`invalid monitor value from ${monitor}: the body is empty`);
-  if (/[\r\n]/.test(value)) throw new GeneratorError(`invalid monitor value from ${monitor}: ${value.split(/\r?\n/).length} lines, expected one`);
+  if (/[\r\n]/.test(value))
+    throw new GeneratorError(`invalid monitor value from ${monitor}: ${value.split(/\r?\n/).length} lines, expected one`);
   checkNamePart(`monitor value from ${monitor}:`, value);
   return value;
 }
@@ -122,7 +126,10 @@ function httpGenerator(f: Flavour): Generator {
 
     return withPoolTemp(ctx, async (dir) => {
       const download = join(dir, "download");
-      const got = await ctx.fetcher.download(url, download, { ...fetchOpts(ctx, { readTimeoutMs: f.downloadTimeoutMs }), expectArchive: true });
+      const got = await ctx.fetcher.download(url, download, {
+        ...fetchOpts(ctx, { readTimeoutMs: f.downloadTimeoutMs }),
+        expectArchive: true,
+      });
       const kind = guessCompression(await head(download, 6));
       const wanted = f.cdimage ? "gzip" : "xz";
       if (kind !== wanted) {
@@ -144,7 +151,15 @@ function httpGenerator(f: Flavour): Generator {
       if (f.cdimage) {
         const product = opts.product ?? "touch";
         await publishPoolFile(
-          (out: Writable) => repackRootfs(createReadStream(download), out, { product, alwaysAndroid: true, now: ctx.clock(), xzLevel: ctx.config.xz_level, limits: imageLimits(ctx.config), label: url }),
+          (out: Writable) =>
+            repackRootfs(createReadStream(download), out, {
+              product,
+              alwaysAndroid: true,
+              now: ctx.clock(),
+              xzLevel: ctx.config.xz_level,
+              limits: imageLimits(ctx.config),
+              label: url,
+            }),
           path,
           ctx,
           { sidecar: { generator: "cdimage-ubports", version, version_detail: detail, rootfs_path: download, url, origin } },
@@ -161,5 +176,17 @@ function httpGenerator(f: Flavour): Generator {
   };
 }
 
-export const http = httpGenerator({ generator: "http", sidecarGenerator: "http", defaultName: "http", downloadTimeoutMs: 5_000, cdimage: false });
-export const httpCdimage = httpGenerator({ generator: "http-cdimage", sidecarGenerator: "cdimage-ubports", defaultName: "http-cdimage", downloadTimeoutMs: 20_000, cdimage: true });
+export const http = httpGenerator({
+  generator: "http",
+  sidecarGenerator: "http",
+  defaultName: "http",
+  downloadTimeoutMs: 5_000,
+  cdimage: false,
+});
+export const httpCdimage = httpGenerator({
+  generator: "http-cdimage",
+  sidecarGenerator: "cdimage-ubports",
+  defaultName: "http-cdimage",
+  downloadTimeoutMs: 20_000,
+  cdimage: true,
+});

@@ -23,7 +23,9 @@ async function readKeyringFile(path: string, what: string): Promise<Buffer> {
     return await readFile(path);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    throw new GeneratorError(`${what} ${path} ${code === "ENOENT" ? "does not exist (run 'si generate-keyrings')" : `cannot be read (${code})`}`);
+    throw new GeneratorError(
+      `${what} ${path} ${code === "ENOENT" ? "does not exist (run 'si generate-keyrings')" : `cannot be read (${code})`}`,
+    );
   }
 }
 
@@ -53,7 +55,15 @@ export const keyring: Generator = async (ctx, args, env) => {
   // root_ownership (§5.3): 0644, now, root; uid/gid 0 (the reference kept the file's, a quirk).
   const mtime = Math.floor(ctx.clock().getTime() / 1000);
   const entry = (memberName: string, data: Buffer): TarHeader => ({
-    name: memberName, type: "file", mode: 0o644, uid: 0, gid: 0, uname: "root", gname: "root", mtime, size: data.length,
+    name: memberName,
+    type: "file",
+    mode: 0o644,
+    uid: 0,
+    gid: 0,
+    uname: "root",
+    gname: "root",
+    mtime,
+    size: data.length,
   });
   await publishPoolFile(
     xzProducer(ctx, async (xz) => {

@@ -53,7 +53,10 @@ export function describeOrigin(o: Origin | null, sidecar: Sidecar | null): strin
     return `made by ${typeof sidecar.generator === "string" ? sidecar.generator : "an unknown generator"}${from} (a sidecar without an owner record)`;
   }
   const src = o.url ?? o.source ?? "";
-  const up = o.generator === "remote-system-image" && o.upstream_channel ? ` (upstream ${String(o.upstream_channel)}/${String(o.upstream_device)})` : "";
+  const up =
+    o.generator === "remote-system-image" && o.upstream_channel
+      ? ` (upstream ${String(o.upstream_channel)}/${String(o.upstream_device)})`
+      : "";
   const ver = o.version !== undefined ? ` version ${String(o.version)}` : "";
   return `made by ${String(o.generator)}${src ? ` from ${String(src)}` : ""}${up}${ver}${o.channel ? ` for channel ${String(o.channel)}/${String(o.device)}` : ""}`;
 }
@@ -89,7 +92,13 @@ export function checkedItem(where: string, key: string, value: string): string {
  * of its sidecar (or `computed` when the sidecar has none) and report true; the caller
  * returns `path`. A file of another source is an error (checkOwner).
  */
-export async function reuseOwned(ctx: GeneratorContext, env: Environment, path: string, computed: string, claim: OwnerClaim): Promise<boolean> {
+export async function reuseOwned(
+  ctx: GeneratorContext,
+  env: Environment,
+  path: string,
+  computed: string,
+  claim: OwnerClaim,
+): Promise<boolean> {
   if (!exists(path)) return false;
   const sidecar = await readSidecar(path);
   checkOwner(path, sidecar, claim);

@@ -153,7 +153,12 @@ export function isImageTarball(dest: string, ctx: GeneratorContext): boolean {
 }
 
 /** Publishes `dest` (+ `.asc`, + sidecar) from `source`; see the module comment for the order. */
-export async function publishPoolFile(source: PoolSource, dest: string, ctx: GeneratorContext, opts: PublishOptions = {}): Promise<PublishedFile> {
+export async function publishPoolFile(
+  source: PoolSource,
+  dest: string,
+  ctx: GeneratorContext,
+  opts: PublishOptions = {},
+): Promise<PublishedFile> {
   await mkdir(dirname(dest), { recursive: true });
   const sig = await ctx.signer.begin("image-signing");
   const hash = createHash("sha256");
@@ -235,7 +240,11 @@ export async function publishPoolFile(source: PoolSource, dest: string, ctx: Gen
  * ends it); the compressed stream goes to the pool file. `sizeHint`: the uncompressed size
  * when known in advance (xz.ts picks block and dictionary sizes from it).
  */
-export function xzProducer(ctx: GeneratorContext, fill: (xz: Writable) => Promise<unknown>, opts: { sizeHint?: number } = {}): (out: Writable) => Promise<void> {
+export function xzProducer(
+  ctx: GeneratorContext,
+  fill: (xz: Writable) => Promise<unknown>,
+  opts: { sizeHint?: number } = {},
+): (out: Writable) => Promise<void> {
   return async (out) => {
     const xz = ctx.codec.compress({ level: ctx.config.xz_level, ...opts });
     const piping = pipeline(xz, out);

@@ -35,6 +35,8 @@ export async function generateFile(ctx: GeneratorContext, name: string, args: st
     return await gen(ctx, args, env);
   } catch (err) {
     const kind = err instanceof SiError ? err.kind : "Exception";
-    throw new GeneratorError(`Cannot generate ${name} for ${env.channel_name}/${env.device_name}: ${errorMessage(err)}`, kind, { cause: err });
+    throw new GeneratorError(`Cannot generate ${name} for ${env.channel_name}/${env.device_name}: ${errorMessage(err)}`, kind, {
+      cause: err,
+    });
   }
 }

@@ -77,12 +77,17 @@ function remotePlaceProblem(urlPath: string): string | undefined {
 function upstreamDetail(sidecar: Record<string, unknown> | null, url: string): string | null {
   const v = sidecar?.version_detail;
   if (v === undefined || sidecar === null) return null;
-  if (typeof v !== "string") throw new GeneratorError(`the upstream sidecar ${url}: version_detail is ${JSON.stringify(v)}, not a string`, "ValueError");
+  if (typeof v !== "string")
+    throw new GeneratorError(`the upstream sidecar ${url}: version_detail is ${JSON.stringify(v)}, not a string`, "ValueError");
   const detail = checkedDetail(url, v, "the upstream sidecar");
   // tag= and version= are this server's (import-images, tag-image, the version generator):
   // an upstream item would add a second tag to channel.ini.
   const own = splitVersionDetail(detail).find((i) => /^(tag|version)=/.test(i));
-  if (own) throw new GeneratorError(`the upstream sidecar ${url}: version_detail item ${JSON.stringify(own)} (key "${own.split("=")[0]}"): this server sets that key itself`, "ValueError");
+  if (own)
+    throw new GeneratorError(
+      `the upstream sidecar ${url}: version_detail item ${JSON.stringify(own)} (key "${own.split("=")[0]}"): this server sets that key itself`,
+      "ValueError",
+    );
   return detail;
 }
 
@@ -95,7 +100,9 @@ export const remoteSystemImage: Generator = async (ctx, args, env) => {
   if (!trusted) {
     // Every run: the upstream's signatures are not checked (dashboard and verify-tree show the
     // files as "unverified upstream" from the sidecar's origin.verified).
-    ctx.log(`W: unverified upstream: remote-system-image ${base} ${channel}/${device} for ${env.channel_name}/${env.device_name} has no verify= keyring; its documents and files are imported unchecked`);
+    ctx.log(
+      `W: unverified upstream: remote-system-image ${base} ${channel}/${device} for ${env.channel_name}/${env.device_name} has no verify= keyring; its documents and files are imported unchecked`,
+    );
   }
   const textOpts = fetchOpts(ctx, { connectTimeoutMs: TIMEOUT_MS, readTimeoutMs: TIMEOUT_MS });
 
@@ -115,7 +122,8 @@ export const remoteSystemImage: Generator = async (ctx, args, env) => {
   if (!Object.hasOwn(channels, channel) || !isObject(ch)) throw new GeneratorError(`channel '${channel}' is not in ${channelsUrl}`);
   if (!isObject(ch.devices)) throw new GeneratorError(`channel '${channel}' of ${channelsUrl} has no devices`);
   const dev = ch.devices[device];
-  if (!Object.hasOwn(ch.devices, device) || !isObject(dev)) throw new GeneratorError(`device '${device}' is not in channel '${channel}' of ${channelsUrl}`);
+  if (!Object.hasOwn(ch.devices, device) || !isObject(dev))
+    throw new GeneratorError(`device '${device}' is not in channel '${channel}' of ${channelsUrl}`);
   if (typeof dev.index !== "string") throw new GeneratorError(`device '${device}' of channel '${channel}' of ${channelsUrl} has no index`);
 
   const indexUrl = joinUrl(base, dev.index);
@@ -182,7 +190,10 @@ export const remoteSystemImage: Generator = async (ctx, args, env) => {
 
   return withPoolTemp(ctx, async (dir) => {
     const tmp = join(dir, "download");
-    const got = await ctx.fetcher.download(fileUrl, tmp, { ...fetchOpts(ctx, { connectTimeoutMs: TIMEOUT_MS, readTimeoutMs: TIMEOUT_MS }), expectArchive: true });
+    const got = await ctx.fetcher.download(fileUrl, tmp, {
+      ...fetchOpts(ctx, { connectTimeoutMs: TIMEOUT_MS, readTimeoutMs: TIMEOUT_MS }),
+      expectArchive: true,
+    });
     if (trusted) await verifyFile(tmp, await ctx.fetcher.text(`${fileUrl}.asc`, textOpts), trusted, { what: fileUrl });
     // Checked with or without verify=: the owner record names these bytes.
     if (got.sha256 !== checksum) throw new GeneratorError(`${fileUrl} has SHA-256 ${got.sha256}, but ${indexUrl} says ${checksum}`);
@@ -213,10 +224,18 @@ export const remoteSystemImage: Generator = async (ctx, args, env) => {
  * the reference server): reused when its bytes are the upstream's (one streamed hash), or, for
  * a legacy file with keyring= (repacked, so the bytes differ by design), on trust with a warning.
  */
-async function checkForeign(ctx: GeneratorContext, local: string, sidecar: Record<string, JsonValue> | null, claim: OwnerClaim, indexUrl: string): Promise<void> {
+async function checkForeign(
+  ctx: GeneratorContext,
+  local: string,
+  sidecar: Record<string, JsonValue> | null,
+  claim: OwnerClaim,
+  indexUrl: string,
+): Promise<void> {
   const checksum = String(claim.origin.sha256);
   if (claim.origin.keyring !== "") {
-    ctx.log(`W: reusing ${local}: its sidecar records no source (made before pool owners); with keyring= its bytes cannot be compared with ${indexUrl}`);
+    ctx.log(
+      `W: reusing ${local}: its sidecar records no source (made before pool owners); with keyring= its bytes cannot be compared with ${indexUrl}`,
+    );
     return;
   }
   const { sha256 } = await hashStream(createReadStream(local));

@@ -42,7 +42,11 @@ export const systemImage: Generator = async (ctx, args, env) => {
   if (!file) throw new GeneratorError(`no file with prefix '${prefix}' in ${channel}/${device} version ${full.version}`);
   // A tree made elsewhere (the reference, a hand edit) may hold paths we would not publish.
   const bad = publishedPathProblem(file.path);
-  if (bad) throw new GeneratorError(`refusing file path ${JSON.stringify(file.path)} of ${channel}/${device} version ${full.version} in ${indexFile}: ${bad}`, "ValueError");
+  if (bad)
+    throw new GeneratorError(
+      `refusing file path ${JSON.stringify(file.path)} of ${channel}/${device} version ${full.version} in ${indexFile}: ${bad}`,
+      "ValueError",
+    );
   // The file's existence is not checked here (§5.4.8): create_image refuses a missing one.
   // Its owner is our own signed index, so no owner check (pool-owner.ts) applies here.
   const path = pyRealpath(`${root}/${file.path}`);

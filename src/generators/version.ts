@@ -30,7 +30,11 @@ export const version: Generator = async (ctx, _args, env) => {
   );
   try {
     // Sidecar first, the tarball last: its existence means the set is complete.
-    await writeVersionSidecar(path, { version: env.version, channel: env.channel_name, device: env.device_name, versionDetail }, ctx.signer);
+    await writeVersionSidecar(
+      path,
+      { version: env.version, channel: env.channel_name, device: env.device_name, versionDetail },
+      ctx.signer,
+    );
     await rename(written.sigTmp!, `${path}.asc`);
     await rename(written.tmp!, path);
   } catch (err) {

@@ -55,7 +55,12 @@ async function imagesOf(tree: Tree, channels: ChannelsDoc, channel: string, devi
 }
 
 /** The plan of one device, without running anything (also what --dry-run prints). */
-export async function planDevice(tree: Tree, channels: ChannelsDoc, conf: ChannelConfig, device: string): Promise<{ plan: DevicePlan; images: Image[]; bases: Image[] }> {
+export async function planDevice(
+  tree: Tree,
+  channels: ChannelsDoc,
+  conf: ChannelConfig,
+  device: string,
+): Promise<{ plan: DevicePlan; images: Image[]; bases: Image[] }> {
   const images = await imagesOf(tree, channels, conf.name, device);
   const others = new Map<string, Image[]>();
   for (const b of conf.deltabase) others.set(b, b === conf.name ? images : await imagesOf(tree, channels, b, device));
@@ -65,7 +70,11 @@ export async function planDevice(tree: Tree, channels: ChannelsDoc, conf: Channe
     device,
     version: nextVersion(images, conf.versionbase),
     bases: bases.map((b) => b.version),
-    entries: resolveEntries(conf.files, device).map((r) => ({ name: r.fileName, generator: r.entry.generator, arguments: r.entry.arguments })),
+    entries: resolveEntries(conf.files, device).map((r) => ({
+      name: r.fileName,
+      generator: r.entry.generator,
+      arguments: r.entry.arguments,
+    })),
     warnings: warnings.map((w) => w.message),
   };
   return { plan, images, bases };
@@ -92,7 +101,14 @@ export async function importDevice(
     version_detail: [],
     new_files: [],
   };
-  const result: DeviceOutcome = { outcome: "unchanged", version: plan.version, files: [], deltas: bases.map((b) => ({ base: b.version, files: [] })), bytes: 0, steps: {} };
+  const result: DeviceOutcome = {
+    outcome: "unchanged",
+    version: plan.version,
+    files: [],
+    deltas: bases.map((b) => ({ base: b.version, files: [] })),
+    bytes: 0,
+    steps: {},
+  };
   const timed = async <T>(step: string, fn: () => Promise<T>): Promise<T> => {
     const t0 = performance.now();
     try {
@@ -127,7 +143,11 @@ export async function importDevice(
         continue;
       }
       const srcAbs = realpathSync(join(publish, src));
-      seedDigest(gctx, srcAbs, base.files.find((f) => f.path === src));
+      seedDigest(
+        gctx,
+        srcAbs,
+        base.files.find((f) => f.path === src),
+      );
       // An unchanged file is left out of the delta, except keyring and boot overlays (§5.6).
       if (srcAbs === path && !alwaysShipped(url)) continue;
       // The channel's mtime policy: it decides what the delta carries (and its pool name).

@@ -77,7 +77,9 @@ export async function importImages(config: Config, opts: ImportOptions): Promise
   const result: ImportResult = { plans: [], devices: [], failed: 0, published: 0 };
   // A dry run reads only: it neither waits for nor takes the lock.
   if (opts.dryRun) return runChannels(config, opts, result, undefined, undefined);
-  const lock = acquireGlobalLock(config.state_path, { holder: opts.trigger === "schedule" ? "import-images (scheduled)" : "import-images" });
+  const lock = acquireGlobalLock(config.state_path, {
+    holder: opts.trigger === "schedule" ? "import-images (scheduled)" : "import-images",
+  });
   let before: string | undefined;
   let failure: { err: unknown } | undefined;
   // Holding the lock, no other import can be running: any run still "running" is interrupted.
@@ -100,7 +102,8 @@ export async function importImages(config: Config, opts: ImportOptions): Promise
   }
   // Even a run that failed half-way may have published something the mirrors should fetch.
   if (before !== undefined) {
-    if ((await treeFingerprint(config.publish_path)) !== before) result.mirrors = await syncMirrors(config, { log: opts.log, run: opts.runMirror });
+    if ((await treeFingerprint(config.publish_path)) !== before)
+      result.mirrors = await syncMirrors(config, { log: opts.log, run: opts.runMirror });
     else opts.log.debug("the tree did not change: no mirror triggered");
   }
   if (failure) throw failure.err;
@@ -156,10 +159,23 @@ async function runChannels(
       let rec: DeviceRecord;
       try {
         const r = await importDevice(tree, channels, conf, device, gctx, dlog);
-        rec = { channel: conf.name, device, outcome: r.outcome, version: r.outcome === "published" ? r.version : null, files: r.files.length, bytes: r.bytes, steps: r.steps, startedAt, finishedAt: gctx.clock() };
+        rec = {
+          channel: conf.name,
+          device,
+          outcome: r.outcome,
+          version: r.outcome === "published" ? r.version : null,
+          files: r.files.length,
+          bytes: r.bytes,
+          steps: r.steps,
+          startedAt,
+          finishedAt: gctx.clock(),
+        };
         if (r.outcome === "published") {
           result.published++;
-          dlog.info(`published version ${r.version} (${r.files.length} files${r.deltas.length ? `, deltas from ${r.deltas.map((d) => d.base).join(", ")}` : ""})`, { version: r.version });
+          dlog.info(
+            `published version ${r.version} (${r.files.length} files${r.deltas.length ? `, deltas from ${r.deltas.map((d) => d.base).join(", ")}` : ""})`,
+            { version: r.version },
+          );
         } else dlog.info("nothing new");
         if (conf.fullcount > 0) await (await tree.getDevice(conf.name, device)).expireImages(conf.fullcount);
       } catch (err) {

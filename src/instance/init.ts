@@ -77,7 +77,9 @@ async function ensureKeys(o: InitOptions, config: Config): Promise<KeyName[]> {
   for (const name of KEY_NAMES) if (!(await keyExists(config.gpg_key_path, name))) missing.push(name);
   if (missing.length < KEY_NAMES.length) o.say(`I: kept existing keys: ${KEY_NAMES.filter((k) => !missing.includes(k)).join(", ")}`);
   if (missing.length) o.say(`I: generating ${missing.length} RSA 4096 signing keys...`);
-  const made = await Promise.all(missing.map((name) => generateKey({ name: `${o.prefix} ${KEY_TITLES[name]}`, email: o.email, bits: 4096 })));
+  const made = await Promise.all(
+    missing.map((name) => generateKey({ name: `${o.prefix} ${KEY_TITLES[name]}`, email: o.email, bits: 4096 })),
+  );
   for (const [i, name] of missing.entries()) {
     const k = made[i];
     await storeKey(config.gpg_key_path, name, k.privateArmored, k.publicArmored);
@@ -137,7 +139,9 @@ export async function initInstance(o: InitOptions): Promise<InitResult> {
   let certificate = false;
   if (o.tls) {
     certificate = await ensureSelfSignedCertificate(config.tls_cert!, config.tls_key!, [o.fqdn]);
-    o.say(certificate ? `I: self-signed certificate for ${o.fqdn}: ${config.tls_cert}` : `I: kept the existing certificate ${config.tls_cert}`);
+    o.say(
+      certificate ? `I: self-signed certificate for ${o.fqdn}: ${config.tls_cert}` : `I: kept the existing certificate ${config.tls_cert}`,
+    );
   } else if (!existsSync(config.tls_cert!)) {
     o.say(`W: no certificate (--no-tls): install one as ${config.tls_cert} and ${config.tls_key} before serving HTTPS`);
   }

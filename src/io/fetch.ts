@@ -153,7 +153,9 @@ class Exchange implements Dispatcher.DispatchHandler {
   private ended = false;
   private draining = false;
   private settle!: { resolve: (v: { status: number; headers: Record<string, unknown> }) => void; reject: (e: unknown) => void };
-  readonly response = new Promise<{ status: number; headers: Record<string, unknown> }>((resolve, reject) => (this.settle = { resolve, reject }));
+  readonly response = new Promise<{ status: number; headers: Record<string, unknown> }>(
+    (resolve, reject) => (this.settle = { resolve, reject }),
+  );
   readonly body = new Readable({
     highWaterMark: fetchInternals.bodyHighWater,
     read: () => this.controller?.resume(),
@@ -263,7 +265,11 @@ export function looksLikeArchive(head: Buffer): boolean {
   return head.length >= 262 && head.subarray(257, 262).toString("latin1") === "ustar";
 }
 
-async function attempt(url: string, o: Resolved, sink: (body: AsyncIterable<Buffer>, headers: Record<string, unknown>) => Promise<void>): Promise<void> {
+async function attempt(
+  url: string,
+  o: Resolved,
+  sink: (body: AsyncIterable<Buffer>, headers: Record<string, unknown>) => Promise<void>,
+): Promise<void> {
   if (!/^https?:\/\//i.test(url) || !URL.canParse(url)) throw new GeneratorError(`Cannot download ${url}: not an http or https URL`);
   const ex = new Exchange(url, o);
   try {
@@ -273,7 +279,12 @@ async function attempt(url: string, o: Resolved, sink: (body: AsyncIterable<Buff
   }
 }
 
-async function fetchBody(url: string, o: Resolved, ex: Exchange, sink: (body: AsyncIterable<Buffer>, headers: Record<string, unknown>) => Promise<void>): Promise<void> {
+async function fetchBody(
+  url: string,
+  o: Resolved,
+  ex: Exchange,
+  sink: (body: AsyncIterable<Buffer>, headers: Record<string, unknown>) => Promise<void>,
+): Promise<void> {
   let res: { status: number; headers: Record<string, unknown> };
   try {
     res = await ex.response;
@@ -303,7 +314,9 @@ async function fetchBody(url: string, o: Resolved, ex: Exchange, sink: (body: As
       if (elapsed >= o.readTimeoutMs) {
         if (windowBytes < (o.minBytesPerSecond * elapsed) / 1000) {
           body.destroy();
-          throw new Retryable(`too slow: ${windowBytes} bytes in ${(elapsed / 1000).toFixed(1)} s (less than ${o.minBytesPerSecond} bytes/s)`);
+          throw new Retryable(
+            `too slow: ${windowBytes} bytes in ${(elapsed / 1000).toFixed(1)} s (less than ${o.minBytesPerSecond} bytes/s)`,
+          );
         }
         windowStart = Date.now();
         windowBytes = 0;
@@ -332,7 +345,10 @@ async function withRetries(url: string, opts: FetchOptions | undefined, run: (o:
   const host = originOf(url);
   const memory = host === undefined ? undefined : o.hosts;
   const down = memory?.refused(host!);
-  if (down) throw new GeneratorError(`Cannot download ${url}: ${host} refused the connection earlier in this run (${down}); not asked again before the next run`);
+  if (down)
+    throw new GeneratorError(
+      `Cannot download ${url}: ${host} refused the connection earlier in this run (${down}); not asked again before the next run`,
+    );
   const silentBefore = memory?.unresponsive(host!) === true;
   const attempts = silentBefore ? 1 : o.retries + 1;
   let last: Retryable | undefined;
@@ -355,7 +371,9 @@ async function withRetries(url: string, opts: FetchOptions | undefined, run: (o:
       // Nothing listens there: trying again within seconds only holds the import up.
       if (err.kind === "refused") {
         memory?.noteRefused(host!, err.message);
-        throw new GeneratorError(`Cannot download ${url}: ${err.message} (not retried${memory ? `; ${host} is not asked again in this run` : ""})`);
+        throw new GeneratorError(
+          `Cannot download ${url}: ${err.message} (not retried${memory ? `; ${host} is not asked again in this run` : ""})`,
+        );
       }
     }
   }
@@ -391,7 +409,8 @@ export const httpFetcher: Fetcher = {
               if (head.length >= 512 && !looksLikeArchive(head)) {
                 const ct = headers["content-type"];
                 const type = typeof ct === "string" ? ct : "";
-                const what = /html/i.test(type) || /^\s*</.test(head.toString("latin1")) ? "an HTML page" : "not an xz, gzip or tar archive";
+                const what =
+                  /html/i.test(type) || /^\s*</.test(head.toString("latin1")) ? "an HTML page" : "not an xz, gzip or tar archive";
                 return cb(new GeneratorError(`Cannot download ${url}: the server sent ${what}`));
               }
             }

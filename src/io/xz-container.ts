@@ -110,7 +110,8 @@ export async function readStreamLayout(path: string): Promise<XzStreamLayout> {
     await fh.read(index, 0, indexSize, indexStart);
     const records = parseIndex(index, what);
     const total = records.reduce((n, r) => n + r.unpaddedSize + pad4(r.unpaddedSize), 0);
-    if (HEADER + total !== indexStart) throw new ArchiveError(`Cannot read xz stream ${what}: blocks do not add up to the index (one stream expected)`);
+    if (HEADER + total !== indexStart)
+      throw new ArchiveError(`Cannot read xz stream ${what}: blocks do not add up to the index (one stream expected)`);
     return { flags, blocksStart: HEADER, blocksEnd: indexStart, records };
   } finally {
     await fh.close();
@@ -170,7 +171,7 @@ export async function joinXzStreams(parts: readonly string[], out: Writable): Pr
     const fh = await open(parts[i], "r");
     try {
       const buf = Buffer.allocUnsafe(1 << 20);
-      for (let pos = l.blocksStart; pos < l.blocksEnd; ) {
+      for (let pos = l.blocksStart; pos < l.blocksEnd;) {
         const { bytesRead } = await fh.read(buf, 0, Math.min(buf.length, l.blocksEnd - pos), pos);
         if (bytesRead === 0) throw new ArchiveError(`Cannot join xz streams: '${parts[i]}' shrank while read`);
         // A copy: `out` may keep the chunk queued while the next read refills `buf`.

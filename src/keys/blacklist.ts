@@ -80,7 +80,9 @@ export async function blacklistKey(config: Config, fingerprint: string, opts: Bl
       }
     }
     if (!(await keyExists(config.gpg_key_path, "blacklist")) || !(await keyExists(config.gpg_key_path, "image-master"))) {
-      throw new KeyError_(`Cannot blacklist ${fpr.toUpperCase()}: the blacklist keyring needs the blacklist and image-master keys under ${config.gpg_key_path}`);
+      throw new KeyError_(
+        `Cannot blacklist ${fpr.toUpperCase()}: the blacklist keyring needs the blacklist and image-master keys under ${config.gpg_key_path}`,
+      );
     }
     const binary = await findKey(config, fpr, opts.keyFile);
     const list = await readExtraKeys(config.gpg_key_path, "blacklist");

@@ -50,10 +50,12 @@ export async function renewExpiringKeyrings(
   // Checked without the lock first (most runs renew nothing), then again under it: a
   // rotate-key or another renewal may have rebuilt the keyring meanwhile.
   const before = await due();
-  if (!before.due) return { renewed: false, previousExpiry: before.expiry, expiry: before.expiry, reason: `expires in more than ${days} days` };
+  if (!before.due)
+    return { renewed: false, previousExpiry: before.expiry, expiry: before.expiry, reason: `expires in more than ${days} days` };
   return withLock(config.state_path, { waitMs: opts.lockWaitMs ?? 60_000, what: "renew the image-signing keyring" }, async () => {
     const check = await due();
-    if (!check.due) return { renewed: false, previousExpiry: check.expiry, expiry: check.expiry, reason: `expires in more than ${days} days` };
+    if (!check.due)
+      return { renewed: false, previousExpiry: check.expiry, expiry: check.expiry, reason: `expires in more than ${days} days` };
     const { built, skipped } = await rebuildKeyrings(config, { only: ["image-signing"], force: true, now });
     if (built.length === 0) throw new KeyError_(`Cannot rebuild ${file}: ${skipped.join("; ") || "nothing was built"}`);
     await republishIfPublished(config, "image-signing");
@@ -68,7 +70,11 @@ const iso = (seconds: number | undefined) => (seconds === undefined ? "never" : 
  * logging what it did. Returns null when the option is off, false when renewal failed (the
  * error is logged; the caller decides the exit status), true otherwise.
  */
-export async function renewKeyringIfDue(config: Config, log: Logger, opts: { now?: Date; lockWaitMs?: number } = {}): Promise<boolean | null> {
+export async function renewKeyringIfDue(
+  config: Config,
+  log: Logger,
+  opts: { now?: Date; lockWaitMs?: number } = {},
+): Promise<boolean | null> {
   const days = config.keyring_auto_renew_days;
   if (!days) return null;
   const klog = log.child({ keyring: "image-signing" });
@@ -77,7 +83,9 @@ export async function renewKeyringIfDue(config: Config, log: Logger, opts: { now
     if (r.renewed) {
       klog.info(`renewed the image-signing keyring: expiry ${iso(r.previousExpiry)} -> ${iso(r.expiry)}`, { expiry: iso(r.expiry) });
       if (days >= config.image_signing_expiry_days) {
-        klog.warn(`keyring_auto_renew_days (${days}) is not below image_signing_expiry_days (${config.image_signing_expiry_days}): the keyring is renewed on every run`);
+        klog.warn(
+          `keyring_auto_renew_days (${days}) is not below image_signing_expiry_days (${config.image_signing_expiry_days}): the keyring is renewed on every run`,
+        );
       }
     } else klog.debug(`image-signing keyring not renewed: ${r.reason}`);
     return true;

@@ -47,7 +47,13 @@ export async function signedBy(asc: string, fpr: string): Promise<boolean> {
  * Re-signs each listed signature made by `oldFpr`, with `key`. Returns the files re-signed.
  * A signature whose data file is gone is skipped (verify-tree reports the orphan).
  */
-export async function resignFrom(signer: Signer, key: KeyName, oldFpr: string, ascs: string[], onFile?: (p: string) => void): Promise<string[]> {
+export async function resignFrom(
+  signer: Signer,
+  key: KeyName,
+  oldFpr: string,
+  ascs: string[],
+  onFile?: (p: string) => void,
+): Promise<string[]> {
   const done: string[] = [];
   for (const asc of ascs) {
     if (!(await signedBy(asc, oldFpr))) continue;

@@ -83,7 +83,9 @@ async function currentUserEmail(config: Config, key: KeyName): Promise<string | 
 
 export async function rotateKey(config: Config, key: string, opts: RotateOptions = {}): Promise<RotateResult> {
   if (!(ROTATABLE as readonly string[]).includes(key)) {
-    throw new UsageError(`Cannot rotate key '${key}': only ${ROTATABLE.join(" and ")} can be rotated (the masters are the devices' root of trust)`);
+    throw new UsageError(
+      `Cannot rotate key '${key}': only ${ROTATABLE.join(" and ")} can be rotated (the masters are the devices' root of trust)`,
+    );
   }
   const name = key as RotatableKey;
   const log = opts.log ?? (() => {});
@@ -152,6 +154,14 @@ export async function rotateKey(config: Config, key: string, opts: RotateOptions
       await rm(kept, { force: true });
       keptPath = null;
     }
-    return { key: name, oldFingerprint: oldFpr, newFingerprint: newFpr, kept: keptPath, keyrings: built.map((b) => b.path), resigned, resumed };
+    return {
+      key: name,
+      oldFingerprint: oldFpr,
+      newFingerprint: newFpr,
+      kept: keptPath,
+      keyrings: built.map((b) => b.path),
+      resigned,
+      resumed,
+    };
   });
 }

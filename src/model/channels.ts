@@ -101,12 +101,20 @@ function deviceDirs(doc: ChannelsDoc): string[] {
 export function assertNoDirClash(doc: ChannelsDoc, channel: string, device?: string): void {
   if (device === undefined) {
     const dd = deviceDirs(doc).find((d) => channel === d || channel.startsWith(d + "/"));
-    if (dd) throw new TreeError(`Cannot create channel '${channel}': its directory would be inside the directory of device '${dd}'`, "ValueError");
+    if (dd)
+      throw new TreeError(
+        `Cannot create channel '${channel}': its directory would be inside the directory of device '${dd}'`,
+        "ValueError",
+      );
     return;
   }
   const dir = `${channel}/${device}`;
   const other = Object.keys(doc).find((c) => !has(doc[c], "redirect") && (c === dir || c.startsWith(dir + "/")));
-  if (other) throw new TreeError(`Cannot create device '${device}' in channel '${channel}': its directory would hold channel '${other}'`, "ValueError");
+  if (other)
+    throw new TreeError(
+      `Cannot create device '${device}' in channel '${channel}': its directory would hold channel '${other}'`,
+      "ValueError",
+    );
 }
 
 export function createChannel(doc: ChannelsDoc, name: string): void {

@@ -90,7 +90,8 @@ function matches(img: Image, type: string, version: number, base?: number | null
 /** Position of the single image matching (type, version, base); the reference's errors otherwise. */
 export function findImage(doc: IndexDoc, type: string, version: number, base: number | null | undefined, where: string): number {
   if (type !== "full" && type !== "delta") throw new TreeError(`Invalid image type: ${type} (${where})`, "ValueError");
-  if (type === "delta" && !base) throw new TreeError(`Missing base version for delta image. (delta image ${version} in ${where})`, "ValueError");
+  if (type === "delta" && !base)
+    throw new TreeError(`Missing base version for delta image. (delta image ${version} in ${where})`, "ValueError");
   const hits: number[] = [];
   doc.images.forEach((img, i) => {
     if (matches(img, type, version, base)) hits.push(i);
@@ -118,12 +119,18 @@ export function setDescription(
   where: string,
 ): void {
   if (translations !== undefined && translations !== null && (typeof translations !== "object" || Array.isArray(translations))) {
-    throw new TreeError(`translations must be a dict. (got ${JSON.stringify(translations)} for ${label(type, version, base)})`, "TypeError");
+    throw new TreeError(
+      `translations must be a dict. (got ${JSON.stringify(translations)} for ${label(type, version, base)})`,
+      "TypeError",
+    );
   }
   const entries = Object.entries((translations ?? {}) as Record<string, unknown>);
   for (const [lang, text] of entries) {
     if (lang === "" || typeof text !== "string") {
-      throw new TreeError(`Cannot set description '${lang}' of ${label(type, version, base)}: it must be a language code with a string value`, "TypeError");
+      throw new TreeError(
+        `Cannot set description '${lang}' of ${label(type, version, base)}: it must be a language code with a string value`,
+        "TypeError",
+      );
     }
   }
   const img = doc.images[findImage(doc, type, version, base, where)];
@@ -137,7 +144,10 @@ export function setDescription(
  */
 export function expireImages(doc: IndexDoc, max: number): Image[] {
   if (!Number.isInteger(max) || max < 0) {
-    throw new TreeError(`Cannot expire images: the number of full images to keep must be an integer >= 0, not ${String(max)}`, "ValueError");
+    throw new TreeError(
+      `Cannot expire images: the number of full images to keep must be an integer >= 0, not ${String(max)}`,
+      "ValueError",
+    );
   }
   const fulls = doc.images.filter((i) => i.type === "full").sort((a, b) => a.version - b.version);
   const n = fulls.length - max;
@@ -157,7 +167,10 @@ export function getPhasedPercentage(doc: IndexDoc, version: number, where: strin
 /** §7.3: only on the latest version, on every image of it; 100 removes the key. */
 export function setPhasedPercentage(doc: IndexDoc, version: number, percentage: unknown, where: string): void {
   if (typeof percentage !== "number" || !Number.isInteger(percentage)) {
-    throw new TreeError(`percentage must be an integer. (got ${JSON.stringify(percentage)} for version ${version} in ${where})`, "TypeError");
+    throw new TreeError(
+      `percentage must be an integer. (got ${JSON.stringify(percentage)} for version ${version} in ${where})`,
+      "TypeError",
+    );
   }
   if (percentage < 0 || percentage > 100) {
     throw new TreeError(`percentage must be >= 0 and <= 100. (got ${percentage} for version ${version} in ${where})`, "ValueError");
@@ -166,7 +179,10 @@ export function setPhasedPercentage(doc: IndexDoc, version: number, percentage: 
   if (!versions.includes(version)) throw new TreeError(`Version doesn't exist: ${version} (${where})`, "IndexError");
   const last = Math.max(...versions);
   if (version !== last) {
-    throw new TreeError(`Phased percentage can only be set on the latest image (version ${version}; latest is ${last} in ${where})`, "Exception");
+    throw new TreeError(
+      `Phased percentage can only be set on the latest image (version ${version}; latest is ${last} in ${where})`,
+      "Exception",
+    );
   }
   for (const img of doc.images) {
     if (img.version !== version) continue;

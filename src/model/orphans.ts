@@ -55,11 +55,7 @@ const OWNED_SUFFIXES = [".json", ".json.asc", ".catalogue.gz"];
  * `X.json`, `X.json.asc` (§1.3) and `X.catalogue.gz` (its catalogue, issue 19), which thus
  * expire with it. Sorted by code point, like Python's sorted().
  */
-export function orphanedFiles(
-  existing: ReadonlySet<string>,
-  emptyDirs: ReadonlySet<string>,
-  referenced: ReadonlySet<string>,
-): string[] {
+export function orphanedFiles(existing: ReadonlySet<string>, emptyDirs: ReadonlySet<string>, referenced: ReadonlySet<string>): string[] {
   const out = new Set<string>([...existing].filter((p) => !referenced.has(p)));
   for (const d of emptyDirs) out.add(d);
   for (const p of [...out]) {

@@ -31,7 +31,13 @@ export function publishedPathProblem(path: string): string | undefined {
     if (comp === "." || comp === "..") return `it has a ${shown(comp)} component`;
     if (comp.length > MAX_COMPONENT) return `the component ${shown(comp)} is longer than ${MAX_COMPONENT} characters`;
     if (!COMPONENT.test(comp)) {
-      const why = comp.startsWith(".") ? "starts with a dot" : /[\x00-\x1f\x7f]/.test(comp) ? "has a control character" : /\s/.test(comp) ? "has whitespace" : "has a character outside [A-Za-z0-9._+~-] (or does not start with a letter or digit)";
+      const why = comp.startsWith(".")
+        ? "starts with a dot"
+        : /[\x00-\x1f\x7f]/.test(comp)
+          ? "has a control character"
+          : /\s/.test(comp)
+            ? "has whitespace"
+            : "has a character outside [A-Za-z0-9._+~-] (or does not start with a letter or digit)";
       return `the component ${shown(comp)} ${why}`;
     }
   }

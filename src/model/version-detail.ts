@@ -33,7 +33,13 @@ export function detailValueProblem(value: string): string | undefined {
   if (value.length > MAX_TEXT) return `the value is longer than ${MAX_TEXT} characters`;
   if (VALUE.test(value)) return undefined;
   const bad = [...value].find((c) => !VALUE.test(c))!;
-  const what = /[\x00-\x1f\x7f]/.test(bad) ? "a control character" : /\s/.test(bad) ? "whitespace" : /[^\x00-\x7f]/.test(bad) ? "a non-ASCII character" : "a reserved character";
+  const what = /[\x00-\x1f\x7f]/.test(bad)
+    ? "a control character"
+    : /\s/.test(bad)
+      ? "whitespace"
+      : /[^\x00-\x7f]/.test(bad)
+        ? "a non-ASCII character"
+        : "a reserved character";
   return `the value has ${what} ${shown(bad)} (allowed: printable ASCII without , = [ ] \\ ; # quotes or whitespace)`;
 }
 
@@ -57,7 +63,13 @@ export function versionDetailProblem(detail: string, opts: { allowBare?: boolean
     if (eq === -1) {
       if (opts.allowBare && detailValueProblem(item) === undefined) continue;
       if (item === "") return { item, key: null, reason: "an empty item (',,' or a ',' at an end)" };
-      return { item, key: null, reason: opts.allowBare ? `it is not key=value, and as a bare item ${detailValueProblem(item)!.replace(/^the value/, "it")}` : "it is not key=value" };
+      return {
+        item,
+        key: null,
+        reason: opts.allowBare
+          ? `it is not key=value, and as a bare item ${detailValueProblem(item)!.replace(/^the value/, "it")}`
+          : "it is not key=value",
+      };
     }
     const key = item.slice(0, eq);
     if (!KEY.test(key)) return { item, key, reason: `the key ${shown(key)} is not [a-z][a-z0-9_-]*` };

@@ -91,7 +91,9 @@ export async function readKeyringTarball(path: string, data?: Readable): Promise
   const json = members.get("keyring.json");
   const gpg = members.get("keyring.gpg");
   if (!json || !gpg) {
-    throw new KeyError_(`Cannot read keyring ${path}: it must hold keyring.json and keyring.gpg (has: ${[...members.keys()].join(", ") || "nothing"})`);
+    throw new KeyError_(
+      `Cannot read keyring ${path}: it must hold keyring.json and keyring.gpg (has: ${[...members.keys()].join(", ") || "nothing"})`,
+    );
   }
   let meta: KeyringMeta;
   try {

@@ -7,13 +7,7 @@ import type { Readable } from "node:stream";
 
 export type KeyName = "archive-master" | "image-master" | "image-signing" | "device-signing" | "blacklist";
 
-export const KEY_NAMES: readonly KeyName[] = [
-  "archive-master",
-  "image-master",
-  "image-signing",
-  "device-signing",
-  "blacklist",
-];
+export const KEY_NAMES: readonly KeyName[] = ["archive-master", "image-master", "image-signing", "device-signing", "blacklist"];
 
 /** Hash-as-you-go signing: feed the bytes while they are written, then ask for the signature. */
 export interface StreamSignature {

@@ -37,7 +37,12 @@ async function parseSignatures(armored: string, what: string): Promise<ParsedSig
   const out: ParsedSig[] = [];
   for (const p of sig.packets) {
     // v4 binary-document RSA signatures only: what the reference and our signer produce.
-    if (p.version !== 4 || p.signatureType !== openpgp.enums.signature.binary || p.publicKeyAlgorithm !== openpgp.enums.publicKey.rsaEncryptSign) continue;
+    if (
+      p.version !== 4 ||
+      p.signatureType !== openpgp.enums.signature.binary ||
+      p.publicKeyAlgorithm !== openpgp.enums.publicKey.rsaEncryptSign
+    )
+      continue;
     if (!HASHES[p.hashAlgorithm as number] || !p.signatureData || !p.signedHashValue) continue;
     const params = (p as unknown as { params: { s: Uint8Array } }).params;
     out.push({

@@ -134,7 +134,8 @@ export async function runImportInChild(config: Config, opts: ChildRunOptions): P
   opts.signal?.removeEventListener("abort", kill);
 
   if (message?.si === "result") {
-    if (end.code !== 0) log.warn(`import-images child process ${pid} ended with ${end.sig ?? `status ${end.code}`} after its run finished`, { pid });
+    if (end.code !== 0)
+      log.warn(`import-images child process ${pid} ended with ${end.sig ?? `status ${end.code}`} after its run finished`, { pid });
     return { runId: message.runId ?? undefined, plans: [], devices: [], published: message.published, failed: message.failed };
   }
   if (message?.si === "lock-busy") throw new LockBusyError(message.message ?? BUSY_MESSAGE);

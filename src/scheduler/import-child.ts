@@ -44,7 +44,15 @@ function writeLine(line: string): void {
 
 /** The parent takes the message of an uncaught error from this line (event "import-crash"). */
 process.on("uncaughtExceptionMonitor", (err) => {
-  writeLine(JSON.stringify({ time: new Date().toISOString(), level: "error", msg: `import-images crashed: ${errorMessage(err)}`, event: "import-crash", ...FIELDS }));
+  writeLine(
+    JSON.stringify({
+      time: new Date().toISOString(),
+      level: "error",
+      msg: `import-images crashed: ${errorMessage(err)}`,
+      event: "import-crash",
+      ...FIELDS,
+    }),
+  );
 });
 
 function takeFault(): string | undefined {

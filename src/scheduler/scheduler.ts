@@ -64,7 +64,9 @@ export function validateSchedule(config: Config, expression: string): void {
   const v = validateDetailed(expression);
   if (!v.valid) {
     const why = v.errors.map((e) => `${e.field}${e.value !== undefined ? ` '${e.value}'` : ""}: ${e.message}`).join("; ");
-    throw new ConfigError(`Invalid import_schedule '${expression}' in ${config.path}: ${why || "not a cron expression"} (5 fields: minute hour day month weekday, UTC)`);
+    throw new ConfigError(
+      `Invalid import_schedule '${expression}' in ${config.path}: ${why || "not a cron expression"} (5 fields: minute hour day month weekday, UTC)`,
+    );
   }
 }
 
@@ -106,7 +108,10 @@ export class ImportScheduler {
   /** Starts ticking; logs the schedule and the next run. */
   start(): void {
     void this.task.start();
-    this.log.info(`import-images scheduled at '${this.expression}' (UTC)`, { schedule: this.expression, next_run: this.nextRun()?.toISOString() ?? null });
+    this.log.info(`import-images scheduled at '${this.expression}' (UTC)`, {
+      schedule: this.expression,
+      next_run: this.nextRun()?.toISOString() ?? null,
+    });
   }
 
   nextRun(): Date | null {
@@ -114,7 +119,13 @@ export class ImportScheduler {
   }
 
   status(): SchedulerStatus {
-    return { expression: this.expression, nextRun: this.nextRun(), runningSince: this.runningSince, last: this.last, skipped: this.skipped };
+    return {
+      expression: this.expression,
+      nextRun: this.nextRun(),
+      runningSince: this.runningSince,
+      last: this.last,
+      skipped: this.skipped,
+    };
   }
 
   /** Resolves when no run is in progress. */
@@ -154,14 +165,27 @@ export class ImportScheduler {
     const log = this.log.child({ trigger: "schedule" });
     log.info("scheduled import-images started");
     const abort = (this.abort = new AbortController());
-    const job = this.opts.runImport ?? ((l, signal) => runImportInChild(this.config, { log: l, signal, stopping: () => (this.stopped ? INTERRUPTED_BY_STOP : undefined), ...this.opts.child }));
+    const job =
+      this.opts.runImport ??
+      ((l, signal) =>
+        runImportInChild(this.config, {
+          log: l,
+          signal,
+          stopping: () => (this.stopped ? INTERRUPTED_BY_STOP : undefined),
+          ...this.opts.child,
+        }));
     let r: TickResult;
     try {
       const res = await job(log, abort.signal);
       const outcome = res.failed === 0 ? "ok" : res.published > 0 ? "partial" : "failed";
       r = { at, outcome, published: res.published, failed: res.failed, duration_ms: Math.round(performance.now() - t0) };
       const line = `scheduled import-images finished: ${outcome}, ${res.published} published, ${res.failed} failed`;
-      (outcome === "ok" ? log.info : log.error)(line, { run: res.runId ?? null, published: res.published, failed: res.failed, duration_ms: r.duration_ms });
+      (outcome === "ok" ? log.info : log.error)(line, {
+        run: res.runId ?? null,
+        published: res.published,
+        failed: res.failed,
+        duration_ms: r.duration_ms,
+      });
     } catch (err) {
       if (err instanceof LockBusyError) return this.skip("lock busy");
       const message = errorMessage(err);

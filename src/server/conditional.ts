@@ -22,7 +22,10 @@ export function lastModifiedOf(v: Validators): string {
 
 /** Splits an If-None-Match / If-Match list; `*` stays `*`. */
 function tagList(header: string): string[] {
-  return header.split(",").map((t) => t.trim()).filter((t) => t !== "");
+  return header
+    .split(",")
+    .map((t) => t.trim())
+    .filter((t) => t !== "");
 }
 
 const opaque = (tag: string) => (tag.startsWith("W/") ? tag.slice(2) : tag);

@@ -90,7 +90,12 @@ export const DEFAULT_CACHE: Omit<CacheRule, "pattern"> = {
   kind: "other",
   why: "keyrings, version tarballs, sidecars: rarely change, but may",
   cacheControl: CACHE_SHORT,
-  examples: ["/gpg/image-signing.tar.xz", "/16.04/devel/mako/version-3.tar.xz", "/16.04/devel/mako/version-3.json", "/16.04/devel/mako/device.tar.xz"],
+  examples: [
+    "/gpg/image-signing.tar.xz",
+    "/16.04/devel/mako/version-3.tar.xz",
+    "/16.04/devel/mako/version-3.json",
+    "/16.04/devel/mako/device.tar.xz",
+  ],
 };
 
 /** The rule that decides a path's caching (DEFAULT_CACHE when none matches). */

@@ -121,7 +121,8 @@ export class ChannelsCatalogue {
       const text = readFileSync(file, "utf8");
       this.key = key;
       this.doc = channelDevices(text);
-      if (!this.doc) this.logger.log({ level: "warn", event: "bad-channels-json", msg: `Cannot parse ${file}: not a JSON object of channels` });
+      if (!this.doc)
+        this.logger.log({ level: "warn", event: "bad-channels-json", msg: `Cannot parse ${file}: not a JSON object of channels` });
     } catch {
       this.key = "";
       this.doc = undefined;

@@ -66,19 +66,22 @@ let sweeper: NodeJS.Timeout | undefined;
 /** Ends responses whose pending write made no progress within their timeout. */
 function watchWrite(res: ServerResponse, timeoutMs: number): void {
   waiting.set(res, { since: performance.now(), timeoutMs });
-  sweeper ??= setInterval(() => {
-    const now = performance.now();
-    for (const [r, w] of waiting) {
-      if (now - w.since > w.timeoutMs) {
-        waiting.delete(r);
-        r.destroy(new Error("send timeout: the client took no data"));
+  sweeper ??= setInterval(
+    () => {
+      const now = performance.now();
+      for (const [r, w] of waiting) {
+        if (now - w.since > w.timeoutMs) {
+          waiting.delete(r);
+          r.destroy(new Error("send timeout: the client took no data"));
+        }
       }
-    }
-    if (waiting.size === 0) {
-      clearInterval(sweeper);
-      sweeper = undefined;
-    }
-  }, Math.min(1_000, Math.max(50, timeoutMs / 4)));
+      if (waiting.size === 0) {
+        clearInterval(sweeper);
+        sweeper = undefined;
+      }
+    },
+    Math.min(1_000, Math.max(50, timeoutMs / 4)),
+  );
   sweeper.unref();
 }
 

@@ -145,7 +145,9 @@ export class Listener {
     return new Promise((resolve, reject) => {
       const onError = (err: NodeJS.ErrnoException) => {
         const hint = err.code === "EACCES" ? " (ports below 1024 need root or CAP_NET_BIND_SERVICE)" : "";
-        reject(new SiError(`Cannot listen on ${address}:${port} (${name}): ${err.code ?? err.message}${hint}`, "Exception", { cause: err }));
+        reject(
+          new SiError(`Cannot listen on ${address}:${port} (${name}): ${err.code ?? err.message}${hint}`, "Exception", { cause: err }),
+        );
       };
       this.server.once("error", onError);
       this.server.listen(port, address, () => {

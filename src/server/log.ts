@@ -63,13 +63,7 @@ const MAX_LOGGED = 1024;
 const clip = (s: string | undefined) => (s !== undefined && s.length > MAX_LOGGED ? s.slice(0, MAX_LOGGED) + "…" : s);
 
 /** The access-log entry of one finished (or aborted) response. */
-export function accessEntry(
-  listener: string,
-  req: IncomingMessage,
-  res: ServerResponse,
-  rec: RequestRecord,
-  startedMs: number,
-): LogEntry {
+export function accessEntry(listener: string, req: IncomingMessage, res: ServerResponse, rec: RequestRecord, startedMs: number): LogEntry {
   const entry: LogEntry = {
     time: new Date().toISOString(),
     level: "info",

@@ -63,5 +63,7 @@ export function countRows(s: CountsSnapshot): { class: string; status: string; c
       const [cls = "other", status = "0"] = k.split(" ");
       return { class: cls, status, count };
     })
-    .sort((a, b) => PATH_CLASSES.indexOf(a.class as PathClass) - PATH_CLASSES.indexOf(b.class as PathClass) || a.status.localeCompare(b.status));
+    .sort(
+      (a, b) => PATH_CLASSES.indexOf(a.class as PathClass) - PATH_CLASSES.indexOf(b.class as PathClass) || a.status.localeCompare(b.status),
+    );
 }

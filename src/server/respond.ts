@@ -104,12 +104,24 @@ export function rawHeader(req: IncomingMessage, lower: string): string | undefin
 
 /** Validators and caching: what a 200, 206, 304 and 412 of the file all carry. */
 const baseHeaders = (file: ServedFile) => [
-  "Accept-Ranges", "bytes", "Cache-Control", file.cacheControl, "ETag", file.etag, "Last-Modified", file.lastModified,
+  "Accept-Ranges",
+  "bytes",
+  "Cache-Control",
+  file.cacheControl,
+  "ETag",
+  file.etag,
+  "Last-Modified",
+  file.lastModified,
 ];
 
 /** What describes the body sent (HEAD: the body GET would send). */
 const entityHeaders = (file: ServedFile, length: number) => [
-  "Content-Type", file.contentType, "Content-Length", String(length), "X-Content-Type-Options", "nosniff",
+  "Content-Type",
+  file.contentType,
+  "Content-Length",
+  String(length),
+  "X-Content-Type-Options",
+  "nosniff",
 ];
 
 /** Status line, `headers`, then bytes `r` of the file (none for HEAD): one write from memory. */

@@ -66,7 +66,10 @@ function configPort(value: string | undefined): number | null {
 }
 
 /** Listen ports of the public listeners: options first, then the config; null = off. */
-export function publicPorts(config: Config, opts: Pick<StartOptions, "httpPort" | "httpsPort">): { http: number | null; https: number | null } {
+export function publicPorts(
+  config: Config,
+  opts: Pick<StartOptions, "httpPort" | "httpsPort">,
+): { http: number | null; https: number | null } {
   return {
     http: opts.httpPort !== undefined ? opts.httpPort : configPort(config.public_http_port),
     https: opts.httpsPort !== undefined ? opts.httpsPort : configPort(config.public_https_port),
@@ -118,7 +121,8 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
   const requests = new RequestCounts();
   const { http: httpPort, https: httpsPort } = publicPorts(config, opts);
   const tlsFiles = () => {
-    if (!config.tls_cert || !config.tls_key) throw new ConfigError(`Cannot serve HTTPS: tls_cert and tls_key must be set in ${config.path}`);
+    if (!config.tls_cert || !config.tls_key)
+      throw new ConfigError(`Cannot serve HTTPS: tls_cert and tls_key must be set in ${config.path}`);
     return readTlsMaterial(config.tls_cert, config.tls_key);
   };
 
@@ -141,7 +145,14 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
   const limits = (name: string) => ({ maxConnections, onConnectionLimit: onConnectionLimit(name) });
   const specs: ListenerSpec[] = [];
   if (httpPort !== null) {
-    specs.push({ name: "http", address, port: httpPort, handler: publicHandler("http", tree, watch, logger, accessLog, requests), onClientError: onClientError("http"), ...limits("http") });
+    specs.push({
+      name: "http",
+      address,
+      port: httpPort,
+      handler: publicHandler("http", tree, watch, logger, accessLog, requests),
+      onClientError: onClientError("http"),
+      ...limits("http"),
+    });
   }
   if (httpsPort !== null) {
     specs.push({

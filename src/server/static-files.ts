@@ -192,7 +192,14 @@ export class StaticTree {
    * its signature and the wait is not over. Either way, the signature's remembered copy is
    * re-checked at its next request, so it cannot be served older than this document.
    */
-  private holdWhileSignatureLags(req: IncomingMessage, res: ServerResponse, rec: RequestRecord, file: string, path: string, st: Stats): boolean {
+  private holdWhileSignatureLags(
+    req: IncomingMessage,
+    res: ServerResponse,
+    rec: RequestRecord,
+    file: string,
+    path: string,
+    st: Stats,
+  ): boolean {
     const sig = heldSignatureOf(file, path);
     if (sig === undefined) return false;
     const sigEntry = this.entries.get(sig);
@@ -268,7 +275,12 @@ export class StaticTree {
       if (this.realRoot === undefined || attempt === 1) this.realRoot = realpathSync.native(this.root);
       const prefix = this.realRoot.endsWith(sep) ? this.realRoot : this.realRoot + sep;
       if (real.startsWith(prefix)) {
-        return real.slice(prefix.length).split(sep).some((s) => s.startsWith(".")) ? undefined : real;
+        return real
+          .slice(prefix.length)
+          .split(sep)
+          .some((s) => s.startsWith("."))
+          ? undefined
+          : real;
       }
     }
     return undefined;

@@ -41,10 +41,21 @@ export async function ensureSelfSignedCertificate(certPath: string, keyPath: str
   const tmpKey = `${keyPath}.tmp-${process.pid}`;
   try {
     await run("openssl", [
-      "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "825",
-      "-subj", `/CN=${names[0].slice(0, 64)}`,
-      "-addext", `subjectAltName=${san}`,
-      "-keyout", tmpKey, "-out", tmpCert,
+      "req",
+      "-x509",
+      "-newkey",
+      "rsa:2048",
+      "-nodes",
+      "-days",
+      "825",
+      "-subj",
+      `/CN=${names[0].slice(0, 64)}`,
+      "-addext",
+      `subjectAltName=${san}`,
+      "-keyout",
+      tmpKey,
+      "-out",
+      tmpCert,
     ]);
     await chmod(tmpKey, 0o600);
     await rename(tmpKey, keyPath);
@@ -65,7 +76,9 @@ export async function readTlsMaterial(certPath: string, keyPath: string): Promis
       return await readFile(path);
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code ?? errorMessage(err);
-      throw new ConfigError(`Cannot read TLS ${what} ${path} (tls_${what === "certificate" ? "cert" : "key"}): ${code}`, "Exception", { cause: err });
+      throw new ConfigError(`Cannot read TLS ${what} ${path} (tls_${what === "certificate" ? "cert" : "key"}): ${code}`, "Exception", {
+        cause: err,
+      });
     }
   };
   return { cert: await read(certPath, "certificate"), key: await read(keyPath, "key") };

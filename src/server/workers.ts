@@ -72,7 +72,10 @@ export async function superviseWorkers(count: number, spec: WorkerSpec, logger: 
   // (its default, 128 KiB) gives them back to the kernel when the connections that used them
   // have gone (reclaim.ts). 16 KiB, to return small chunks too, cost 25 % more CPU per GB
   // sent. Ignored by other C libraries.
-  const env = { SI_SERVE_WORKER: JSON.stringify(spec), MALLOC_MMAP_THRESHOLD_: process.env.MALLOC_MMAP_THRESHOLD_ ?? String(MMAP_THRESHOLD) };
+  const env = {
+    SI_SERVE_WORKER: JSON.stringify(spec),
+    MALLOC_MMAP_THRESHOLD_: process.env.MALLOC_MMAP_THRESHOLD_ ?? String(MMAP_THRESHOLD),
+  };
   let stopping = false;
   let giveUp: (v: false) => void = () => undefined;
   const failed = new Promise<false>((resolve) => (giveUp = resolve));
@@ -97,7 +100,8 @@ export async function superviseWorkers(count: number, spec: WorkerSpec, logger: 
           if (Object.keys(urls).length === 0) urls = m.urls;
           // A stop sent before the worker listened for messages was lost: repeat it.
           if (stopping) worker.send({ si: "stop" } satisfies ToWorker);
-          else if (replacement) logger.log({ level: "info", event: "worker-ready", worker: worker.process.pid, msg: "Replacement worker serving" });
+          else if (replacement)
+            logger.log({ level: "info", event: "worker-ready", worker: worker.process.pid, msg: "Replacement worker serving" });
           resolve();
         } else if (m?.si === "counts") {
           counts.set(worker, m.counts);
@@ -114,10 +118,19 @@ export async function superviseWorkers(count: number, spec: WorkerSpec, logger: 
         counts.delete(worker);
         countWaiters.get(worker)?.();
         if (!ready) {
-          return reject(new SiError(failure ?? `Cannot start serve worker ${worker.process.pid}: it exited with ${signal ?? `status ${code}`}`));
+          return reject(
+            new SiError(failure ?? `Cannot start serve worker ${worker.process.pid}: it exited with ${signal ?? `status ${code}`}`),
+          );
         }
         if (stopping) return;
-        logger.log({ level: "error", event: "worker-exit", worker: worker.process.pid, code, signal, msg: "Serve worker died; starting another" });
+        logger.log({
+          level: "error",
+          event: "worker-exit",
+          worker: worker.process.pid,
+          code,
+          signal,
+          msg: "Serve worker died; starting another",
+        });
         const now = Date.now();
         crashes.push(now);
         while (crashes.length > 0 && crashes[0] < now - CRASH_WINDOW_MS) crashes.shift();
@@ -144,10 +157,13 @@ export async function superviseWorkers(count: number, spec: WorkerSpec, logger: 
 
   const stop = async (timeoutMs: number): Promise<boolean> => {
     stopping = true;
-    const exits = [...live].map((w) => new Promise<boolean>((resolve) => {
-      if (w.isDead()) return resolve(w.process.exitCode === 0);
-      w.once("exit", (code) => resolve(code === 0));
-    }));
+    const exits = [...live].map(
+      (w) =>
+        new Promise<boolean>((resolve) => {
+          if (w.isDead()) return resolve(w.process.exitCode === 0);
+          w.once("exit", (code) => resolve(code === 0));
+        }),
+    );
     send({ si: "stop" });
     // Workers cut their own connections after timeoutMs; this only catches a hung worker.
     const kill = setTimeout(() => {

@@ -21,7 +21,8 @@ export function shellAdmin(actx: AdminContext, inTurn: <T>(fn: () => Promise<T>)
   const api = {
     copyImage: (source: string, destination: string, device: string, opts: CopyOptions = {}) =>
       inTurn(() => copyImage(actx, { ...opts, source, destination, device })),
-    tagImage: (channel: string, device: string, version: number, tag: string) => inTurn(() => tagImage(actx, { channel, device, version, tag })),
+    tagImage: (channel: string, device: string, version: number, tag: string) =>
+      inTurn(() => tagImage(actx, { channel, device, version, tag })),
     setPhasedPercentage: (channel: string, device: string, version: number, percentage: number) =>
       inTurn(() => setPhased(actx, { channel, device, version, percentage })),
     cleanupTree: () => inTurn(() => cleanupTree(actx)),

@@ -31,7 +31,11 @@ export class LockingQueue extends OpQueue {
         if (!this.lock) {
           if (this.failure) throw this.failure;
           try {
-            this.lock = await acquireLock(this.statePath, { waitMs: this.waitMs, what: "run the shell's tree operations", onWait: this.onWait });
+            this.lock = await acquireLock(this.statePath, {
+              waitMs: this.waitMs,
+              what: "run the shell's tree operations",
+              onWait: this.onWait,
+            });
           } catch (err) {
             this.failure = err instanceof Error ? err : new Error(String(err));
             throw this.failure;

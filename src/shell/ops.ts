@@ -23,7 +23,7 @@ export const TREE_OPS: readonly OpHelp[] = [
   { call: "sync_alias(alias)", help: "rebuild one alias from its target" },
   { call: "sync_redirects(channel)", help: "refresh every redirect to CHANNEL" },
   { call: "cleanup_device_redirects(channel, device?)", help: "remove per-device redirects to CHANNEL" },
-  { call: "generate_index(magic)", help: "rebuild channels.json from the directories (magic: \"I know what I'm doing\")" },
+  { call: "generate_index(magic)", help: 'rebuild channels.json from the directories (magic: "I know what I\'m doing")' },
   { call: "publish_keyring(name)", help: "copy gpg_keyring_path/NAME.tar.xz (+ .asc) into gpg/" },
   { call: "create_device(channel, device, keyring_path?)", help: "add a device: directory and empty signed index.json" },
   { call: "create_per_device_channel_redirect(device, channel, target)", help: "CHANNEL's DEVICE follows TARGET's index" },
@@ -38,7 +38,10 @@ export const TREE_OPS: readonly OpHelp[] = [
 
 export const DEVICE_OPS: readonly OpHelp[] = [
   { call: "list_images()", help: "the images, oldest version first" },
-  { call: "create_image(type, version, description, paths, base?, bootme?, minversion?, version_detail?)", help: "add an image of files in the tree (each with its .asc)" },
+  {
+    call: "create_image(type, version, description, paths, base?, bootme?, minversion?, version_detail?)",
+    help: "add an image of files in the tree (each with its .asc)",
+  },
   { call: "create_images([{type, version, description, paths, base?, ...}])", help: "several images in one commit" },
   { call: "get_image(type, version, base?)", help: "one image" },
   { call: "remove_image(type, version, base?)", help: "remove one image" },
@@ -70,7 +73,7 @@ export function opsHelp(): string {
     "Tree operations (pub.*; every call returns a promise, which the shell awaits and prints):",
     ...table("pub.", TREE_OPS),
     "",
-    "Device operations (const d = await pub.get_device(\"devel\", \"mako\"); d.*):",
+    'Device operations (const d = await pub.get_device("devel", "mako"); d.*):',
     ...table("d.", DEVICE_OPS),
     "",
     "Admin commands (admin.*; they take the global lock themselves):",

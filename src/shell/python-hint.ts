@@ -8,7 +8,11 @@
 
 /** `a` → `const a`; `a, b` or `(a, b)` → `const [a, b]` (tuple unpacking). */
 function loopTarget(target: string): string | undefined {
-  const names = target.replace(/^\((.*)\)$/, "$1").split(",").map((s) => s.trim()).filter(Boolean);
+  const names = target
+    .replace(/^\((.*)\)$/, "$1")
+    .split(",")
+    .map((s) => s.trim())
+    .filter(Boolean);
   if (names.length === 0 || !names.every((n) => /^[A-Za-z_$][\w$]*$/.test(n))) return undefined;
   return names.length === 1 ? `const ${names[0]}` : `const [${names.join(", ")}]`;
 }
@@ -55,14 +59,20 @@ function statement(src: string): string {
 
 /** A `for ... in ...:` loop (one line, or a header with an indented body) as JavaScript. */
 function forLoop(code: string): string | undefined {
-  const lines = code.replace(/\r/g, "").split("\n").filter((l) => l.trim() !== "");
+  const lines = code
+    .replace(/\r/g, "")
+    .split("\n")
+    .filter((l) => l.trim() !== "");
   const head = /^(\s*)for\s+(.+?)\s+in\s+(.+?)\s*:\s*(.*)$/.exec(lines[0] ?? "");
   if (!head) return undefined;
   const target = loopTarget(head[2]);
   if (!target) return undefined;
   const indent = head[1].length;
   const body = head[4] ? head[4].split(/;\s*/) : lines.slice(1).filter((l) => l.length - l.trimStart().length > indent);
-  const statements = body.map((b) => b.trim()).filter(Boolean).map(statement);
+  const statements = body
+    .map((b) => b.trim())
+    .filter(Boolean)
+    .map(statement);
   const loop = `for (${target} of ${iterable(head[3])})`;
   if (statements.length === 0) return `${loop} { ... }`;
   return statements.length === 1 ? `${loop} ${statements[0]}` : `${loop} { ${statements.join(" ")} }`;

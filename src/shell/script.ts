@@ -24,8 +24,22 @@ const FILENAME = "si-shell";
 function sandbox(session: ShellSession): vm.Context {
   const g = globalThis as Record<string, unknown>;
   const names = [
-    "console", "process", "Buffer", "URL", "URLSearchParams", "TextEncoder", "TextDecoder", "fetch", "structuredClone",
-    "setTimeout", "clearTimeout", "setInterval", "clearInterval", "setImmediate", "clearImmediate", "queueMicrotask",
+    "console",
+    "process",
+    "Buffer",
+    "URL",
+    "URLSearchParams",
+    "TextEncoder",
+    "TextDecoder",
+    "fetch",
+    "structuredClone",
+    "setTimeout",
+    "clearTimeout",
+    "setInterval",
+    "clearInterval",
+    "setImmediate",
+    "clearImmediate",
+    "queueMicrotask",
   ];
   const ctx: Record<string, unknown> = { pub: session.pub, conf: session.conf, admin: session.admin };
   for (const n of names) ctx[n] = g[n];

@@ -95,7 +95,10 @@ export class ShellSession {
     this.queue = new LockingQueue(config.state_path, opts.lockWaitMs, opts.onLockWait);
     this.tree = openTree(config, opts.signer, { queue: this.queue });
     this.pub = this.track(this.tree, "pub");
-    this.admin = this.track(shellAdmin({ config, log: opts.log, lockWaitMs: opts.lockWaitMs, signer: opts.signer }, (fn) => this.queue.runUnlocked(fn)), "admin");
+    this.admin = this.track(
+      shellAdmin({ config, log: opts.log, lockWaitMs: opts.lockWaitMs, signer: opts.signer }, (fn) => this.queue.runUnlocked(fn)),
+      "admin",
+    );
     process.on("unhandledRejection", this.onRejection);
     process.on("rejectionHandled", this.onHandled);
   }

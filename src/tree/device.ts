@@ -125,7 +125,9 @@ export class Device {
     versionDetail?: string | null,
   ): Promise<true> {
     const o: CreateImageOptions =
-      typeof baseOrOptions === "object" && baseOrOptions !== null ? baseOrOptions : { base: baseOrOptions, bootme, minversion, versionDetail };
+      typeof baseOrOptions === "object" && baseOrOptions !== null
+        ? baseOrOptions
+        : { base: baseOrOptions, bootme, minversion, versionDetail };
     const args = toArgs({ ...o, type, version, description, paths });
     return this.runner.txn("create_image", [type, version, description, paths, o], async (t) => {
       checkSpec({ ...o, type, version, description, paths }, this.pub_path, this.indexpath);
@@ -161,7 +163,13 @@ export class Device {
   }
 
   /** Sets `description` and one `description_<lang>` per translation. */
-  setDescription(type: string, version: number, description: string, translations: Record<string, string> = {}, base?: number | null): Promise<true> {
+  setDescription(
+    type: string,
+    version: number,
+    description: string,
+    translations: Record<string, string> = {},
+    base?: number | null,
+  ): Promise<true> {
     return this.runner.txn("set_description", [type, version, description, translations, base], async (t) => {
       const what = `Cannot set the description of ${type} image ${String(version)} in ${this.indexpath}`;
       checkText(what, "description", description);

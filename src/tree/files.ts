@@ -33,7 +33,8 @@ export async function listExisting(root: string): Promise<Existing> {
       if (e.isDirectory()) {
         dirCount++;
         walkInto.push(p);
-      } else if (e.isSymbolicLink() && isDir(p)) dirCount++; // listed, never followed
+      } else if (e.isSymbolicLink() && isDir(p))
+        dirCount++; // listed, never followed
       else files.push(p);
     }
     // The published keyrings in gpg/ are not named by any document (§7.4).

@@ -141,11 +141,16 @@ async function aliasVersionFile(
     const ini = await readVersionIni(vpath, { codec: t.ctx.codec }).catch(() => null);
     if (ini?.channel === spec.channel && ini.channel_target === spec.channelTarget) return { ...(await hashFile(vpath)), built: false };
   }
-  const w = await writeVersionTarball(vpath, t.ctx.config, { ...spec, now: t.ctx.clock() }, {
-    signer: t.ctx.signer,
-    codec: t.ctx.codec,
-    install: false,
-  });
+  const w = await writeVersionTarball(
+    vpath,
+    t.ctx.config,
+    { ...spec, now: t.ctx.clock() },
+    {
+      signer: t.ctx.signer,
+      codec: t.ctx.codec,
+      install: false,
+    },
+  );
   t.stage({ path: vpath, tmp: w.tmp!, sigTmp: w.sigTmp!, sha256: w.sha256, size: w.size });
   return { sha256: w.sha256, size: w.size, built: true };
 }
@@ -221,6 +226,10 @@ export async function opSetDeviceKeyring(t: Txn, channel: string, device: string
   if (!exists(abspath)) throw new TreeError(`Specified GPG keyring doesn't exists: ${abspath}`, "Exception");
   if (!exists(`${abspath}.asc`)) throw new TreeError(`The GPG keyring signature doesn't exists: ${abspath}.asc`, "Exception");
   const bad = urlPathProblem(url);
-  if (bad) throw new TreeError(`Cannot use ${abspath} as the keyring of ${channel}/${device}: its URL path ${url} is unusable, ${bad}`, "ValueError");
+  if (bad)
+    throw new TreeError(
+      `Cannot use ${abspath} as the keyring of ${channel}/${device}: its URL path ${url} is unusable, ${bad}`,
+      "ValueError",
+    );
   ch.setDeviceKeyring(doc, channel, device, url);
 }

@@ -35,7 +35,8 @@ export interface ExpandedPath {
  * `/`, and join. `relpath` is not normalised, callers refuse `//`, `.` and `..` segments.
  */
 export function expandPath(path: string, base: string): ExpandedPath {
-  if (typeof path !== "string" || path === "") throw new TreeError(`Cannot use path ${JSON.stringify(path)}: not a file path`, "ValueError");
+  if (typeof path !== "string" || path === "")
+    throw new TreeError(`Cannot use path ${JSON.stringify(path)}: not a file path`, "ValueError");
   let p = path;
   for (const prefix of new Set([base, safeRealpath(base)])) {
     if (p === prefix || p.startsWith(prefix + "/")) {

@@ -45,7 +45,9 @@ export type VersionConfig = Pick<Config, "public_fqdn" | "public_http_port" | "p
 
 /** channel.ini input from the config; the three public_* keys are required (§4.3). */
 export function iniInput(config: VersionConfig, spec: VersionTarballSpec): ChannelIniInput {
-  const missing = (["public_fqdn", "public_http_port", "public_https_port"] as const).filter((k) => config[k] === undefined || config[k] === "");
+  const missing = (["public_fqdn", "public_http_port", "public_https_port"] as const).filter(
+    (k) => config[k] === undefined || config[k] === "",
+  );
   if (missing.length) {
     throw new TreeError(
       `Cannot write the version tarball of ${spec.channel}/${spec.device} version ${spec.version}: ${missing.join(", ")} not set in [global] of ${config.path ?? "the config"}`,
@@ -84,9 +86,14 @@ export function checkIniInput(ini: ChannelIniInput, where: string): void {
   ];
   for (const [key, v] of values) {
     const m = /[\x00-\x1f\x7f-\x9f\u2028\u2029]/.exec(String(v));
-    if (m) throw new TreeError(`Cannot write ${where}: the channel.ini value of ${key} has the control character ${shown(m[0])}: ${shown(String(v))}`, "ValueError");
+    if (m)
+      throw new TreeError(
+        `Cannot write ${where}: the channel.ini value of ${key} has the control character ${shown(m[0])}: ${shown(String(v))}`,
+        "ValueError",
+      );
   }
-  if (String(ini.versionDetail ?? "").length > MAX_TEXT) throw new TreeError(`Cannot write ${where}: version_detail is longer than ${MAX_TEXT} characters`, "ValueError");
+  if (String(ini.versionDetail ?? "").length > MAX_TEXT)
+    throw new TreeError(`Cannot write ${where}: version_detail is longer than ${MAX_TEXT} characters`, "ValueError");
 }
 
 function header(m: VersionMember, mtime: number): TarHeader {
@@ -210,7 +217,8 @@ export async function writeVersionSidecar(
 ): Promise<string> {
   const path = sidecarPath(tarPath);
   const bad = textProblem(info.versionDetail ?? "");
-  if (bad) throw new TreeError(`Cannot write ${path} (${info.channel}/${info.device}): version_detail ${bad.replace(/^it /, "")}`, "ValueError");
+  if (bad)
+    throw new TreeError(`Cannot write ${path} (${info.channel}/${info.device}): version_detail ${bad.replace(/^it /, "")}`, "ValueError");
   await writeSignedFile(path, dumpPyJson(versionSidecar(info)), signer);
   return path;
 }

@@ -50,7 +50,12 @@ export function checkLatestLines(index: IndexDoc, device: string): string[] {
  * Fetches `<server>/<channel>/<device>/index.json` (plain concatenation, like the reference).
  * `dispatcher`: an undici Agent, e.g. one trusting an extra CA (`si check-latest --ca`).
  */
-export async function fetchDeviceIndex(server: string, channel: string, device: string, opts: { dispatcher?: Dispatcher } = {}): Promise<IndexDoc> {
+export async function fetchDeviceIndex(
+  server: string,
+  channel: string,
+  device: string,
+  opts: { dispatcher?: Dispatcher } = {},
+): Promise<IndexDoc> {
   const url = `${server}/${channel}/${device}/index.json`;
   let res: Awaited<ReturnType<typeof fetch>>;
   try {

@@ -126,10 +126,7 @@ export interface Choice {
  * admits the device's phase (0 = pulled). `channel` is the alias of the channel, else the
  * device's channel_target (null → the literal "None" in the seed).
  */
-export function choosePath(
-  candidates: Image[][],
-  opts: { channel: string | null; machineId: string; phaseOverride?: number },
-): Choice {
+export function choosePath(candidates: Image[][], opts: { channel: string | null; machineId: string; phaseOverride?: number }): Choice {
   if (candidates.length === 0) return { winner: [], ranked: [], phase: opts.phaseOverride ?? 0 };
   const scores = weightedScores(candidates);
   const ranked = candidates.map((path, i) => ({ score: scores[i], i, path })).sort((a, b) => a.score - b.score || a.i - b.i);

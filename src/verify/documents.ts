@@ -33,7 +33,8 @@ export function pathProblem(path: unknown, field: string): string | null {
   if (typeof path !== "string" || path === "") return `${field} is not a path`;
   if (/^https?:\/\//.test(path)) return null;
   if (path.startsWith("//")) return `${field} ${path} starts with "//": urljoin turns it into a host name`;
-  if (!path.startsWith("/")) return `${field} ${path} is relative: other flashing tools concatenate it to the server URL, so start it with "/"`;
+  if (!path.startsWith("/"))
+    return `${field} ${path} is relative: other flashing tools concatenate it to the server URL, so start it with "/"`;
   if (path.split("/").some((s) => s === "..")) return `${field} ${path} contains ".."`;
   return null;
 }
@@ -45,16 +46,24 @@ export function checkChannels(text: string): { doc?: ChannelsDoc; findings: Find
   if (!isObject(value)) return { findings: [...findings, { error: true, message: "is not a JSON object" }] };
   const doc: ChannelsDoc = {};
   for (const [name, ch] of Object.entries(value)) {
-    if (["keys", "get", "update"].includes(name)) findings.push({ error: false, message: `channel name "${name}" shadows a method of the client's Bag class` });
+    if (["keys", "get", "update"].includes(name))
+      findings.push({ error: false, message: `channel name "${name}" shadows a method of the client's Bag class` });
     if (!isObject(ch) || !isObject(ch.devices)) {
-      findings.push({ error: true, message: `channel "${name}" has no "devices" object: the client fails with KeyError for every channel and device` });
+      findings.push({
+        error: true,
+        message: `channel "${name}" has no "devices" object: the client fails with KeyError for every channel and device`,
+      });
       continue;
     }
     if (ch.hidden !== undefined && ch.hidden !== null && typeof ch.hidden !== "boolean") {
-      findings.push({ error: true, message: `channel "${name}": "hidden" is ${JSON.stringify(ch.hidden)}, not a boolean (the client asserts)` });
+      findings.push({
+        error: true,
+        message: `channel "${name}": "hidden" is ${JSON.stringify(ch.hidden)}, not a boolean (the client asserts)`,
+      });
     }
     for (const k of ["alias", "redirect"] as const) {
-      if (ch[k] !== undefined && typeof ch[k] !== "string") findings.push({ error: true, message: `channel "${name}": "${k}" is not a string` });
+      if (ch[k] !== undefined && typeof ch[k] !== "string")
+        findings.push({ error: true, message: `channel "${name}": "${k}" is not a string` });
     }
     const devices: ChannelsDoc[string]["devices"] = {};
     for (const [dev, entry] of Object.entries(ch.devices)) {
@@ -83,11 +92,12 @@ export function checkChannels(text: string): { doc?: ChannelsDoc; findings: Find
   return { doc, findings };
 }
 
-const GENERATED_AT = /^(Mon|Tue|Wed|Thu|Fri|Sat|Sun) (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) (\d{2}) (\d{2}):(\d{2}):(\d{2}) UTC (\d{4})$/;
+const GENERATED_AT =
+  /^(Mon|Tue|Wed|Thu|Fri|Sat|Sun) (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) (\d{2}) (\d{2}):(\d{2}):(\d{2}) UTC (\d{4})$/;
 
 /** `Sun Nov 29 05:43:07 UTC 2026`, what the client's strptime accepts and the reference writes. */
 export function generatedAtProblem(v: unknown): string | null {
-  if (typeof v !== "string") return 'global.generated_at is missing (the client needs it)';
+  if (typeof v !== "string") return "global.generated_at is missing (the client needs it)";
   const m = GENERATED_AT.exec(v);
   const bad = `global.generated_at "${v}" is not like "Sun Nov 29 05:43:07 UTC 2026" (English names, the word UTC): the client crashes`;
   if (!m) return bad;
@@ -112,9 +122,13 @@ function checkFile(f: unknown, where: string, out: Finding[]): f is FileEntry {
     });
   }
   if (typeof f.path === "string" && f.signature !== `${f.path}.asc`) {
-    out.push({ error: true, message: `${where} signature ${JSON.stringify(f.signature)} is not path + ".asc" (the recovery runs gpg --verify ${basename(f.path)}.asc)` });
+    out.push({
+      error: true,
+      message: `${where} signature ${JSON.stringify(f.signature)} is not path + ".asc" (the recovery runs gpg --verify ${basename(f.path)}.asc)`,
+    });
   }
-  if (typeof f.checksum !== "string" || !/^[0-9a-f]{64}$/.test(f.checksum)) out.push({ error: true, message: `${where} checksum ${JSON.stringify(f.checksum)} is not a lowercase SHA-256 hex` });
+  if (typeof f.checksum !== "string" || !/^[0-9a-f]{64}$/.test(f.checksum))
+    out.push({ error: true, message: `${where} checksum ${JSON.stringify(f.checksum)} is not a lowercase SHA-256 hex` });
   if (!isInt(f.size) || f.size < 0) out.push({ error: true, message: `${where} size ${JSON.stringify(f.size)} is not a byte count` });
   if (!isInt(f.order)) out.push({ error: true, message: `${where} order ${JSON.stringify(f.order)} is not an integer` });
   return out.length === before;
@@ -128,13 +142,20 @@ function checkImage(img: unknown, i: number, out: Finding[]): img is Image {
   }
   const before = out.length;
   const v16 = (v: unknown) => isInt(v) && v >= 1 && v <= 65535;
-  if (img.type !== "full" && img.type !== "delta") out.push({ error: true, message: `${where} type ${JSON.stringify(img.type)} is neither "full" nor "delta" (the client asserts)` });
-  if (!v16(img.version)) out.push({ error: true, message: `${where} version ${JSON.stringify(img.version)} is not an integer 1..65535 (client: 16 bit unsigned version numbers only)` });
-  if (img.type === "delta" && !v16(img.base)) out.push({ error: true, message: `${where} (delta) base ${JSON.stringify(img.base)} is not an integer 1..65535` });
+  if (img.type !== "full" && img.type !== "delta")
+    out.push({ error: true, message: `${where} type ${JSON.stringify(img.type)} is neither "full" nor "delta" (the client asserts)` });
+  if (!v16(img.version))
+    out.push({
+      error: true,
+      message: `${where} version ${JSON.stringify(img.version)} is not an integer 1..65535 (client: 16 bit unsigned version numbers only)`,
+    });
+  if (img.type === "delta" && !v16(img.base))
+    out.push({ error: true, message: `${where} (delta) base ${JSON.stringify(img.base)} is not an integer 1..65535` });
   if (img.minversion !== undefined && !isInt(img.minversion)) out.push({ error: true, message: `${where} minversion is not an integer` });
   if (img.bootme !== undefined && typeof img.bootme !== "boolean") out.push({ error: true, message: `${where} bootme is not a boolean` });
   const pct = img["phased-percentage"];
-  if (pct !== undefined && !(isInt(pct) && pct >= 0 && pct <= 100)) out.push({ error: true, message: `${where} phased-percentage ${JSON.stringify(pct)} is not an integer 0..100` });
+  if (pct !== undefined && !(isInt(pct) && pct >= 0 && pct <= 100))
+    out.push({ error: true, message: `${where} phased-percentage ${JSON.stringify(pct)} is not an integer 0..100` });
   const files = img.files ?? [];
   if (!Array.isArray(files)) out.push({ error: true, message: `${where} files is not a list` });
   else files.forEach((f, j) => checkFile(f, `${where} (version ${String(img.version)}) file #${j}`, out));
@@ -159,7 +180,9 @@ export function basenameClashes(images: Image[]): string[] {
         for (const f of img.files) {
           const other = seen.get(basename(f.path));
           if (other !== undefined && other !== f.path) {
-            out.add(`${other} and ${f.path} share the basename ${basename(f.path)} along upgrade path ${pathLabel(path)} (client: DuplicateDestinationError)`);
+            out.add(
+              `${other} and ${f.path} share the basename ${basename(f.path)} along upgrade path ${pathLabel(path)} (client: DuplicateDestinationError)`,
+            );
           }
           seen.set(basename(f.path), f.path);
         }

@@ -76,17 +76,23 @@ export async function inspectKeyring(path: string, expectedType: string, opts: {
     }
     const m = out.meta;
     if (m) {
-      if (m.type !== expectedType) out.defects.push(`keyring.json type is ${JSON.stringify(m.type)}, not "${expectedType}" (client: keyring type mismatch)`);
+      if (m.type !== expectedType)
+        out.defects.push(`keyring.json type is ${JSON.stringify(m.type)}, not "${expectedType}" (client: keyring type mismatch)`);
       if (m.expiry !== undefined && (typeof m.expiry !== "number" || !Number.isFinite(m.expiry))) {
         out.defects.push(`keyring.json expiry ${JSON.stringify(m.expiry)} is not a number (the client compares it numerically)`);
       }
-      if (m.model !== undefined && m.model !== null && typeof m.model !== "string") out.defects.push(`keyring.json model ${JSON.stringify(m.model)} is not a string`);
+      if (m.model !== undefined && m.model !== null && typeof m.model !== "string")
+        out.defects.push(`keyring.json model ${JSON.stringify(m.model)} is not a string`);
       if (opts.model !== undefined && typeof m.model === "string" && m.model !== opts.model) {
-        out.defects.push(`keyring.json model is "${m.model}" but the keyring is for device "${opts.model}" (client: keyring model mismatch)`);
+        out.defects.push(
+          `keyring.json model is "${m.model}" but the keyring is for device "${opts.model}" (client: keyring model mismatch)`,
+        );
       }
       // The recovery's own parser (system-image-upgrader install_keyring).
-      if (!/^ {4}"type": /m.test(text)) out.defects.push('keyring.json has no line starting with 4 spaces and "type": the recovery rejects it ("Missing keyring type")');
-      if (typeof m.expiry === "number" && !/^ {4}"expiry": /m.test(text)) out.defects.push("keyring.json hides its expiry from the recovery (no 4-space \"expiry\" line)");
+      if (!/^ {4}"type": /m.test(text))
+        out.defects.push('keyring.json has no line starting with 4 spaces and "type": the recovery rejects it ("Missing keyring type")');
+      if (typeof m.expiry === "number" && !/^ {4}"expiry": /m.test(text))
+        out.defects.push('keyring.json hides its expiry from the recovery (no 4-space "expiry" line)');
     }
   }
   const gpg = members.get("keyring.gpg");

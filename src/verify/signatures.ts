@@ -62,7 +62,10 @@ export class SignatureChecker {
     const hashing = new HashingStream();
     const source = createReadStream(data);
     try {
-      await verifyDetached(cached ? source : source.pipe(hashing), armored, trust.keys, { blacklist: trust.blacklist, what: basename(data) });
+      await verifyDetached(cached ? source : source.pipe(hashing), armored, trust.keys, {
+        blacklist: trust.blacklist,
+        what: basename(data),
+      });
       if (!cached && hashing.finished) this.digests.set(data, Promise.resolve({ sha256: hashing.sha256, size: hashing.bytes }));
       return true;
     } catch (err) {

@@ -72,9 +72,13 @@ export async function loadChain(c: KeyringCheck, publish: string, keyringPath: s
   if (existsSync(secretRoot)) {
     rootKeys = await checkKeyring(c, secretRoot, null, "archive-master", null);
   } else {
-    c.rep.warning(gpg("archive-master"), `the trust root ${secretRoot} is absent: trusting the published archive-master instead, which cannot vouch for itself`);
+    c.rep.warning(
+      gpg("archive-master"),
+      `the trust root ${secretRoot} is absent: trusting the published archive-master instead, which cannot vouch for itself`,
+    );
     rootKeys = existsSync(gpg("archive-master")) ? (await inspectKeyring(gpg("archive-master"), "archive-master")).keys : null;
-    if (!rootKeys) c.rep.error(gpg("archive-master"), `no trust root: neither ${secretRoot} nor a readable published archive-master exists`);
+    if (!rootKeys)
+      c.rep.error(gpg("archive-master"), `no trust root: neither ${secretRoot} nor a readable published archive-master exists`);
   }
   const root = trust("archive-master", rootKeys, none);
 
@@ -88,8 +92,20 @@ export async function loadChain(c: KeyringCheck, publish: string, keyringPath: s
   };
 
   const pubRoot = await published("archive-master", root, false);
-  if (!existsSync(gpg("archive-master"))) c.rep.warning(gpg("archive-master"), "missing: the reference publishes the archive-master keyring (clients never fetch it)");
-  else if (pubRoot && rootKeys && pubRoot.map((k) => k.fingerprint).sort().join() !== rootKeys.map((k) => k.fingerprint).sort().join()) {
+  if (!existsSync(gpg("archive-master")))
+    c.rep.warning(gpg("archive-master"), "missing: the reference publishes the archive-master keyring (clients never fetch it)");
+  else if (
+    pubRoot &&
+    rootKeys &&
+    pubRoot
+      .map((k) => k.fingerprint)
+      .sort()
+      .join() !==
+      rootKeys
+        .map((k) => k.fingerprint)
+        .sort()
+        .join()
+  ) {
     c.rep.warning(gpg("archive-master"), `holds other keys than the trust root ${secretRoot}`);
   }
   // The client fetches image-master and the blacklist without subtracting any blacklist.
@@ -107,7 +123,12 @@ export async function loadChain(c: KeyringCheck, publish: string, keyringPath: s
  * model equal to the device when set, signed by image-signing minus the blacklist. Returns
  * the keys each channel/device may also sign its index and files with ("channel\ndevice").
  */
-export async function checkDeviceKeyrings(c: KeyringCheck, root: string, channels: ChannelsDoc, chain: Chain): Promise<Map<string, Trust | null>> {
+export async function checkDeviceKeyrings(
+  c: KeyringCheck,
+  root: string,
+  channels: ChannelsDoc,
+  chain: Chain,
+): Promise<Map<string, Trust | null>> {
   const out = new Map<string, Trust | null>();
   const done = new Map<string, PublicKeyInfo[] | null>();
   for (const [ch, entry] of Object.entries(channels)) {

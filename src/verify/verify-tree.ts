@@ -117,7 +117,11 @@ async function checkIndexes(c: KeyringCheck, root: string, chain: Chain, docs: D
       const [a, b] = await Promise.all([readFile(file), readFile(conventional)]);
       // A warning: a commit interrupted before its channels.json leaves exactly this, and the
       // next commit of that device puts them level again.
-      if (!a.equals(b)) c.rep.warning(conventional, `differs from ${c.rep.name(file)}, which channels.json names: installers and devices see different images until the next commit`);
+      if (!a.equals(b))
+        c.rep.warning(
+          conventional,
+          `differs from ${c.rep.name(file)}, which channels.json names: installers and devices see different images until the next commit`,
+        );
     }
     for (const f of doc.images.flatMap((img) => img.files)) {
       const abs = local(root, f.path);

@@ -27,7 +27,14 @@ async function promotionTree(): Promise<AdminFixture> {
   await poolTarball(fx, "pool/ubports-aaaa.tar.xz", { "system/etc/os-release": "NAME=UT 1\n", "system/bin/tool": "v1\n" });
   await poolTarball(fx, "pool/device-dddd.tar.xz", { "system/vendor/blob": "blob\n" });
   await poolTarball(fx, "pool/keyring-kkkk.tar.xz", { "archive-master.tar.xz": "keys\n" });
-  await publishFull(fx, "devel", "mako", 1, ["pool/ubports-aaaa.tar.xz", "pool/device-dddd.tar.xz", "pool/keyring-kkkk.tar.xz"], DEVEL_DETAIL);
+  await publishFull(
+    fx,
+    "devel",
+    "mako",
+    1,
+    ["pool/ubports-aaaa.tar.xz", "pool/device-dddd.tar.xz", "pool/keyring-kkkk.tar.xz"],
+    DEVEL_DETAIL,
+  );
   return fx;
 }
 
@@ -68,10 +75,25 @@ describe("copy-image", () => {
   it("makes deltas from the destination's latest full image on the next copy, and they apply", async () => {
     const fx = await promotionTree();
     fx.ok("copy-image", "devel", "rc", "mako");
-    await poolTarball(fx, "pool/ubports-bbbb.tar.xz", { "system/etc/os-release": "NAME=UT 2\n", "system/bin/tool": "v2\n", "system/bin/new": "n\n" });
-    await publishFull(fx, "devel", "mako", 2, ["pool/ubports-bbbb.tar.xz", "pool/device-dddd.tar.xz", "pool/keyring-kkkk.tar.xz"], DEVEL_DETAIL);
+    await poolTarball(fx, "pool/ubports-bbbb.tar.xz", {
+      "system/etc/os-release": "NAME=UT 2\n",
+      "system/bin/tool": "v2\n",
+      "system/bin/new": "n\n",
+    });
+    await publishFull(
+      fx,
+      "devel",
+      "mako",
+      2,
+      ["pool/ubports-bbbb.tar.xz", "pool/device-dddd.tar.xz", "pool/keyring-kkkk.tar.xz"],
+      DEVEL_DETAIL,
+    );
 
-    const json = JSON.parse(fx.ok("copy-image", "devel", "rc", "mako", "--json")) as { version: number; deltas: { base: number; files: string[] }[]; source: { version: number } };
+    const json = JSON.parse(fx.ok("copy-image", "devel", "rc", "mako", "--json")) as {
+      version: number;
+      deltas: { base: number; files: string[] }[];
+      source: { version: number };
+    };
     expect(json).toMatchObject({ version: 2, source: { version: 2 } });
     // Unchanged device tarball left out; the keyring always ships; the rootfs is diffed.
     expect(json.deltas).toEqual([
@@ -86,12 +108,18 @@ describe("copy-image", () => {
     expect(images[2].files.map((f) => f.order)).toEqual([0, 1, 2]);
     expect(images.every((i) => i["phased-percentage"] === undefined)).toBe(true);
     const p = (rel: string) => join(fx.pub, rel);
-    expect(applyCheck(p("pool/ubports-aaaa.tar.xz"), p("pool/ubports-bbbb.tar.xz"), p("pool/ubports-bbbb.delta-ubports-aaaa.tar.xz"))).toEqual([]);
+    expect(
+      applyCheck(p("pool/ubports-aaaa.tar.xz"), p("pool/ubports-bbbb.tar.xz"), p("pool/ubports-bbbb.delta-ubports-aaaa.tar.xz")),
+    ).toEqual([]);
     verifyTree(fx.pub);
 
     // -r/-o pick the source; -k keeps its number (below the latest: no phasing allowed).
     fx.ok("copy-image", "devel", "rc", "mako", "-r", "2", "-o", "1");
-    expect(readIndex(fx, "rc", "mako").images.filter((i) => i.type === "full").map((i) => i.version)).toEqual([1, 2, 3]);
+    expect(
+      readIndex(fx, "rc", "mako")
+        .images.filter((i) => i.type === "full")
+        .map((i) => i.version),
+    ).toEqual([1, 2, 3]);
   });
 
   it("refuses in the reference's order, with its messages, and changes nothing", async () => {
@@ -180,7 +208,9 @@ describe("copy-image", () => {
       expect(r.stdout).toContain("I: push notification sent");
       expect(seen).toHaveLength(1);
       expect(seen[0]).toMatchObject({ method: "POST", url: "/broadcast", type: "application/json" });
-      const m = /^\{"channel": "system", "expire_on": "(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)Z", "data": \{"rc\/mako": \[1, ""\]\}\}$/.exec(seen[0].body);
+      const m = /^\{"channel": "system", "expire_on": "(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)Z", "data": \{"rc\/mako": \[1, ""\]\}\}$/.exec(
+        seen[0].body,
+      );
       expect(m, seen[0].body).not.toBeNull();
       const expires = Date.parse(`${m![1]}Z`);
       expect(expires).toBeGreaterThanOrEqual(Math.floor(t0 / 1000) * 1000 + 86_400_000);

@@ -45,9 +45,13 @@ export async function poolTarball(fx: AdminFixture, rel: string, files: Record<s
     mkdirSync(dirname(join(src, p)), { recursive: true });
     writeFileSync(join(src, p), content);
   }
-  const tar = execFileSync("tar", ["--format=gnu", "--sort=name", "--owner=0", "--group=0", "--mtime=@1600000000", "-C", src, "-cf", "-", "."], {
-    maxBuffer: 1 << 26,
-  });
+  const tar = execFileSync(
+    "tar",
+    ["--format=gnu", "--sort=name", "--owner=0", "--group=0", "--mtime=@1600000000", "-C", src, "-cf", "-", "."],
+    {
+      maxBuffer: 1 << 26,
+    },
+  );
   const path = join(fx.pub, rel);
   mkdirSync(dirname(path), { recursive: true });
   writeFileSync(path, execFileSync("xz", ["-1", "-c"], { input: tar }));
@@ -59,7 +63,14 @@ export async function poolTarball(fx: AdminFixture, rel: string, files: Record<s
  * A full image `version` of channel/device as import-images would have made it: `paths`
  * (relative to the tree), then a version tarball whose sidecar holds `detail` + `,version=N`.
  */
-export async function publishFull(fx: AdminFixture, channel: string, device: string, version: number, paths: string[], detail: string[]): Promise<string> {
+export async function publishFull(
+  fx: AdminFixture,
+  channel: string,
+  device: string,
+  version: number,
+  paths: string[],
+  detail: string[],
+): Promise<string> {
   const gctx = makeGeneratorContext(fx.config, { signer: fx.signer });
   const env = {
     channel_name: channel,

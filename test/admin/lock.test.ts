@@ -70,7 +70,10 @@ describe("the global lock", () => {
       [["set-phased-percentage", "devel", "mako", "1", "5", "--lock-timeout", "1"], busy("set the phased percentage")],
       [["re-sign-indexes", "--lock-timeout", "1"], busy("re-sign the indexes")],
       [["channel", "create", "x", "--lock-timeout", "1"], busy("create channel x")],
-      [["shell", "--lock-timeout", "1", "-e", 'pub.create_channel("x")'], `si: error: pub.create_channel('x'): ${busy("run the shell's tree operations").slice("si: error: ".length)}`],
+      [
+        ["shell", "--lock-timeout", "1", "-e", 'pub.create_channel("x")'],
+        `si: error: pub.create_channel('x'): ${busy("run the shell's tree operations").slice("si: error: ".length)}`,
+      ],
     ];
     for (const [args, message] of cases) {
       const r = fx.inst.si(...args);
@@ -87,7 +90,9 @@ describe("the global lock", () => {
     expect(fingerprint(fx.pub)).toEqual(before);
 
     // A waiting command goes ahead as soon as the holder is gone.
-    const child = spawn(process.execPath, [join(REPO, "bin/si.js"), "--config", fx.inst.config, "copy-image", "devel", "rc", "mako"], { cwd: REPO });
+    const child = spawn(process.execPath, [join(REPO, "bin/si.js"), "--config", fx.inst.config, "copy-image", "devel", "rc", "mako"], {
+      cwd: REPO,
+    });
     let stdout = "";
     child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
     await stderrShows(child, "W: waiting up to 60 s for the global lock");

@@ -24,7 +24,9 @@ describe("set-phased-percentage", () => {
     fx.ok("channel", "create", "pd");
     fx.ok("device", "redirect", "pd", "mako", "rc");
 
-    expect(fx.ok("set-phased-percentage", "rc", "mako", "2", "15")).toBe("I: set phased percentage of rc/mako version 2 to 15% (was 100%)\n");
+    expect(fx.ok("set-phased-percentage", "rc", "mako", "2", "15")).toBe(
+      "I: set phased percentage of rc/mako version 2 to 15% (was 100%)\n",
+    );
     const phased = (c: string) => readIndex(fx, c, "mako").images.map((i) => [i.type, i.version, i["phased-percentage"] ?? 100]);
     expect(phased("rc")).toEqual([
       ["full", 1, 100],
@@ -32,7 +34,13 @@ describe("set-phased-percentage", () => {
       ["delta", 2, 15],
     ]);
     expect(phased("stable")).toEqual(phased("rc"));
-    expect(JSON.parse(fx.ok("set-phased-percentage", "rc", "mako", "2", "100", "--json"))).toEqual({ channel: "rc", device: "mako", version: 2, percentage: 100, previous: 15 });
+    expect(JSON.parse(fx.ok("set-phased-percentage", "rc", "mako", "2", "100", "--json"))).toEqual({
+      channel: "rc",
+      device: "mako",
+      version: 2,
+      percentage: 100,
+      previous: 15,
+    });
     expect(readIndex(fx, "rc", "mako").images.some((i) => "phased-percentage" in i)).toBe(false);
     expect(readIndex(fx, "stable", "mako").images.some((i) => "phased-percentage" in i)).toBe(false);
     verifyTree(fx.pub);

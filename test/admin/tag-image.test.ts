@@ -35,7 +35,12 @@ describe("tag-image", () => {
     const full3 = images.find((i) => i.type === "full" && i.version === 3)!;
     const delta3 = images.find((i) => i.type === "delta" && i.version === 3)!;
     expect(full3).toMatchObject({ version_detail: detail, description: detail, "phased-percentage": 25 });
-    expect(full3.files.map((f) => f.path)).toEqual(["/pool/ubports-cccc.tar.xz", "/pool/boot-bbbb.tar.xz", "/pool/keyring-kkkk.tar.xz", "/rc/mako/version-3.tar.xz"]);
+    expect(full3.files.map((f) => f.path)).toEqual([
+      "/pool/ubports-cccc.tar.xz",
+      "/pool/boot-bbbb.tar.xz",
+      "/pool/keyring-kkkk.tar.xz",
+      "/rc/mako/version-3.tar.xz",
+    ]);
     expect(delta3).toMatchObject({ base: 2, version_detail: detail, "phased-percentage": 25 });
     expect(delta3.files.map((f) => [f.order, f.path])).toEqual([
       [0, "/pool/keyring-kkkk.tar.xz"],
@@ -43,19 +48,29 @@ describe("tag-image", () => {
     ]);
     // N lost its percentage (only the latest version may be phased).
     expect(images.filter((i) => i.version === 2).every((i) => i["phased-percentage"] === undefined)).toBe(true);
-    expect(await readVersionIni(join(fx.pub, "rc/mako/version-3.tar.xz"))).toMatchObject({ channel: "rc", build_number: "3", version_detail: detail });
+    expect(await readVersionIni(join(fx.pub, "rc/mako/version-3.tar.xz"))).toMatchObject({
+      channel: "rc",
+      build_number: "3",
+      version_detail: detail,
+    });
     verifyTree(fx.pub);
 
     // At 100 % nothing is carried (no key).
     fx.ok("set-phased-percentage", "rc", "mako", "3", "100");
     fx.ok("tag-image", "rc", "mako", "3", "OTA-8");
-    expect(readIndex(fx, "rc", "mako").images.filter((i) => i.version === 4).map((i) => i["phased-percentage"])).toEqual([undefined, undefined]);
+    expect(
+      readIndex(fx, "rc", "mako")
+        .images.filter((i) => i.version === 4)
+        .map((i) => i["phased-percentage"]),
+    ).toEqual([undefined, undefined]);
   });
 
   it("replaces every tag (also non-adjacent ones), and clears them with an empty tag", async () => {
     const fx = await taggedTree(["device=20150821-736d127", "tag=something", "keyring=archive-master", "tag=different"]);
     fx.ok("tag-image", "rc", "mako", "2", "OTA-x");
-    expect(readIndex(fx, "rc", "mako").images.at(-1)!.version_detail).toBe("device=20150821-736d127,keyring=archive-master,tag=OTA-x,version=3");
+    expect(readIndex(fx, "rc", "mako").images.at(-1)!.version_detail).toBe(
+      "device=20150821-736d127,keyring=archive-master,tag=OTA-x,version=3",
+    );
     fx.ok("tag-image", "rc", "mako", "3", "");
     expect(readIndex(fx, "rc", "mako").images.at(-1)!.version_detail).toBe("device=20150821-736d127,keyring=archive-master,version=4");
   });

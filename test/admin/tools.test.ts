@@ -16,7 +16,11 @@ describe("extract_files_and_version", () => {
     const fx = await treeFixture();
     const version = 12;
     const detail = "device=1.2.3.4,version=12,tag=OTX-x";
-    await writeVersionSidecar(join(fx.pub, "version-12.tar.xz"), { version, channel: "some/channel", device: "testing", versionDetail: detail }, fx.signer);
+    await writeVersionSidecar(
+      join(fx.pub, "version-12.tar.xz"),
+      { version, channel: "some/channel", device: "testing", versionDetail: detail },
+      fx.signer,
+    );
     const files = [{ path: "version-12.tar.xz" }, { path: "some/file" }, { path: "some/other" }];
     const out: string[] = [];
     const seen: string[] = [];

@@ -17,14 +17,19 @@ describe("channel and device subcommands", () => {
     expect(JSON.parse(fx.ok("device", "create", "devel", "mako", "--json"))).toEqual({ channel: "devel", device: "mako", keyring: null });
     fx.ok("device", "create", "rc", "mako");
     await signedFile(fx.signer, join(fx.pub, "devel/mako/device.tar.xz"), "keyring");
-    expect(fx.ok("device", "keyring", "devel", "mako", "devel/mako/device.tar.xz")).toBe("I: keyring of devel/mako is /devel/mako/device.tar.xz\n");
+    expect(fx.ok("device", "keyring", "devel", "mako", "devel/mako/device.tar.xz")).toBe(
+      "I: keyring of devel/mako is /devel/mako/device.tar.xz\n",
+    );
     expect(fx.ok("device", "create", "devel", "flo", "--keyring", join(fx.pub, "devel/mako/device.tar.xz"))).toBe(
       `I: created device devel/flo with keyring ${join(fx.pub, "devel/mako/device.tar.xz")}\n`,
     );
     expect(channels().devel).toEqual({
       devices: {
         flo: { index: "/devel/flo/index.json", keyring: { path: "/devel/mako/device.tar.xz", signature: "/devel/mako/device.tar.xz.asc" } },
-        mako: { index: "/devel/mako/index.json", keyring: { path: "/devel/mako/device.tar.xz", signature: "/devel/mako/device.tar.xz.asc" } },
+        mako: {
+          index: "/devel/mako/index.json",
+          keyring: { path: "/devel/mako/device.tar.xz", signature: "/devel/mako/device.tar.xz.asc" },
+        },
       },
     });
 
@@ -39,8 +44,13 @@ describe("channel and device subcommands", () => {
     expect(channels().stable).toEqual({ alias: "rc", devices: { mako: { index: "/stable/mako/index.json" } } });
 
     expect(fx.ok("device", "redirect", "rc", "flo", "devel")).toBe("I: device rc/flo now follows devel/flo\n");
-    expect(fx.ok("device", "list", "rc")).toBe("flo: /devel/flo/index.json (redirect to devel, keyring /devel/mako/device.tar.xz)\nmako: /rc/mako/index.json\n");
-    expect(JSON.parse(fx.ok("device", "list", "rc", "--json"))).toMatchObject({ flo: { redirect: "devel" }, mako: { index: "/rc/mako/index.json" } });
+    expect(fx.ok("device", "list", "rc")).toBe(
+      "flo: /devel/flo/index.json (redirect to devel, keyring /devel/mako/device.tar.xz)\nmako: /rc/mako/index.json\n",
+    );
+    expect(JSON.parse(fx.ok("device", "list", "rc", "--json"))).toMatchObject({
+      flo: { redirect: "devel" },
+      mako: { index: "/rc/mako/index.json" },
+    });
 
     expect(fx.ok("channel", "rename", "rc", "testing/rc")).toBe(
       "I: renamed channel rc to testing/rc\nW: alias stable still follows rc; re-target it with: si channel alias stable testing/rc\n",
@@ -72,7 +82,14 @@ describe("channel and device subcommands", () => {
     fx.ok("image", "describe", "test", "mako", "2", "Zweite", "--delta", "1", "--lang", "de=Zweite", "--lang", "fr=Seconde");
     const images = readIndex(fx, "test", "mako").images;
     expect(images[0]).toMatchObject({ type: "full", version: 1, bootme: true, minversion: 1, version_detail: "a=1", description: "a=1" });
-    expect(images[1]).toMatchObject({ type: "delta", version: 2, base: 1, description: "Zweite", description_de: "Zweite", description_fr: "Seconde" });
+    expect(images[1]).toMatchObject({
+      type: "delta",
+      version: 2,
+      base: 1,
+      description: "Zweite",
+      description_de: "Zweite",
+      description_fr: "Seconde",
+    });
     expect(images[1].files.map((f) => f.path)).toEqual(["/pool/b.tar.xz"]);
     const r = fx.inst.si("image", "describe", "test", "mako", "1", "x", "--lang", "nolang");
     expect([r.status, r.stderr]).toEqual([2, "si: error: argument --lang: expected LANG=TEXT, got 'nolang'\n"]);

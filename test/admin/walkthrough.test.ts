@@ -26,12 +26,23 @@ describe("the standard walkthrough from the CLI", () => {
     // An image by hand: signed files already in the tree, and a version tarball.
     await poolTarball(fx, "pool/ubports-1111.tar.xz", { "system/etc/os-release": "1\n" });
     await poolTarball(fx, "pool/keyring-2222.tar.xz", { "archive-master.tar.xz": "k\n" });
-    await publishFull(fx, "test", "mako", 1, ["pool/ubports-1111.tar.xz", "pool/keyring-2222.tar.xz"], ["ubports=1111", "keyring=archive-master"]);
-    expect(fx.ok("image", "describe", "test", "mako", "1", "First image", "--lang", "fr=Première image")).toBe("I: described test/mako full 1 (+ fr)\n");
+    await publishFull(
+      fx,
+      "test",
+      "mako",
+      1,
+      ["pool/ubports-1111.tar.xz", "pool/keyring-2222.tar.xz"],
+      ["ubports=1111", "keyring=archive-master"],
+    );
+    expect(fx.ok("image", "describe", "test", "mako", "1", "First image", "--lang", "fr=Première image")).toBe(
+      "I: described test/mako full 1 (+ fr)\n",
+    );
 
     expect(fx.ok("channel", "alias", "stable", "test")).toBe("I: created alias stable of test\n");
     expect(fx.ok("channel", "redirect", "old", "test")).toBe("I: created redirect old to test\n");
-    expect(fx.ok("set-phased-percentage", "test", "mako", "1", "40")).toBe("I: set phased percentage of test/mako version 1 to 40% (was 100%)\n");
+    expect(fx.ok("set-phased-percentage", "test", "mako", "1", "40")).toBe(
+      "I: set phased percentage of test/mako version 1 to 40% (was 100%)\n",
+    );
     fx.ok("tag-image", "test", "mako", "1", "OTA-1");
     fx.ok("channel", "create", "rc");
     fx.ok("device", "create", "rc", "mako");
@@ -41,7 +52,9 @@ describe("the standard walkthrough from the CLI", () => {
     expect(Object.keys(channels).sort()).toEqual(["old", "rc", "stable", "test"]);
     expect(channels.stable).toMatchObject({ alias: "test" });
     expect(channels.old).toMatchObject({ redirect: "test", hidden: true, devices: { mako: { index: "/test/mako/index.json" } } });
-    expect(fx.ok("channel", "list")).toBe("old (redirect to test, hidden): 1 device\nrc: 1 device\nstable (alias of test): 1 device\ntest: 1 device\n");
+    expect(fx.ok("channel", "list")).toBe(
+      "old (redirect to test, hidden): 1 device\nrc: 1 device\nstable (alias of test): 1 device\ntest: 1 device\n",
+    );
 
     const test = readIndex(fx, "test", "mako").images;
     expect(test.map((i) => [i.type, i.version, i.base ?? null, i["phased-percentage"] ?? 100])).toEqual([
@@ -57,8 +70,14 @@ describe("the standard walkthrough from the CLI", () => {
       ["full", 2, 40],
       ["delta", 2, 40],
     ]);
-    expect(await readVersionIni(join(fx.pub, "stable/mako/version-2.tar.xz"))).toMatchObject({ channel: "stable", channel_target: "test", build_number: "2" });
-    expect(readIndex(fx, "rc", "mako").images.map((i) => [i.version, i.version_detail])).toEqual([[1, "ubports=1111,keyring=archive-master,tag=OTA-1,version=1"]]);
+    expect(await readVersionIni(join(fx.pub, "stable/mako/version-2.tar.xz"))).toMatchObject({
+      channel: "stable",
+      channel_target: "test",
+      build_number: "2",
+    });
+    expect(readIndex(fx, "rc", "mako").images.map((i) => [i.version, i.version_detail])).toEqual([
+      [1, "ubports=1111,keyring=archive-master,tag=OTA-1,version=1"],
+    ]);
     expect(fx.ok("image", "list", "test", "mako")).toBe(
       "full 1: 3 files [ubports=1111,keyring=archive-master,version=1]\n" +
         "full 2: 3 files, phased 40% [ubports=1111,keyring=archive-master,tag=OTA-1,version=2]\n" +
@@ -104,9 +123,17 @@ describe("operations on missing things", () => {
       [["image", "remove", "test", "mako", "1", "--delta", "7"], 1, /^si: error: Couldn't find a match\. \(delta image 1 \(base 7\) in /],
       [["image", "describe", "nope", "mako", "1", "x"], 1, "Couldn't find channel: nope"],
       [["image", "describe", "test", "mako", "7", "x"], 1, /^si: error: Couldn't find a match\. \(full image 7 in /],
-      [["image", "create", "test", "mako", "2", "pool/nope.tar.xz"], 1, `Specified file doesn't exists: ${join(fx.pub, "pool/nope.tar.xz")}`],
+      [
+        ["image", "create", "test", "mako", "2", "pool/nope.tar.xz"],
+        1,
+        `Specified file doesn't exists: ${join(fx.pub, "pool/nope.tar.xz")}`,
+      ],
       [["image", "create", "test", "mako", "x", "pool/ubports-1111.tar.xz"], 2, "argument VERSION: invalid int value: 'x'"],
-      [["set-phased-percentage", "test", "mako", "7", "50"], 1, "Cannot set the phased percentage of test/mako version 7: there is no such version (versions: 1)"],
+      [
+        ["set-phased-percentage", "test", "mako", "7", "50"],
+        1,
+        "Cannot set the phased percentage of test/mako version 7: there is no such version (versions: 1)",
+      ],
       [["set-phased-percentage", "nope", "mako", "1", "50"], 2, "Invalid channel: nope"],
       [["set-phased-percentage", "test", "nope", "1", "50"], 2, "Invalid device for source channel: nope"],
       [["tag-image", "test", "mako", "7", "T"], 2, "You can only tag the latest image."],
@@ -133,12 +160,20 @@ describe("operations on missing things", () => {
     await signedFile(fx.signer, join(fx.pub, "pool/f.tar.xz"), "x");
     const before = fingerprint(fx.pub);
     let r = fx.inst.si("image", "create", "stable", "mako", "1", "pool/f.tar.xz");
-    expect([r.status, r.stderr]).toEqual([1, "si: error: Cannot change the images of stable/mako: stable is an alias of test (its images are copies; change test/mako instead)\n"]);
+    expect([r.status, r.stderr]).toEqual([
+      1,
+      "si: error: Cannot change the images of stable/mako: stable is an alias of test (its images are copies; change test/mako instead)\n",
+    ]);
     r = fx.inst.si("image", "create", "pd", "mako", "1", "pool/f.tar.xz");
-    expect([r.status, r.stderr]).toEqual([1, "si: error: Cannot change the images of pd/mako: the device is a redirect to test (change test/mako instead)\n"]);
+    expect([r.status, r.stderr]).toEqual([
+      1,
+      "si: error: Cannot change the images of pd/mako: the device is a redirect to test (change test/mako instead)\n",
+    ]);
     expect(fingerprint(fx.pub)).toEqual(before);
     // Through the real channel, the alias follows in the same commit.
-    expect(fx.ok("image", "create", "test", "mako", "1", "pool/f.tar.xz", "--version-detail", "v=1")).toBe("I: created test/mako full 1 (1 file)\n");
+    expect(fx.ok("image", "create", "test", "mako", "1", "pool/f.tar.xz", "--version-detail", "v=1")).toBe(
+      "I: created test/mako full 1 (1 file)\n",
+    );
     expect(readIndex(fx, "stable", "mako").images.map((i) => i.version)).toEqual([1]);
     expect(fx.ok("image", "remove", "test", "mako", "1")).toBe("I: removed test/mako full 1\n");
     expect(readIndex(fx, "stable", "mako").images).toEqual([]);
@@ -171,16 +206,30 @@ describe("re-sign-indexes", () => {
     expect(verifies("channels.json")).toBe(false);
     // The content-named index copies devices read (src/tree/versioned-index.ts): the one
     // channels.json names and the superseded ones still kept, one per index change (4).
-    const copies = readdirSync(join(fx.pub, "test/mako")).filter((n) => /^index-[0-9a-f]{16}\.json$/.test(n)).map((n) => `test/mako/${n}`);
+    const copies = readdirSync(join(fx.pub, "test/mako"))
+      .filter((n) => /^index-[0-9a-f]{16}\.json$/.test(n))
+      .map((n) => `test/mako/${n}`);
     expect(copies).toHaveLength(4);
     expect(fx.ok("re-sign-indexes")).toBe("I: re-signed 6 documents and 3 files\n");
-    for (const rel of ["channels.json", "test/mako/index.json", ...copies, "pool/ubports-2.tar.xz", "test/mako/version-2.tar.xz", "test/mako/version-2.json"]) {
+    for (const rel of [
+      "channels.json",
+      "test/mako/index.json",
+      ...copies,
+      "pool/ubports-2.tar.xz",
+      "test/mako/version-2.tar.xz",
+      "test/mako/version-2.json",
+    ]) {
       expect(verifies(rel), rel).toBe(true);
     }
     // The older full image is left alone unless --all; contents never change.
     expect(verifies("pool/ubports-1.tar.xz")).toBe(false);
     expect(["channels.json", "test/mako/index.json"].map((p) => readFileSync(join(fx.pub, p), "utf8"))).toEqual(docsBefore);
-    expect(JSON.parse(fx.ok("re-sign-indexes", "--all", "--json"))).toMatchObject({ documents: ["channels.json", "test/mako/index.json", ...copies.sort()], files: 6, missing: [] });
-    for (const rel of ["pool/ubports-1.tar.xz", "test/mako/version-1.tar.xz", "test/mako/version-1.json"]) expect(verifies(rel), rel).toBe(true);
+    expect(JSON.parse(fx.ok("re-sign-indexes", "--all", "--json"))).toMatchObject({
+      documents: ["channels.json", "test/mako/index.json", ...copies.sort()],
+      files: 6,
+      missing: [],
+    });
+    for (const rel of ["pool/ubports-1.tar.xz", "test/mako/version-1.tar.xz", "test/mako/version-1.json"])
+      expect(verifies(rel), rel).toBe(true);
   });
 });

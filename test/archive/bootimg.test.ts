@@ -60,10 +60,22 @@ describe("parseBootImage / buildBootImage on mkbootimg output", () => {
   });
 
   it("rebuilds a changed ramdisk exactly as mkbootimg would", () => {
-    const made = mkbootimg(kernel, ramdisk, { headerVersion: 2, pageSize: 4096, second: bytes(10, 9), recoveryDtbo: bytes(5000, 8), dtb: bytes(64, 6) });
+    const made = mkbootimg(kernel, ramdisk, {
+      headerVersion: 2,
+      pageSize: 4096,
+      second: bytes(10, 9),
+      recoveryDtbo: bytes(5000, 8),
+      dtb: bytes(64, 6),
+    });
     const other = makeRamdisk("usr", "xz");
     const rebuilt = buildBootImage({ ...parseBootImage(made.image, "boot.img"), ramdisk: other });
-    const expected = mkbootimg(kernel, other, { headerVersion: 2, pageSize: 4096, second: bytes(10, 9), recoveryDtbo: bytes(5000, 8), dtb: bytes(64, 6) });
+    const expected = mkbootimg(kernel, other, {
+      headerVersion: 2,
+      pageSize: 4096,
+      second: bytes(10, 9),
+      recoveryDtbo: bytes(5000, 8),
+      dtb: bytes(64, 6),
+    });
     expect(rebuilt.equals(expected.image)).toBe(true);
   });
 
@@ -71,7 +83,10 @@ describe("parseBootImage / buildBootImage on mkbootimg output", () => {
     const dir = tmp();
     writeFileSync(join(dir, "zImage"), kernel);
     writeFileSync(join(dir, "initrd.img"), ramdisk);
-    writeFileSync(join(dir, "bootimg.cfg"), "pagesize = 0x800\nkerneladdr = 0x10008000\nramdiskaddr = 0x11000000\ntagsaddr = 0x10000100\nname = abootimg\ncmdline = quiet\n");
+    writeFileSync(
+      join(dir, "bootimg.cfg"),
+      "pagesize = 0x800\nkerneladdr = 0x10008000\nramdiskaddr = 0x11000000\ntagsaddr = 0x10000100\nname = abootimg\ncmdline = quiet\n",
+    );
     execFileSync("abootimg", ["--create", "boot.img", "-f", "bootimg.cfg", "-k", "zImage", "-r", "initrd.img"], { cwd: dir });
     const original = readFileSync(join(dir, "boot.img"));
     const img = parseBootImage(original, "boot.img");
@@ -82,7 +97,11 @@ describe("parseBootImage / buildBootImage on mkbootimg output", () => {
     const rebuilt = buildBootImage(img);
     expect(rebuilt.length).toBe(original.length);
     expect(rebuilt.subarray(576, 608).equals(bootImageId(img))).toBe(true);
-    expect(Buffer.concat([rebuilt.subarray(0, 576), rebuilt.subarray(608)]).equals(Buffer.concat([original.subarray(0, 576), original.subarray(608)]))).toBe(true);
+    expect(
+      Buffer.concat([rebuilt.subarray(0, 576), rebuilt.subarray(608)]).equals(
+        Buffer.concat([original.subarray(0, 576), original.subarray(608)]),
+      ),
+    ).toBe(true);
   });
 
   it("keeps bytes after the last section and a CAF QCDT device tree in place", () => {
@@ -109,8 +128,16 @@ describe("malformed boot images", () => {
     ["empty file", () => Buffer.alloc(0), /bad magic ''/],
     ["truncated header", (b) => b.subarray(0, 1000), /truncated header \(1000 bytes/],
     ["truncated v2 header", (b) => b.subarray(0, 1650), /truncated v2 header/],
-    ["truncated ramdisk", (b) => b.subarray(0, 2048 + 10_240 + 100), /ramdisk \(\d+ bytes at offset 12288\) extends beyond the end of the file \(12388 bytes\)/],
-    ["kernel size beyond the file", (b) => (b.writeUInt32LE(0x7fffffff, 8), b), /kernel \(2147483647 bytes at offset 2048\) extends beyond/],
+    [
+      "truncated ramdisk",
+      (b) => b.subarray(0, 2048 + 10_240 + 100),
+      /ramdisk \(\d+ bytes at offset 12288\) extends beyond the end of the file \(12388 bytes\)/,
+    ],
+    [
+      "kernel size beyond the file",
+      (b) => (b.writeUInt32LE(0x7fffffff, 8), b),
+      /kernel \(2147483647 bytes at offset 2048\) extends beyond/,
+    ],
     ["dtb size beyond the file", (b) => (b.writeUInt32LE(1 << 24, 1648), b), /DTB \(16777216 bytes/],
     ["bad page size", (b) => (b.writeUInt32LE(3000, 36), b), /bad page size 3000/],
     ["header v3", (b) => (b.writeUInt32LE(3, 40), b), /header version 3 is not supported/],
@@ -161,8 +188,16 @@ describe("cpio newc", () => {
   });
 
   it("rejects what is not a newc archive", () => {
-    expect(() => parseCpio(Buffer.from("070707" + "0".repeat(200)), "initrd.img")).toThrow(/Cannot parse cpio archive initrd.img: bad magic '070707'/);
-    const raw = cpioOf((() => { const d = tmp(); makeRamdiskTree(d, "none"); return d; })());
+    expect(() => parseCpio(Buffer.from("070707" + "0".repeat(200)), "initrd.img")).toThrow(
+      /Cannot parse cpio archive initrd.img: bad magic '070707'/,
+    );
+    const raw = cpioOf(
+      (() => {
+        const d = tmp();
+        makeRamdiskTree(d, "none");
+        return d;
+      })(),
+    );
     expect(() => parseCpio(raw.subarray(0, 300), "initrd.img")).toThrow(ArchiveError);
   });
 });
@@ -188,7 +223,9 @@ describe("compression", () => {
       }
       if (how === "gzip") expect(execFileSync("gzip", ["-dc"], { input: packed }).equals(data)).toBe(true);
     }
-    await expect(decompressBuffer(Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0, 1, 2]), "initrd.img")).rejects.toThrow(/Cannot decompress initrd.img: /);
+    await expect(decompressBuffer(Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0, 1, 2]), "initrd.img")).rejects.toThrow(
+      /Cannot decompress initrd.img: /,
+    );
   });
 
   it("lets the event loop run while xz works (a server repacking a recovery keeps serving)", async () => {

@@ -16,7 +16,12 @@ import { tempDir, writeTarWithWriter, xzFile, type FixtureEntry } from "../helpe
 
 const T = 1_600_000_000;
 const NOW = new Date(1_700_000_000_000);
-const file = (name: string, content: string | Buffer, extra: Partial<FixtureEntry> = {}): FixtureEntry => ({ name, content, mtime: T, ...extra });
+const file = (name: string, content: string | Buffer, extra: Partial<FixtureEntry> = {}): FixtureEntry => ({
+  name,
+  content,
+  mtime: T,
+  ...extra,
+});
 
 /** Pseudo-random bytes (incompressible) so sizes decide memory versus spill. */
 function noise(seed: string, bytes: number): Buffer {
@@ -51,7 +56,9 @@ describe("delta members grouped by name stem", () => {
     const out = join(dir, "delta.tar.xz");
     await makeDelta(oldTar, newTar, out, { xzLevel: 0, now: NOW });
 
-    const names = execFileSync("sh", ["-c", `xz -dc '${out}' | tar -t`], { encoding: "utf8" }).split("\n").filter(Boolean);
+    const names = execFileSync("sh", ["-c", `xz -dc '${out}' | tar -t`], { encoding: "utf8" })
+      .split("\n")
+      .filter(Boolean);
     const changedBetween = between.filter((_, i) => i % 2).map((e) => e.name);
     expect(names).toEqual([
       "removed",

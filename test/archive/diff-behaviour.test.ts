@@ -46,26 +46,60 @@ async function diffCase(oldEntries: FixtureEntry[], newEntries: FixtureEntry[], 
 const T = 1_600_000_000;
 const file = (name: string, content = "data", extra: Partial<FixtureEntry> = {}): FixtureEntry => ({ name, content, mtime: T, ...extra });
 const dirE = (name: string, extra: Partial<FixtureEntry> = {}): FixtureEntry => ({ name, type: "directory", mtime: T, ...extra });
-const sym = (name: string, linkname: string, extra: Partial<FixtureEntry> = {}): FixtureEntry => ({ name, type: "symlink", linkname, mtime: T, ...extra });
+const sym = (name: string, linkname: string, extra: Partial<FixtureEntry> = {}): FixtureEntry => ({
+  name,
+  type: "symlink",
+  linkname,
+  mtime: T,
+  ...extra,
+});
 const hard = (name: string, linkname: string, mtime = T): FixtureEntry => ({ name, type: "link", linkname, mtime });
 const NONE = { added: [], changed: [], deleted: [], removed: "\n", members: [] };
 
 describe("§6.3 table with content- and metadata-based detection", () => {
   it("file, same content, only mtime differs -> ignored with 'content' (as the reference), mod with 'exact'", async () => {
     expect(await diffCase([file("f")], [file("f", "data", { mtime: T + 1 })])).toEqual(NONE);
-    expect(await diffCase([file("f")], [file("f", "data", { mtime: T + 1 })], "exact")).toEqual({ ...NONE, changed: ["f"], removed: "f\n", members: ["f"] });
+    expect(await diffCase([file("f")], [file("f", "data", { mtime: T + 1 })], "exact")).toEqual({
+      ...NONE,
+      changed: ["f"],
+      removed: "f\n",
+      members: ["f"],
+    });
   });
 
   it("file, content differs with equal size and mtime, under both policies -> mod", async () => {
     for (const policy of ["content", "exact"] as const) {
-      expect(await diffCase([file("f", "AAAA")], [file("f", "BBBB")], policy)).toMatchObject({ changed: ["f"], removed: "f\n", members: ["f"] });
+      expect(await diffCase([file("f", "AAAA")], [file("f", "BBBB")], policy)).toMatchObject({
+        changed: ["f"],
+        removed: "f\n",
+        members: ["f"],
+      });
     }
   });
 
   it("'content': mtime-only changes are left out while real changes beside them ship with their new mtime", async () => {
-    const oldE = [dirE("d"), file("d/touched"), file("d/edited", "v1"), sym("d/s", "a"), file("d/hl-target", "same"), hard("d/hl", "d/hl-target")];
-    const newE = [dirE("d"), file("d/touched", "data", { mtime: T + 9 }), file("d/edited", "v2", { mtime: T + 9 }), sym("d/s", "b"), file("d/hl-target", "same", { mtime: T + 9 }), hard("d/hl", "d/hl-target")];
-    expect(await diffCase(oldE, newE)).toEqual({ ...NONE, changed: ["d/edited", "d/s"], removed: "d/edited\nd/s\n", members: ["d/edited", "d/s"] });
+    const oldE = [
+      dirE("d"),
+      file("d/touched"),
+      file("d/edited", "v1"),
+      sym("d/s", "a"),
+      file("d/hl-target", "same"),
+      hard("d/hl", "d/hl-target"),
+    ];
+    const newE = [
+      dirE("d"),
+      file("d/touched", "data", { mtime: T + 9 }),
+      file("d/edited", "v2", { mtime: T + 9 }),
+      sym("d/s", "b"),
+      file("d/hl-target", "same", { mtime: T + 9 }),
+      hard("d/hl", "d/hl-target"),
+    ];
+    expect(await diffCase(oldE, newE)).toEqual({
+      ...NONE,
+      changed: ["d/edited", "d/s"],
+      removed: "d/edited\nd/s\n",
+      members: ["d/edited", "d/s"],
+    });
     expect((await diffCase(oldE, newE, "exact")).changed).toEqual(["d/edited", "d/hl", "d/hl-target", "d/s", "d/touched"]);
   });
 
@@ -95,7 +129,11 @@ describe("§6.3 table with content- and metadata-based detection", () => {
 
   it("directory mode or owner change -> rewritten but NOT listed in removed, under both policies (DIFFERENCE: reference ignores it)", async () => {
     for (const policy of ["content", "exact"] as const) {
-      const out = await diffCase([dirE("d", { mode: 0o755 }), file("d/keep")], [dirE("d", { mode: 0o700, uid: 3 }), file("d/keep")], policy);
+      const out = await diffCase(
+        [dirE("d", { mode: 0o755 }), file("d/keep")],
+        [dirE("d", { mode: 0o700, uid: 3 }), file("d/keep")],
+        policy,
+      );
       // rm -Rf d would take d/keep with it; the header alone fixes mode and owner.
       expect(out).toEqual({ ...NONE, changed: ["d"], members: ["d"] });
     }
@@ -132,17 +170,43 @@ describe("§6.3 table with content- and metadata-based detection", () => {
   });
 
   it("char device: mtime only -> ignored with 'content' (mod with 'exact'), minor changed -> mod; fifo mtime likewise", async () => {
-    const dev = (name: string, minor: number, mtime = T): FixtureEntry => ({ name, type: "character-device", devmajor: 1, devminor: minor, mtime });
+    const dev = (name: string, minor: number, mtime = T): FixtureEntry => ({
+      name,
+      type: "character-device",
+      devmajor: 1,
+      devminor: minor,
+      mtime,
+    });
     const out = await diffCase(
-      [dev("c1", 3), dev("c2", 3), { name: "p", type: "fifo", mtime: T }, { name: "b", type: "block-device", devmajor: 7, devminor: 0, mtime: T }],
-      [dev("c1", 3, T + 1), dev("c2", 5), { name: "p", type: "fifo", mtime: T + 1 }, { name: "b", type: "block-device", devmajor: 7, devminor: 0, mtime: T }],
+      [
+        dev("c1", 3),
+        dev("c2", 3),
+        { name: "p", type: "fifo", mtime: T },
+        { name: "b", type: "block-device", devmajor: 7, devminor: 0, mtime: T },
+      ],
+      [
+        dev("c1", 3, T + 1),
+        dev("c2", 5),
+        { name: "p", type: "fifo", mtime: T + 1 },
+        { name: "b", type: "block-device", devmajor: 7, devminor: 0, mtime: T },
+      ],
     );
     expect(out.changed).toEqual(["c2"]);
   });
 
   it("char device, fifo: mtime only -> mod with 'exact'", async () => {
-    const dev = (name: string, minor: number, mtime = T): FixtureEntry => ({ name, type: "character-device", devmajor: 1, devminor: minor, mtime });
-    const out = await diffCase([dev("c1", 3), { name: "p", type: "fifo", mtime: T }], [dev("c1", 3, T + 1), { name: "p", type: "fifo", mtime: T + 1 }], "exact");
+    const dev = (name: string, minor: number, mtime = T): FixtureEntry => ({
+      name,
+      type: "character-device",
+      devmajor: 1,
+      devminor: minor,
+      mtime,
+    });
+    const out = await diffCase(
+      [dev("c1", 3), { name: "p", type: "fifo", mtime: T }],
+      [dev("c1", 3, T + 1), { name: "p", type: "fifo", mtime: T + 1 }],
+      "exact",
+    );
     expect(out.changed).toEqual(["c1", "p"]);
   });
 
@@ -167,7 +231,10 @@ describe("§6.3 table with content- and metadata-based detection", () => {
   });
 
   it("chains of hard links (links to links) are re-linked transitively", async () => {
-    const out = await diffCase([file("a"), hard("b", "a"), hard("c", "b"), file("x")], [file("a", "new"), hard("b", "a"), hard("c", "b"), file("x")]);
+    const out = await diffCase(
+      [file("a"), hard("b", "a"), hard("c", "b"), file("x")],
+      [file("a", "new"), hard("b", "a"), hard("c", "b"), file("x")],
+    );
     expect(out.changed).toEqual(["a", "b", "c"]);
     expect(out.members).toEqual(["a", "b", "c"]);
   });
@@ -178,7 +245,9 @@ describe("§6.3 table with content- and metadata-based detection", () => {
   });
 
   it("hard link retargeted to a file with different content -> mod", async () => {
-    expect((await diffCase([file("x"), file("y", "other"), hard("l", "x")], [file("x"), file("y", "other"), hard("l", "y")])).changed).toEqual(["l"]);
+    expect(
+      (await diffCase([file("x"), file("y", "other"), hard("l", "x")], [file("x"), file("y", "other"), hard("l", "y")])).changed,
+    ).toEqual(["l"]);
   });
 
   it("regular file -> hard link with the same content -> mod (DIFFERENCE: type and inode change)", async () => {
@@ -228,7 +297,10 @@ describe("removed-list safety", () => {
     const newTar = await writeTarWithWriter(join(dir, "new.tar"), []);
     const s = await makeDelta(oldTar, newTar, join(dir, "d.tar.xz"), { xzLevel: 0 });
     expect(s.removedLines).toBe(2);
-    expect(s.warnings.map((w) => w.replace(/:.*/, ""))).toEqual(["removed line 'star*' has whitespace, a glob or a backslash", "removed line 'with space' has whitespace, a glob or a backslash"]);
+    expect(s.warnings.map((w) => w.replace(/:.*/, ""))).toEqual([
+      "removed line 'star*' has whitespace, a glob or a backslash",
+      "removed line 'with space' has whitespace, a glob or a backslash",
+    ]);
   });
 
   it("never lists absolute paths or paths with '..' (they would escape the update root)", async () => {
@@ -238,6 +310,8 @@ describe("removed-list safety", () => {
     const out = join(dir, "d.tar.xz");
     const s = await makeDelta(oldTar, newTar, out, { xzLevel: 0 });
     expect(listTarWithPython(out)[0].content).toBe("ok\n");
-    expect(s.warnings).toEqual(expect.arrayContaining(["not listing '/etc/abs' in removed: it is absolute", "not listing '../up' in removed: it contains '..'"]));
+    expect(s.warnings).toEqual(
+      expect.arrayContaining(["not listing '/etc/abs' in removed: it is absolute", "not listing '../up' in removed: it contains '..'"]),
+    );
   });
 });

@@ -7,23 +7,39 @@ import { listTarWithPython, tempDir, writeTarWithPython, xzFile } from "../helpe
 
 const SI = resolve(import.meta.dirname, "../../bin/si.js");
 const si = (cwd: string, ...args: string[]) => {
-  const r = spawnSync(process.execPath, [SI, ...args], { cwd, encoding: "utf8", env: { ...process.env, SI_CONFIG: "/nonexistent/config" } });
+  const r = spawnSync(process.execPath, [SI, ...args], {
+    cwd,
+    encoding: "utf8",
+    env: { ...process.env, SI_CONFIG: "/nonexistent/config" },
+  });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 };
 
 function images(dir: string): [string, string] {
-  const old = xzFile(writeTarWithPython(join(dir, "ubports-aaa.tar"), [
-    { name: "system", type: "directory", mtime: 1 },
-    { name: "system/keep", content: "same", mtime: 1 },
-    { name: "system/edit", content: "AAAA", mtime: 1 },
-    { name: "system/gone", content: "bye", mtime: 1 },
-  ], "gnu"));
-  const neu = xzFile(writeTarWithPython(join(dir, "ubports-bbb.tar"), [
-    { name: "system", type: "directory", mtime: 1 },
-    { name: "system/keep", content: "same", mtime: 1 },
-    { name: "system/edit", content: "BBBB", mtime: 1 },
-    { name: "system/new", content: "hi", mtime: 1 },
-  ], "gnu"));
+  const old = xzFile(
+    writeTarWithPython(
+      join(dir, "ubports-aaa.tar"),
+      [
+        { name: "system", type: "directory", mtime: 1 },
+        { name: "system/keep", content: "same", mtime: 1 },
+        { name: "system/edit", content: "AAAA", mtime: 1 },
+        { name: "system/gone", content: "bye", mtime: 1 },
+      ],
+      "gnu",
+    ),
+  );
+  const neu = xzFile(
+    writeTarWithPython(
+      join(dir, "ubports-bbb.tar"),
+      [
+        { name: "system", type: "directory", mtime: 1 },
+        { name: "system/keep", content: "same", mtime: 1 },
+        { name: "system/edit", content: "BBBB", mtime: 1 },
+        { name: "system/new", content: "hi", mtime: 1 },
+      ],
+      "gnu",
+    ),
+  );
   return [old, neu];
 }
 
@@ -60,7 +76,16 @@ describe("si diff", () => {
     const r = si(dir, "diff", "--xz-level", "0", "--json", "-o", out, old, neu);
     expect(r.status).toBe(0);
     const summary = JSON.parse(r.stdout) as Record<string, unknown>;
-    expect(summary).toMatchObject({ path: out, added: 1, changed: 1, deleted: 1, removedLines: 2, members: 2, uncompressedBytes: 10240, warnings: [] });
+    expect(summary).toMatchObject({
+      path: out,
+      added: 1,
+      changed: 1,
+      deleted: 1,
+      removedLines: 2,
+      members: 2,
+      uncompressedBytes: 10240,
+      warnings: [],
+    });
     expect(summary.compressedBytes).toBeGreaterThan(0);
     expect(summary.sha256).toMatch(/^[0-9a-f]{64}$/);
   });

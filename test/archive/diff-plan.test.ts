@@ -39,14 +39,11 @@ describe("planMemberOrder", () => {
 
 describe("grouping similar files (xz blocks compress alone)", () => {
   it("names a file by its basename without `lib`, up to the first '.' or '-'", () => {
-    expect(["system/usr/bin/perl", "system/usr/lib/libperl.so.5.36.0", "a/b/foo.cpython-311.pyc", "x/lib", "x/.hidden", "x/gcc-12"].map(similarityStem)).toEqual([
-      "perl",
-      "perl",
-      "foo",
-      "lib",
-      "",
-      "gcc",
-    ]);
+    expect(
+      ["system/usr/bin/perl", "system/usr/lib/libperl.so.5.36.0", "a/b/foo.cpython-311.pyc", "x/lib", "x/.hidden", "x/gcc-12"].map(
+        similarityStem,
+      ),
+    ).toEqual(["perl", "perl", "foo", "lib", "", "gcc"]);
   });
 
   it("knows executables and shared libraries by their names", () => {
@@ -68,7 +65,16 @@ describe("grouping similar files (xz blocks compress alone)", () => {
       { name: "doc/perl.txt" },
     ]);
     const all = ["bin", "bin/perl", "lib", "lib/x", "lib/s", "lib/libperl.so.5.36", "lib/y", "doc/perl.txt"];
-    expect(planMemberOrder(c, new Set(all))).toEqual(["bin", "bin/perl", "lib", "lib/libperl.so.5.36", "lib/x", "lib/s", "lib/y", "doc/perl.txt"]);
+    expect(planMemberOrder(c, new Set(all))).toEqual([
+      "bin",
+      "bin/perl",
+      "lib",
+      "lib/libperl.so.5.36",
+      "lib/x",
+      "lib/s",
+      "lib/y",
+      "doc/perl.txt",
+    ]);
     // A group of one file does not move.
     expect(planMemberOrder(c, new Set(["bin/perl", "lib/x"]))).toEqual(["bin/perl", "lib/x"]);
     // Without the directory `lib` in the delta, libperl follows perl at once.
@@ -76,8 +82,18 @@ describe("grouping similar files (xz blocks compress alone)", () => {
   });
 
   it("a hard link to a pulled file still comes after it", () => {
-    const c = cat([{ name: "bin/perl" }, { name: "z" }, { name: "lib/libperl.so" }, { name: "lib/perl5", type: "link", linkname: "lib/libperl.so" }]);
-    expect(planMemberOrder(c, new Set(["bin/perl", "lib/perl5", "z", "lib/libperl.so"]))).toEqual(["bin/perl", "lib/libperl.so", "z", "lib/perl5"]);
+    const c = cat([
+      { name: "bin/perl" },
+      { name: "z" },
+      { name: "lib/libperl.so" },
+      { name: "lib/perl5", type: "link", linkname: "lib/libperl.so" },
+    ]);
+    expect(planMemberOrder(c, new Set(["bin/perl", "lib/perl5", "z", "lib/libperl.so"]))).toEqual([
+      "bin/perl",
+      "lib/libperl.so",
+      "z",
+      "lib/perl5",
+    ]);
   });
 });
 

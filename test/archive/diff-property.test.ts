@@ -16,7 +16,6 @@ import { mulberry32 } from "../../bench/rng.js";
 type Node = Omit<FixtureEntry, "name">;
 type Image = Map<string, Node>;
 
-
 class Gen {
   constructor(readonly rnd: () => number) {}
   int(n: number): number {
@@ -71,7 +70,8 @@ function addRandom(g: Gen, img: Image): void {
   else if (kind === 7) {
     const targets = files(img);
     if (targets.length) img.set(path, { type: "link", linkname: g.pick(targets), mtime: meta.mtime });
-  } else if (kind === 8) img.set(path, { ...meta, type: g.pick(["character-device", "block-device"] as const), devmajor: 1 + g.int(10), devminor: g.int(300) });
+  } else if (kind === 8)
+    img.set(path, { ...meta, type: g.pick(["character-device", "block-device"] as const), devmajor: 1 + g.int(10), devminor: g.int(300) });
   else img.set(path, { ...meta, type: "fifo" });
 }
 

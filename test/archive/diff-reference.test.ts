@@ -70,7 +70,21 @@ describe("test_diff (reference port)", () => {
     expect(src.get("system")!.implicit).toBe(true);
     const tgt = await scanImage(target);
     expect([...tgt.entries.keys()].filter((k) => !tgt.get(k)!.implicit).sort()).toEqual([
-      "a", "c", "c/a_i", "c/c", "c/d", "c/g", "c/h", "c/j", "dir", "e", "f", "m", "n", "system/o", "system/o.1",
+      "a",
+      "c",
+      "c/a_i",
+      "c/c",
+      "c/d",
+      "c/g",
+      "c/h",
+      "c/j",
+      "dir",
+      "e",
+      "f",
+      "m",
+      "n",
+      "system/o",
+      "system/o.1",
     ]);
     expect(src.members).toBe(12); // every occurrence read; the last one kept
   });
@@ -170,7 +184,22 @@ describe("test_diff (reference port)", () => {
     // plan.ts), not code-point order; hard-link targets still come first: the target lists
     // system/o.1 (link) before system/o, the delta writes system/o first. The reference's
     // relative link resolution (c/a_i -> c/c) does not apply: link names are archive paths.
-    expect(members.map((m) => m.name)).toEqual(["removed", "c/c", "c/d", "e", "f", "c/g", "c/h", "c/a_i", "c/j", "dir", "n", "m", "system/o", "system/o.1"]);
+    expect(members.map((m) => m.name)).toEqual([
+      "removed",
+      "c/c",
+      "c/d",
+      "e",
+      "f",
+      "c/g",
+      "c/h",
+      "c/a_i",
+      "c/j",
+      "dir",
+      "n",
+      "m",
+      "system/o",
+      "system/o.1",
+    ]);
     expect(members[0]).toMatchObject({ type: "0", mode: 0o644, uid: 0, gid: 0, uname: "root", gname: "root", mtime: 1_700_000_000 });
     // DIFFERENCE: c/g, m and n are modified here (see test_print_changes).
     expect(members[0].content).toBe("b\nc/d\nc/g\nc/h\ndir\nm\nn\nsystem/中文中文中文\n");
@@ -198,8 +227,14 @@ describe("TestHardLinkTargetIsModified (LP #1444347)", () => {
     const tgt = writeTarWithPython(
       join(d, "target.tar"),
       order === "a->b"
-        ? [{ name: "a", content: "YYYYY", mtime: 0 }, { name: "b", type: "link", linkname: "a", mtime: 0 }]
-        : [{ name: "b", content: "YYYYY", mtime: 0 }, { name: "a", type: "link", linkname: "b", mtime: 0 }],
+        ? [
+            { name: "a", content: "YYYYY", mtime: 0 },
+            { name: "b", type: "link", linkname: "a", mtime: 0 },
+          ]
+        : [
+            { name: "b", content: "YYYYY", mtime: 0 },
+            { name: "a", type: "link", linkname: "b", mtime: 0 },
+          ],
     );
     return [src, tgt];
   }

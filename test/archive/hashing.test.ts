@@ -22,7 +22,12 @@ describe("HashingStream", () => {
   });
 
   it("hashStream digests a whole stream; the empty stream has the well-known digest", async () => {
-    expect(await hashStream(Readable.from([]))).toEqual({ sha256: "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855", bytes: 0 });
-    expect((await hashStream(Readable.from([Buffer.from("abc")]))).sha256).toBe("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    expect(await hashStream(Readable.from([]))).toEqual({
+      sha256: "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+      bytes: 0,
+    });
+    expect((await hashStream(Readable.from([Buffer.from("abc")]))).sha256).toBe(
+      "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad",
+    );
   });
 });

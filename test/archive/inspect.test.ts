@@ -5,10 +5,26 @@
  * one scanImage builds; the catalogue sidecar (issue 19) reads back equal.
  */
 import { execFileSync } from "node:child_process";
-import { createReadStream, createWriteStream, mkdirSync, readFileSync, symlinkSync, linkSync, writeFileSync, chmodSync, truncateSync, existsSync } from "node:fs";
+import {
+  createReadStream,
+  createWriteStream,
+  mkdirSync,
+  readFileSync,
+  symlinkSync,
+  linkSync,
+  writeFileSync,
+  chmodSync,
+  truncateSync,
+  existsSync,
+} from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { catalogueFileProblem, catalogueSidecarPath, readCatalogueFile, writeCatalogueFile } from "../../src/archive/diff/catalogue-file.js";
+import {
+  catalogueFileProblem,
+  catalogueSidecarPath,
+  readCatalogueFile,
+  writeCatalogueFile,
+} from "../../src/archive/diff/catalogue-file.js";
 import { scanImage } from "../../src/archive/diff/scan.js";
 import { ImageInspection, TarInspector, normaliseMemberPath } from "../../src/archive/inspect/index.js";
 import { GnuTarWriter } from "../../src/archive/tar/write.js";
@@ -54,7 +70,11 @@ describe("member path rules (pure)", () => {
 
 describe("hostile members are refused, naming the image and the member", () => {
   const cases: [string, FixtureEntry[], RegExp][] = [
-    ["'..' after normalisation", [sys, { name: "system/../../x", content: "x" }], /member 'system\/\.\.\/\.\.\/x': path with a '\.\.' component/],
+    [
+      "'..' after normalisation",
+      [sys, { name: "system/../../x", content: "x" }],
+      /member 'system\/\.\.\/\.\.\/x': path with a '\.\.' component/,
+    ],
     ["an absolute path", [sys, { name: "/abs/path", content: "x" }], /member '\/abs\/path': absolute path/],
     [
       "a write through a symlink the archive made",
@@ -66,8 +86,16 @@ describe("hostile members are refused, naming the image and the member", () => {
       [sys, { name: "system/a", type: "symlink", linkname: "../.." }, { name: "system/a/b/c", content: "x" }],
       /member 'system\/a\/b\/c': it is written through the symlink 'system\/a'/,
     ],
-    ["a hard link to /etc/shadow", [sys, { name: "system/shadow", type: "link", linkname: "/etc/shadow" }], /member 'system\/shadow': absolute hard-link target '\/etc\/shadow'/],
-    ["a hard link with '..'", [sys, { name: "system/up", type: "link", linkname: "system/../../etc/passwd" }], /member 'system\/up': hard-link target with a '\.\.' component/],
+    [
+      "a hard link to /etc/shadow",
+      [sys, { name: "system/shadow", type: "link", linkname: "/etc/shadow" }],
+      /member 'system\/shadow': absolute hard-link target '\/etc\/shadow'/,
+    ],
+    [
+      "a hard link with '..'",
+      [sys, { name: "system/up", type: "link", linkname: "system/../../etc/passwd" }],
+      /member 'system\/up': hard-link target with a '\.\.' component/,
+    ],
     [
       "a hard link to a member that comes later",
       [sys, { name: "system/l", type: "link", linkname: "system/later" }, { name: "system/later", content: "x" }],
@@ -78,12 +106,32 @@ describe("hostile members are refused, naming the image and the member", () => {
       [sys, { name: "system/s", type: "symlink", linkname: "/etc" }, { name: "system/h", type: "link", linkname: "system/s/shadow" }],
       /member 'system\/h': hard-link target 'system\/s\/shadow' is reached through the symlink 'system\/s'/,
     ],
-    ["a 4097-byte name", [sys, { name: `system/${"d/".repeat(2044)}xx`, content: "x" }], /member 'system\/d\/d\/.*…': name is 4097 bytes \(more than 4096\)/],
+    [
+      "a 4097-byte name",
+      [sys, { name: `system/${"d/".repeat(2044)}xx`, content: "x" }],
+      /member 'system\/d\/d\/.*…': name is 4097 bytes \(more than 4096\)/,
+    ],
     ["a 256-byte component", [sys, { name: `system/${"n".repeat(256)}`, content: "x" }], /a path component is 256 bytes \(more than 255\)/],
-    ["a 4097-byte link target", [sys, { name: "system/l", type: "symlink", linkname: "t".repeat(4097) }], /member 'system\/l': link target is 4097 bytes/],
-    ["a character device outside system/dev", [sys, { name: "system/tmp/kmem", type: "character-device", devmajor: 1, devminor: 2 }], /member 'system\/tmp\/kmem': character device node outside system\/dev\//],
-    ["a block device at the top", [{ name: "sda", type: "block-device", devmajor: 8, devminor: 0 }], /member 'sda': block device node outside system\/dev\//],
-    ["a device named like system/dev but elsewhere", [{ name: "system/devices", type: "block-device", devmajor: 8 }], /member 'system\/devices': block device/],
+    [
+      "a 4097-byte link target",
+      [sys, { name: "system/l", type: "symlink", linkname: "t".repeat(4097) }],
+      /member 'system\/l': link target is 4097 bytes/,
+    ],
+    [
+      "a character device outside system/dev",
+      [sys, { name: "system/tmp/kmem", type: "character-device", devmajor: 1, devminor: 2 }],
+      /member 'system\/tmp\/kmem': character device node outside system\/dev\//,
+    ],
+    [
+      "a block device at the top",
+      [{ name: "sda", type: "block-device", devmajor: 8, devminor: 0 }],
+      /member 'sda': block device node outside system\/dev\//,
+    ],
+    [
+      "a device named like system/dev but elsewhere",
+      [{ name: "system/devices", type: "block-device", devmajor: 8 }],
+      /member 'system\/devices': block device/,
+    ],
     ["a newline in the name (shown escaped, one line)", [{ name: "a\n/../../b", content: "x" }], /member 'a\\x0a\/\.\.\/\.\.\/b'/],
   ];
   it.each(cases)("%s", async (_what, entries, message) => {
@@ -95,7 +143,9 @@ describe("hostile members are refused, naming the image and the member", () => {
   });
 
   it("device nodes anywhere pass with image_allow_devices", async () => {
-    const cat = await inspectTar(pyTar([{ name: "system/tmp/kmem", type: "character-device", devmajor: 1, devminor: 2 }]), { allow_devices: true });
+    const cat = await inspectTar(pyTar([{ name: "system/tmp/kmem", type: "character-device", devmajor: 1, devminor: 2 }]), {
+      allow_devices: true,
+    });
     expect(cat.get("system/tmp/kmem")?.type).toBe("character-device");
   });
 
@@ -105,13 +155,19 @@ describe("hostile members are refused, naming the image and the member", () => {
     const name = `system/${"a".repeat(1 << 20)}`;
     await w.add({ name, type: "file", mode: 0o644, uid: 0, gid: 0, uname: "", gname: "", mtime: 0, size: 1 }, Buffer.from("x"));
     await w.finish();
-    await expect(inspectTar(tar)).rejects.toThrow(/^Cannot publish image 'pool\/x\.tar\.xz': member 'system\/aaaa.*…': its name is 1048584 bytes \(more than 65536\)$/);
+    await expect(inspectTar(tar)).rejects.toThrow(
+      /^Cannot publish image 'pool\/x\.tar\.xz': member 'system\/aaaa.*…': its name is 1048584 bytes \(more than 65536\)$/,
+    );
   });
 
   it("limits: members and expanded bytes", async () => {
     const entries = [sys, { name: "system/a", content: "a" }, { name: "system/b", content: "b".repeat(20_000) }];
-    await expect(inspectTar(pyTar(entries), { max_members: 2 })).rejects.toThrow(/member 'system\/b': more than 2 members \(image_max_members\)/);
-    await expect(inspectTar(pyTar(entries), { max_bytes: 10_000 })).rejects.toThrow(/^Cannot publish image 'pool\/x\.tar\.xz': it expands to more than 10000 bytes \(image_max_bytes\)$/);
+    await expect(inspectTar(pyTar(entries), { max_members: 2 })).rejects.toThrow(
+      /member 'system\/b': more than 2 members \(image_max_members\)/,
+    );
+    await expect(inspectTar(pyTar(entries), { max_bytes: 10_000 })).rejects.toThrow(
+      /^Cannot publish image 'pool\/x\.tar\.xz': it expands to more than 10000 bytes \(image_max_bytes\)$/,
+    );
     expect((await inspectTar(pyTar(entries), { max_members: 3 })).members).toBe(3);
   });
 
@@ -120,15 +176,21 @@ describe("hostile members are refused, naming the image and the member", () => {
     const path = join(dir, "bomb.tar.xz");
     xzBomb(path, 7 * 1024 ** 3);
     expect(readFileSync(path).length).toBeLessThan(1_500_000);
-    await expect(inspectXz(path)).rejects.toThrow(/^Cannot publish image 'pool\/x\.tar\.xz': member 'system\/zeros': it expands more than 50 times \(\d+ bytes from \d+ compressed; image_max_ratio\)$/);
+    await expect(inspectXz(path)).rejects.toThrow(
+      /^Cannot publish image 'pool\/x\.tar\.xz': member 'system\/zeros': it expands more than 50 times \(\d+ bytes from \d+ compressed; image_max_ratio\)$/,
+    );
   });
 
   it("random bytes in xz are not a tar archive; an empty tar is not an image", async () => {
     const dir = tempDir();
     writeFileSync(join(dir, "random"), Buffer.from(Array.from({ length: 20_000 }, (_, i) => (i * 7919 + (i >> 3) * 31) & 0xff)));
-    await expect(inspectXz(xzFile(join(dir, "random")))).rejects.toThrow(/^Cannot publish image 'pool\/x\.tar\.xz': it is not a tar archive \(bad (header checksum at byte 0|checksum field in a header)\)$/);
+    await expect(inspectXz(xzFile(join(dir, "random")))).rejects.toThrow(
+      /^Cannot publish image 'pool\/x\.tar\.xz': it is not a tar archive \(bad (header checksum at byte 0|checksum field in a header)\)$/,
+    );
     execFileSync("tar", ["-cf", join(dir, "empty.tar"), "-T", "/dev/null"]);
-    await expect(inspectXz(xzFile(join(dir, "empty.tar")))).rejects.toThrow(/^Cannot publish image 'pool\/x\.tar\.xz': it is an empty tar archive \(no members\)$/);
+    await expect(inspectXz(xzFile(join(dir, "empty.tar")))).rejects.toThrow(
+      /^Cannot publish image 'pool\/x\.tar\.xz': it is an empty tar archive \(no members\)$/,
+    );
     writeFileSync(join(dir, "plain"), "not xz at all\n");
     await expect(inspectXz(join(dir, "plain"))).rejects.toThrow(/^Cannot publish image 'pool\/x\.tar\.xz': Cannot decompress xz: /);
   });
@@ -193,7 +255,18 @@ describe("catalogue sidecar", () => {
     linkSync(join(root, "system/a/b/f"), join(root, "system/a/hard"));
     const tar = join(dir, "img.tar");
     // Members named without their parent directories: implicit parents in the catalogue.
-    execFileSync("tar", ["--format=gnu", "-C", root, "-cf", tar, "--no-recursion", "system/a/b/f", "system/a/g", "system/a/link", "system/a/hard"]);
+    execFileSync("tar", [
+      "--format=gnu",
+      "-C",
+      root,
+      "-cf",
+      tar,
+      "--no-recursion",
+      "system/a/b/f",
+      "system/a/g",
+      "system/a/link",
+      "system/a/hard",
+    ]);
     execFileSync("tar", ["--format=gnu", "-C", root, "-rf", tar, "--no-recursion", "system/a/g"]); // a duplicate
     const pool = join(dir, "pool");
     mkdirSync(pool);
@@ -236,7 +309,18 @@ describe("catalogue sidecar", () => {
   });
 
   it("belongs to its pool file: kept beside a referenced one, an orphan otherwise (a crash before the rename)", () => {
-    const existing = new Set(["/r/pool/a.tar.xz", "/r/pool/a.catalogue.gz", "/r/pool/a.json", "/r/pool/b.catalogue.gz", "/r/pool/c.tar.xz", "/r/pool/c.catalogue.gz"]);
-    expect(orphanedFiles(existing, new Set(), new Set(["/r/pool/a.tar.xz"]))).toEqual(["/r/pool/b.catalogue.gz", "/r/pool/c.catalogue.gz", "/r/pool/c.tar.xz"]);
+    const existing = new Set([
+      "/r/pool/a.tar.xz",
+      "/r/pool/a.catalogue.gz",
+      "/r/pool/a.json",
+      "/r/pool/b.catalogue.gz",
+      "/r/pool/c.tar.xz",
+      "/r/pool/c.catalogue.gz",
+    ]);
+    expect(orphanedFiles(existing, new Set(), new Set(["/r/pool/a.tar.xz"]))).toEqual([
+      "/r/pool/b.catalogue.gz",
+      "/r/pool/c.catalogue.gz",
+      "/r/pool/c.tar.xz",
+    ]);
   });
 });

@@ -17,7 +17,12 @@ import { listTarWithPython, tempDir, writeTarWithWriter, xzFile, type FixtureEnt
 
 const T = 1_600_000_000;
 const NOW = new Date(1_700_000_000_000);
-const file = (name: string, content: string | Buffer, extra: Partial<FixtureEntry> = {}): FixtureEntry => ({ name, content, mtime: T, ...extra });
+const file = (name: string, content: string | Buffer, extra: Partial<FixtureEntry> = {}): FixtureEntry => ({
+  name,
+  content,
+  mtime: T,
+  ...extra,
+});
 
 /** Compressible but not trivially so: numbered text lines mixed with pseudo-random bytes. */
 function text(seed: string, bytes: number): Buffer {
@@ -67,7 +72,10 @@ describe("one .xz stream from several (xz-container)", () => {
   });
 
   it("index encoding round-trips sizes beyond 32 bits", () => {
-    const records = [{ unpaddedSize: 5, uncompressedSize: 2 ** 40 + 3 }, { unpaddedSize: 123456, uncompressedSize: 127 }];
+    const records = [
+      { unpaddedSize: 5, uncompressedSize: 2 ** 40 + 3 },
+      { unpaddedSize: 123456, uncompressedSize: 127 },
+    ];
     expect(parseIndex(encodeIndex(records))).toEqual(records);
   });
 });
@@ -77,7 +85,12 @@ describe("one-pass delta", () => {
     const dir = tempDir("si-onepass-");
     const big = (seed: string) => text(seed, 3 << 20);
     const oldEntries = [file("system/a", big("a")), file("system/b", big("b")), file("system/gone", "x"), file("system/same", big("s"))];
-    const newEntries = [file("system/a", big("a2")), file("system/added", big("n")), file("system/b", big("b2")), file("system/same", big("s"))];
+    const newEntries = [
+      file("system/a", big("a2")),
+      file("system/added", big("n")),
+      file("system/b", big("b2")),
+      file("system/same", big("s")),
+    ];
     const oldTar = xzFile(await writeTarWithWriter(join(dir, "old.tar"), oldEntries));
     const newTar = xzFile(await writeTarWithWriter(join(dir, "new.tar"), newEntries));
     const out = join(dir, "delta.tar.xz");
@@ -88,10 +101,17 @@ describe("one-pass delta", () => {
 
     execFileSync("xz", ["-t", out]);
     const robot = execFileSync("xz", ["--robot", "-l", out], { encoding: "utf8" });
-    const [, streams, blocks] = robot.split("\n").find((l) => l.startsWith("file"))!.split("\t");
+    const [, streams, blocks] = robot
+      .split("\n")
+      .find((l) => l.startsWith("file"))!
+      .split("\t");
     expect(streams).toBe("1");
     expect(Number(blocks)).toBeGreaterThanOrEqual(4); // removed + ≥3 blocks of 3 MiB
-    expect(execFileSync("sh", ["-c", `xz -dc '${out}' | tar -t`], { encoding: "utf8" }).split("\n").filter(Boolean)).toEqual(["removed", "system/a", "system/added", "system/b"]);
+    expect(
+      execFileSync("sh", ["-c", `xz -dc '${out}' | tar -t`], { encoding: "utf8" })
+        .split("\n")
+        .filter(Boolean),
+    ).toEqual(["removed", "system/a", "system/added", "system/b"]);
     const py = listTarWithPython(out);
     expect(py.map((m) => m.name)).toEqual(["removed", "system/a", "system/added", "system/b"]);
     expect(py[0].content).toBe("system/a\nsystem/b\nsystem/gone\n");
@@ -163,7 +183,11 @@ describe("one-pass delta", () => {
     expect(s.changes.changed).toEqual(["big"]);
     const plain = xzDecompress(out);
     expect(plain.equals(await twoPassTar(oldTar, newTar, join(dir, "two-pass.tar")))).toBe(true);
-    expect(execFileSync("ls", ["-A", dir], { encoding: "utf8" }).split("\n").filter((f) => f.startsWith("."))).toEqual([]); // temporaries removed
+    expect(
+      execFileSync("ls", ["-A", dir], { encoding: "utf8" })
+        .split("\n")
+        .filter((f) => f.startsWith(".")),
+    ).toEqual([]); // temporaries removed
   });
 
   it("falls back to the second pass for a path duplicated in the new image (the last occurrence is shipped)", async () => {
@@ -173,7 +197,10 @@ describe("one-pass delta", () => {
     const out = join(dir, "delta.tar.xz");
     const s = await makeDelta(oldTar, newTar, out, { xzLevel: 0, now: NOW });
     expect(s.onePass).toBe(false);
-    expect(listTarWithPython(out).map((m) => [m.name, m.content])).toEqual([["removed", "a\n"], ["a", "second"]]);
+    expect(listTarWithPython(out).map((m) => [m.name, m.content])).toEqual([
+      ["removed", "a\n"],
+      ["a", "second"],
+    ]);
   });
 
   it("'content': a file with equal size, mode and owner but a new mtime waits for its digest (dropped if equal, shipped if not)", async () => {
@@ -199,8 +226,20 @@ describe("one-pass delta", () => {
   it("from stored catalogues (both, or the old one alone): the same delta file, byte for byte, as from the images", async () => {
     const dir = tempDir("si-onepass-");
     const big = (seed: string) => text(seed, 600 << 10);
-    const oldEntries = [file("system/a", big("a")), file("system/t", "touched"), { name: "system/hl", type: "link" as const, linkname: "system/a", mtime: T }, file("system/gone", "x"), file("system/same", big("s"))];
-    const newEntries = [file("system/a", big("a2")), file("system/t", "touched", { mtime: T + 1 }), { name: "system/hl", type: "link" as const, linkname: "system/a", mtime: T }, file("system/added", big("n")), file("system/same", big("s"))];
+    const oldEntries = [
+      file("system/a", big("a")),
+      file("system/t", "touched"),
+      { name: "system/hl", type: "link" as const, linkname: "system/a", mtime: T },
+      file("system/gone", "x"),
+      file("system/same", big("s")),
+    ];
+    const newEntries = [
+      file("system/a", big("a2")),
+      file("system/t", "touched", { mtime: T + 1 }),
+      { name: "system/hl", type: "link" as const, linkname: "system/a", mtime: T },
+      file("system/added", big("n")),
+      file("system/same", big("s")),
+    ];
     const oldTar = xzFile(await writeTarWithWriter(join(dir, "old.tar"), oldEntries));
     const newTar = xzFile(await writeTarWithWriter(join(dir, "new.tar"), newEntries));
     for (const mtime of ["content", "exact"] as const) {
@@ -208,14 +247,31 @@ describe("one-pass delta", () => {
       const s0 = await makeDelta(oldTar, newTar, ref, { xzLevel: 0, now: NOW, mtime });
       expect(s0.source).toBe("images");
       const both = join(dir, `catalogues-${mtime}.tar.xz`);
-      const s1 = await makeDelta("/nonexistent/old.tar.xz", newTar, both, { xzLevel: 0, now: NOW, mtime, oldCatalogue: scanImage(oldTar), newCatalogue: scanImage(newTar) });
+      const s1 = await makeDelta("/nonexistent/old.tar.xz", newTar, both, {
+        xzLevel: 0,
+        now: NOW,
+        mtime,
+        oldCatalogue: scanImage(oldTar),
+        newCatalogue: scanImage(newTar),
+      });
       expect(s1.source).toBe("catalogues");
       const oldOnly = join(dir, `old-catalogue-${mtime}.tar.xz`);
-      const s2 = await makeDelta("/nonexistent/old.tar.xz", newTar, oldOnly, { xzLevel: 0, now: NOW, mtime, oldCatalogue: scanImage(oldTar) });
+      const s2 = await makeDelta("/nonexistent/old.tar.xz", newTar, oldOnly, {
+        xzLevel: 0,
+        now: NOW,
+        mtime,
+        oldCatalogue: scanImage(oldTar),
+      });
       expect([s2.source, s2.onePass]).toEqual(["old-catalogue", true]);
       for (const out of [both, oldOnly]) expect(readFileSync(out).equals(readFileSync(ref)), out).toBe(true);
       expect(s1.changes).toEqual(s0.changes);
-      expect(listTarWithPython(both).map((m) => m.name)).toEqual(["removed", "system/a", ...(mtime === "exact" ? ["system/t"] : []), "system/hl", "system/added"]);
+      expect(listTarWithPython(both).map((m) => m.name)).toEqual([
+        "removed",
+        "system/a",
+        ...(mtime === "exact" ? ["system/t"] : []),
+        "system/hl",
+        "system/added",
+      ]);
       expect(xzDecompress(both).equals(await twoPassTar(oldTar, newTar, join(dir, `two-pass-${mtime}.tar`), mtime))).toBe(true);
     }
   }, 300_000);

@@ -11,7 +11,19 @@ import {
   stripRecoveryHeader,
   swapRecoveryKeyring,
 } from "../../src/archive/recovery-keyring.js";
-import { abootimgInfo, bytes, cleanup, compress, makeRamdisk, mkbootimg, tmp, unpackBootimg, type Layout, type MkbootimgArgs, type RamdiskCompression } from "./bootimg-fixtures.js";
+import {
+  abootimgInfo,
+  bytes,
+  cleanup,
+  compress,
+  makeRamdisk,
+  mkbootimg,
+  tmp,
+  unpackBootimg,
+  type Layout,
+  type MkbootimgArgs,
+  type RamdiskCompression,
+} from "./bootimg-fixtures.js";
 
 afterAll(cleanup);
 
@@ -29,7 +41,12 @@ interface Node {
 
 /** Extracts a ramdisk the way a person would (`gzip -dc | cpio -idm`) and describes every path. */
 function extract(ramdisk: Buffer, how: RamdiskCompression): Map<string, Node> {
-  const raw = how === "gzip" ? execFileSync("gzip", ["-dc"], { input: ramdisk }) : how === "xz" ? execFileSync("xz", ["-dc"], { input: ramdisk }) : ramdisk;
+  const raw =
+    how === "gzip"
+      ? execFileSync("gzip", ["-dc"], { input: ramdisk })
+      : how === "xz"
+        ? execFileSync("xz", ["-dc"], { input: ramdisk })
+        : ramdisk;
   const dir = tmp("x-");
   execFileSync("cpio", ["--quiet", "-idm"], { cwd: dir, input: raw });
   const out = new Map<string, Node>();
@@ -37,10 +54,17 @@ function extract(ramdisk: Buffer, how: RamdiskCompression): Map<string, Node> {
     for (const name of readdirSync(join(dir, rel))) {
       const path = rel ? `${rel}/${name}` : name;
       const st = lstatSync(join(dir, path));
-      const node: Node = { type: st.isDirectory() ? "dir" : st.isSymbolicLink() ? "symlink" : "file", mode: st.mode & 0o7777, uid: st.uid, gid: st.gid };
+      const node: Node = {
+        type: st.isDirectory() ? "dir" : st.isSymbolicLink() ? "symlink" : "file",
+        mode: st.mode & 0o7777,
+        uid: st.uid,
+        gid: st.gid,
+      };
       if (st.isFile()) {
         node.mtime = Math.floor(st.mtimeMs / 1000);
-        node.content = createHash("sha256").update(readFileSync(join(dir, path))).digest("hex");
+        node.content = createHash("sha256")
+          .update(readFileSync(join(dir, path)))
+          .digest("hex");
       }
       if (st.isSymbolicLink()) node.content = readlinkSync(join(dir, path));
       out.set(path, node);
@@ -84,9 +108,25 @@ describe("swapRecoveryKeyring", () => {
   const cases: { layout: Layout; how: RamdiskCompression; args: MkbootimgArgs; dest: string; added?: string[] }[] = [
     { layout: "etc", how: "gzip", args: { pageSize: 2048 }, dest: "etc/system-image/archive-master.tar.xz" },
     { layout: "usr", how: "gzip", args: { pageSize: 4096, second: bytes(5000, 3) }, dest: "usr/share/system-image/archive-master.tar.xz" },
-    { layout: "etc", how: "xz", args: { headerVersion: 1, pageSize: 2048, second: bytes(10, 4), recoveryDtbo: bytes(3000, 5) }, dest: "etc/system-image/archive-master.tar.xz" },
-    { layout: "usr", how: "none", args: { headerVersion: 2, pageSize: 4096, dtb: bytes(4097, 6) }, dest: "usr/share/system-image/archive-master.tar.xz" },
-    { layout: "none", how: "gzip", args: { pageSize: 2048 }, dest: "etc/system-image/archive-master.tar.xz", added: ["etc", "etc/system-image"] },
+    {
+      layout: "etc",
+      how: "xz",
+      args: { headerVersion: 1, pageSize: 2048, second: bytes(10, 4), recoveryDtbo: bytes(3000, 5) },
+      dest: "etc/system-image/archive-master.tar.xz",
+    },
+    {
+      layout: "usr",
+      how: "none",
+      args: { headerVersion: 2, pageSize: 4096, dtb: bytes(4097, 6) },
+      dest: "usr/share/system-image/archive-master.tar.xz",
+    },
+    {
+      layout: "none",
+      how: "gzip",
+      args: { pageSize: 2048 },
+      dest: "etc/system-image/archive-master.tar.xz",
+      added: ["etc", "etc/system-image"],
+    },
   ];
   it.each(cases)("$layout keyring, $how ramdisk, $args.pageSize-byte pages", async ({ layout, how, args, dest, added }) => {
     const ramdisk = makeRamdisk(layout, how);
@@ -161,7 +201,9 @@ describe("swapRecoveryKeyring", () => {
     const notCpio = mkbootimg(kernel, compress(Buffer.from("not an archive at all"), "gzip")).image;
     await expect(swapRecoveryKeyring(notCpio, keyring)).rejects.toThrow(ArchiveError);
     await expect(swapRecoveryKeyring(notCpio, keyring)).rejects.toThrow(/^Cannot parse cpio archive recovery\.img ramdisk \(gzip\): /);
-    await expect(swapRecoveryKeyring(Buffer.from("ANDROID?"), keyring)).rejects.toThrow(/^Cannot parse boot image recovery\.img: bad magic/);
+    await expect(swapRecoveryKeyring(Buffer.from("ANDROID?"), keyring)).rejects.toThrow(
+      /^Cannot parse boot image recovery\.img: bad magic/,
+    );
   });
 });
 
@@ -184,7 +226,19 @@ describe("recovery header helpers (test_manipulate_recovery_header)", () => {
 // --- device tarballs -----------------------------------------------------------------------
 
 /** Python tarfile's view of every member: metadata and a content hash. */
-type Member = { name: string; type: string; mode: number; uid: number; gid: number; uname: string; gname: string; mtime: number; linkname: string; size: number; sha: string };
+type Member = {
+  name: string;
+  type: string;
+  mode: number;
+  uid: number;
+  gid: number;
+  uname: string;
+  gname: string;
+  mtime: number;
+  linkname: string;
+  size: number;
+  sha: string;
+};
 function members(tarXz: string): Member[] {
   const script = `
 import hashlib, json, sys, tarfile
@@ -219,8 +273,30 @@ function deviceTarball(recovery: Buffer | null): string {
   writeFileSync(join(src, "system/lib/libx.so.1"), bytes(20_000, 33));
   symlinkSync("libx.so.1", join(src, "system/lib/libx.so"));
   const out = join(dir, "device-abc.tar.xz");
-  const order = ["partitions", "partitions/boot.img", ...(recovery ? ["partitions/recovery.img"] : []), "system", "system/build.prop", "system/lib", "system/lib/libx.so.1", "system/lib/libx.so", LONG];
-  execFileSync("tar", ["--format=gnu", "--owner=0", "--group=0", "--numeric-owner", "--mtime=@1600000000", "--no-recursion", "-cJf", out, "-C", src, ...order]);
+  const order = [
+    "partitions",
+    "partitions/boot.img",
+    ...(recovery ? ["partitions/recovery.img"] : []),
+    "system",
+    "system/build.prop",
+    "system/lib",
+    "system/lib/libx.so.1",
+    "system/lib/libx.so",
+    LONG,
+  ];
+  execFileSync("tar", [
+    "--format=gnu",
+    "--owner=0",
+    "--group=0",
+    "--numeric-owner",
+    "--mtime=@1600000000",
+    "--no-recursion",
+    "-cJf",
+    out,
+    "-C",
+    src,
+    ...order,
+  ]);
   return out;
 }
 
@@ -246,7 +322,11 @@ describe("repackDeviceTarballKeyring", () => {
     const raw = execFileSync("xz", ["-dc", path], { maxBuffer: 1 << 28 });
     expect(raw.toString("latin1", 257, 265)).toBe("ustar  \0");
     const newRecovery = memberContent(path, "partitions/recovery.img");
-    expectOnlyKeyringChanged(extract(ramdisk, "gzip"), extract(expectValidImage(newRecovery, { pageSize: 2048 }), "gzip"), "etc/system-image/archive-master.tar.xz");
+    expectOnlyKeyringChanged(
+      extract(ramdisk, "gzip"),
+      extract(expectValidImage(newRecovery, { pageSize: 2048 }), "gzip"),
+      "etc/system-image/archive-master.tar.xz",
+    );
     expect(readdirSync(join(path, ".."))).toEqual(["device-abc.tar.xz", "src"]);
   });
 
@@ -257,7 +337,11 @@ describe("repackDeviceTarballKeyring", () => {
     expect(await repackDeviceTarballKeyring(path, keyring, "krillin")).toBe(true);
     const ramdisk = unpackBootimg(memberContent(path, "partitions/recovery.img")).parts.ramdisk;
     expect(ramdisk.subarray(0, 512).equals(header)).toBe(true);
-    expectOnlyKeyringChanged(extract(payload, "gzip"), extract(ramdisk.subarray(512), "gzip"), "usr/share/system-image/archive-master.tar.xz");
+    expectOnlyKeyringChanged(
+      extract(payload, "gzip"),
+      extract(ramdisk.subarray(512), "gzip"),
+      "usr/share/system-image/archive-master.tar.xz",
+    );
   });
 
   it("returns false and leaves a tarball without recovery.img untouched", async () => {

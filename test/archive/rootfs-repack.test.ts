@@ -1,5 +1,15 @@
 import { execFileSync } from "node:child_process";
-import { createReadStream, createWriteStream, linkSync, lstatSync, mkdirSync, readFileSync, readlinkSync, symlinkSync, writeFileSync } from "node:fs";
+import {
+  createReadStream,
+  createWriteStream,
+  linkSync,
+  lstatSync,
+  mkdirSync,
+  readFileSync,
+  readlinkSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { appendedEntries, repackRootfs } from "../../src/archive/rootfs-repack.js";
@@ -89,7 +99,10 @@ describe("repackRootfs (§5.4.2)", () => {
     const desktop = appendedEntries({ product: "desktop" }).map((e) => e.name);
     expect(desktop).toEqual(["system/userdata", "system/etc/mtab", "system/lib/modules"]);
     const http = appendedEntries({ product: "core", alwaysAndroid: true }).map((e) => e.name);
-    expect(http.slice(0, 9)).toEqual(["system/android", ...["cache", "data", "factory", "firmware", "persist", "system", "odm", "vendor"].map((n) => `system/${n}`)]);
+    expect(http.slice(0, 9)).toEqual([
+      "system/android",
+      ...["cache", "data", "factory", "firmware", "persist", "system", "odm", "vendor"].map((n) => `system/${n}`),
+    ]);
     expect(http.slice(9)).toEqual(["system/writable", "system/etc/mtab", "system/lib/modules"]);
     expect(appendedEntries({ product: "pd" })[0].name).toBe("system/android");
   });

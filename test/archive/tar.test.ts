@@ -1,11 +1,29 @@
 import { execFileSync } from "node:child_process";
-import { createReadStream, lstatSync, mkdirSync, readFileSync, readlinkSync, symlinkSync, linkSync, writeFileSync, utimesSync, chownSync } from "node:fs";
+import {
+  createReadStream,
+  lstatSync,
+  mkdirSync,
+  readFileSync,
+  readlinkSync,
+  symlinkSync,
+  linkSync,
+  writeFileSync,
+  utimesSync,
+  chownSync,
+} from "node:fs";
 import { join } from "node:path";
 import { Readable, Writable } from "node:stream";
 import { describe, expect, it } from "vitest";
 import { readTar, GnuTarWriter, type TarHeader } from "../../src/archive/tar/index.js";
 import { ArchiveError } from "../../src/errors.js";
-import { headerMagics, listTarWithPython, tempDir, writeTarWithPython, writeTarWithWriter, type FixtureEntry } from "../helpers/tar-fixtures.js";
+import {
+  headerMagics,
+  listTarWithPython,
+  tempDir,
+  writeTarWithPython,
+  writeTarWithWriter,
+  type FixtureEntry,
+} from "../helpers/tar-fixtures.js";
 
 async function readAll(path: string): Promise<{ header: TarHeader; content: string }[]> {
   const out: { header: TarHeader; content: string }[] = [];
@@ -25,7 +43,16 @@ const ENTRIES: FixtureEntry[] = [
   { name: "deep", type: "directory", mode: 0o755, mtime: 1_500_000_000 },
   { name: "deep/" + "d".repeat(90), type: "directory", mode: 0o700, uid: 7, gid: 8, mtime: 1_500_000_001 },
   { name: LONG_DIR, type: "directory", mode: 0o755, mtime: 1_500_000_002 },
-  { name: LONG_FILE, content: "long name content\n", mode: 0o640, uid: 1000, gid: 1001, uname: "alice", gname: "staff", mtime: 1_600_000_123 },
+  {
+    name: LONG_FILE,
+    content: "long name content\n",
+    mode: 0o640,
+    uid: 1000,
+    gid: 1001,
+    uname: "alice",
+    gname: "staff",
+    mtime: 1_600_000_123,
+  },
   { name: "deep/hard", type: "link", linkname: LONG_FILE, uid: 1000, gid: 1001 },
   { name: "deep/sym", type: "symlink", linkname: LONG_TARGET, mode: 0o777, uid: 5, gid: 6, mtime: 1_400_000_000 },
   { name: "deep/null", type: "character-device", devmajor: 1, devminor: 3, mode: 0o666 },
@@ -65,7 +92,16 @@ describe("GnuTarWriter", () => {
     const members = listTarWithPython(tar);
     expect(members.map((m) => m.name)).toEqual(ENTRIES.map((e) => e.name));
     const file = members[3];
-    expect(file).toMatchObject({ type: "0", mode: 0o640, uid: 1000, gid: 1001, uname: "alice", gname: "staff", mtime: 1_600_000_123, content: "long name content\n" });
+    expect(file).toMatchObject({
+      type: "0",
+      mode: 0o640,
+      uid: 1000,
+      gid: 1001,
+      uname: "alice",
+      gname: "staff",
+      mtime: 1_600_000_123,
+      content: "long name content\n",
+    });
     expect(members[4]).toMatchObject({ type: "1", linkname: LONG_FILE });
     expect(members[5]).toMatchObject({ type: "2", linkname: LONG_TARGET, mtime: 1_400_000_000 });
     expect(members[6]).toMatchObject({ type: "3", devmajor: 1, devminor: 3 });
@@ -122,7 +158,10 @@ describe("GnuTarWriter", () => {
     });
     const w = new GnuTarWriter(slow);
     const big = Buffer.alloc(300_000, 7);
-    await w.add({ name: "big", type: "file", mode: 0o644, uid: 0, gid: 0, uname: "", gname: "", mtime: 0, size: big.length }, Readable.from([big.subarray(0, 100_000), big.subarray(100_000)]));
+    await w.add(
+      { name: "big", type: "file", mode: 0o644, uid: 0, gid: 0, uname: "", gname: "", mtime: 0, size: big.length },
+      Readable.from([big.subarray(0, 100_000), big.subarray(100_000)]),
+    );
     await w.finish();
     const total = Buffer.concat(chunks);
     expect(total.length % 10240).toBe(0);
@@ -148,7 +187,10 @@ describe("readTar", () => {
     const byName = new Map((await readAll(tar)).map((e) => [e.header.name, e]));
     expect(byName.get("deep")!.header.type).toBe("directory"); // no trailing "/"
     expect(byName.get(LONG_DIR)!.header.type).toBe("directory");
-    expect(byName.get(LONG_FILE)).toMatchObject({ content: "hello", header: { type: "file", typeflag: "0", uid: 1234, gid: 5678, mtime: 1_234_567_890, size: 5 } });
+    expect(byName.get(LONG_FILE)).toMatchObject({
+      content: "hello",
+      header: { type: "file", typeflag: "0", uid: 1234, gid: 5678, mtime: 1_234_567_890, size: 5 },
+    });
     expect(byName.get("deep/hard")!.header).toMatchObject({ type: "link", linkname: LONG_FILE, size: 0 });
     expect(byName.get("deep/sym")!.header).toMatchObject({ type: "symlink", linkname: LONG_TARGET });
     expect(byName.get("deep/null")!.header).toMatchObject({ type: "character-device", devmajor: 1, devminor: 3 });
@@ -159,12 +201,16 @@ describe("readTar", () => {
     const dir = tempDir();
     for (const format of ["pax", "ustar"] as const) {
       const name = format === "pax" ? LONG_FILE : "p/" + "q".repeat(120) + "/f"; // ustar: prefix field
-      const tar = writeTarWithPython(join(dir, `${format}.tar`), [
-        { name, content: "x", uid: 9, mtime: 77 },
-        { name: "dir", type: "directory" },
-        // ustar cannot hold a link name over 100 bytes: only pax links to the long name.
-        { name: "h", type: "link", linkname: format === "pax" ? name : "dir" },
-      ], format);
+      const tar = writeTarWithPython(
+        join(dir, `${format}.tar`),
+        [
+          { name, content: "x", uid: 9, mtime: 77 },
+          { name: "dir", type: "directory" },
+          // ustar cannot hold a link name over 100 bytes: only pax links to the long name.
+          { name: "h", type: "link", linkname: format === "pax" ? name : "dir" },
+        ],
+        format,
+      );
       const entries = await readAll(tar);
       expect(entries.map((e) => e.header.name)).toEqual([name, "dir", "h"]);
       expect(entries[0].header).toMatchObject({ uid: 9, mtime: 77, size: 1 });
@@ -195,7 +241,10 @@ describe("readTar", () => {
   it("skips bodies the consumer leaves unread", async () => {
     const dir = tempDir();
     const big = "z".repeat(200_000);
-    const tar = await writeTarWithWriter(join(dir, "a.tar"), [{ name: "a", content: big }, { name: "b", content: "bee" }]);
+    const tar = await writeTarWithWriter(join(dir, "a.tar"), [
+      { name: "a", content: big },
+      { name: "b", content: "bee" },
+    ]);
     const names: string[] = [];
     let last = "";
     for await (const { header, body } of readTar(createReadStream(tar, { highWaterMark: 1000 }))) {

@@ -73,10 +73,14 @@ describe("si check-latest against this instance", () => {
   });
 
   it("without --ca, refuses the self-signed certificate in one line that names --ca", async () => {
-    const r = await runSiAsync(["check-latest", "mako", "--channel", "devel", "--server", `https://127.0.0.1:${httpsPort}`], { env: { SI_CONFIG: "/nonexistent" } });
+    const r = await runSiAsync(["check-latest", "mako", "--channel", "devel", "--server", `https://127.0.0.1:${httpsPort}`], {
+      env: { SI_CONFIG: "/nonexistent" },
+    });
     expect(r.status).toBe(1);
     expect(r.stdout).toBe("");
-    expect(r.stderr).toMatch(/^si: error: Cannot fetch https:\/\/127\.0\.0\.1:\d+\/devel\/mako\/index\.json: .*certificate.*--ca FILE.*\n$/);
+    expect(r.stderr).toMatch(
+      /^si: error: Cannot fetch https:\/\/127\.0\.0\.1:\d+\/devel\/mako\/index\.json: .*certificate.*--ca FILE.*\n$/,
+    );
   });
 
   it("with HTTPS off (public_https_port = 0), uses public_http_port", async () => {
@@ -113,6 +117,8 @@ describe("instanceServerUrl", () => {
     expect(instanceServerUrl({ ...base, public_fqdn: "::1", public_https_port: "8443" })).toBe("https://[::1]:8443");
   });
   it("needs at least one port", () => {
-    expect(() => instanceServerUrl({ ...base, public_http_port: "0", public_https_port: "0" })).toThrow(/both 0 or unset in \/etc\/si\/config/);
+    expect(() => instanceServerUrl({ ...base, public_http_port: "0", public_https_port: "0" })).toThrow(
+      /both 0 or unset in \/etc\/si\/config/,
+    );
   });
 });

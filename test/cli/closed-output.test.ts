@@ -52,7 +52,9 @@ describe("a command whose reader goes away", () => {
   it("prints more than a pipe holds, so its reader closes the pipe while it still writes", async () => {
     // Guards the test itself: with less output than the pipe buffer, no write would fail.
     const all = await new Promise<number>((resolve) => {
-      const child = spawn(process.execPath, [join(REPO, "bin/si.js"), "--config", config, "config", "show"], { stdio: ["ignore", "pipe", "inherit"] });
+      const child = spawn(process.execPath, [join(REPO, "bin/si.js"), "--config", config, "config", "show"], {
+        stdio: ["ignore", "pipe", "inherit"],
+      });
       let n = 0;
       child.stdout.on("data", (d: Buffer) => (n += d.length));
       child.on("close", () => resolve(n));
@@ -77,7 +79,9 @@ describe("a command whose reader goes away", () => {
 
   it("an error line to a closed stderr: exits quietly too", async () => {
     const r = await new Promise<{ status: number | null; out: string }>((resolve) => {
-      const child = spawn(process.execPath, [join(REPO, "bin/si.js"), "--config", "/nonexistent/config", "config", "show"], { stdio: ["ignore", "pipe", "pipe"] });
+      const child = spawn(process.execPath, [join(REPO, "bin/si.js"), "--config", "/nonexistent/config", "config", "show"], {
+        stdio: ["ignore", "pipe", "pipe"],
+      });
       child.stderr.destroy(); // nobody reads errors
       let out = "";
       child.stdout.setEncoding("utf8").on("data", (d: string) => (out += d));

@@ -32,7 +32,11 @@ function helpCommands(stdout: string): string[] {
 /** What bash's completion function offers after the words typed (the last one may be partial). */
 function bashComplete(file: string, words: string[]): string[] {
   const arr = words.map((w) => `'${w}'`).join(" ");
-  const r = spawnSync("bash", ["-c", `source '${file}'; COMP_WORDS=(${arr}); COMP_CWORD=${words.length - 1}; _si; printf '%s\\n' "\${COMPREPLY[@]}"`], { encoding: "utf8", cwd: dir });
+  const r = spawnSync(
+    "bash",
+    ["-c", `source '${file}'; COMP_WORDS=(${arr}); COMP_CWORD=${words.length - 1}; _si; printf '%s\\n' "\${COMPREPLY[@]}"`],
+    { encoding: "utf8", cwd: dir },
+  );
   expect(r.stderr).toBe("");
   return r.stdout.split("\n").filter(Boolean);
 }
@@ -41,7 +45,10 @@ function bashComplete(file: string, words: string[]): string[] {
 function zshComplete(file: string, words: string[]): string[] {
   const arr = words.map((w) => `'${w}'`).join(" ");
   const stubs = `_describe() { print -rl -- "\${(@P)4%%:*}" }; _files() { print -r -- '(files)' }; compdef() { : }`;
-  const r = spawnSync("zsh", ["-c", `${stubs}; source '${file}'; words=(${arr}); CURRENT=${words.length}; _si`], { encoding: "utf8", cwd: dir });
+  const r = spawnSync("zsh", ["-c", `${stubs}; source '${file}'; words=(${arr}); CURRENT=${words.length}; _si`], {
+    encoding: "utf8",
+    cwd: dir,
+  });
   expect(r.stderr).toBe("");
   return r.stdout.split("\n").filter(Boolean);
 }
@@ -63,7 +70,10 @@ function helpOfEach(commands: string[]): Record<string, string> {
       out[c] = text;
     }
     write(JSON.stringify(out));`;
-  const r = spawnSync(process.execPath, ["--input-type=module", "-e", code], { encoding: "utf8", env: { ...process.env, SI_HELP_OF: JSON.stringify(commands) } });
+  const r = spawnSync(process.execPath, ["--input-type=module", "-e", code], {
+    encoding: "utf8",
+    env: { ...process.env, SI_HELP_OF: JSON.stringify(commands) },
+  });
   expect(r.stderr).toBe("");
   return JSON.parse(r.stdout) as Record<string, string>;
 }

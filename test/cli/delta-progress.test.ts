@@ -31,7 +31,10 @@ async function twoImages(bytes = 1 << 20) {
   const same = randomBytes(bytes);
   const xz = (files: Record<string, Buffer>) => execFileSync("xz", ["-0", "-c"], { input: tarOf(tree(files), "none"), maxBuffer: 1 << 26 });
   writeFileSync(join(dir, "ubports-old.tar.xz"), xz({ "system/same": same, "system/a": randomBytes(bytes) }));
-  writeFileSync(join(dir, "ubports-new.tar.xz"), xz({ "system/same": same, "system/a": randomBytes(bytes), "system/b": randomBytes(bytes) }));
+  writeFileSync(
+    join(dir, "ubports-new.tar.xz"),
+    xz({ "system/same": same, "system/a": randomBytes(bytes), "system/b": randomBytes(bytes) }),
+  );
   return { g, oldPath: join(dir, "ubports-old.tar.xz"), newPath: join(dir, "ubports-new.tar.xz") };
 }
 

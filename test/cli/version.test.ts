@@ -37,7 +37,13 @@ describe("si --version", () => {
 
 describe("si_build_info in /metrics", () => {
   it("is one sample, value 1, labelled with the package version and the Node.js version", () => {
-    const text = renderMetrics({ stats: historyStats([]), keyrings: [], requests: new RequestCounts().snapshot(), verification: null, scheduler: null });
+    const text = renderMetrics({
+      stats: historyStats([]),
+      keyrings: [],
+      requests: new RequestCounts().snapshot(),
+      verification: null,
+      scheduler: null,
+    });
     const info = parseMetrics(text).filter((s) => s.name === "si_build_info");
     expect(info).toEqual([{ name: "si_build_info", labels: { version: VERSION, nodejs: process.version }, value: 1 }]);
     expect(text).toContain("# TYPE si_build_info gauge\n");

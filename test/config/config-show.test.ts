@@ -31,12 +31,24 @@ const textLines = (config: string) => {
 
 describe("si config show", () => {
   const every = configFile([
-    "gpg_key_path = k", "gpg_keyring_path = kr", "publish_path = www", "state_path = st",
-    "public_fqdn = si.example.org", "public_http_port = 80", "public_https_port = 443",
-    "tls_cert = c.pem", "tls_key = k.pem", "import_schedule = 0 */4 * * *",
-    "admin_address = 127.0.0.2", "admin_port = 8091", "image_signing_expiry_days = 700",
-    "device_signing_expiry_days = 20", "keyring_auto_renew_days = 45", "xz_level = 6",
-    "http_timeout = 30", "http_retries = 3",
+    "gpg_key_path = k",
+    "gpg_keyring_path = kr",
+    "publish_path = www",
+    "state_path = st",
+    "public_fqdn = si.example.org",
+    "public_http_port = 80",
+    "public_https_port = 443",
+    "tls_cert = c.pem",
+    "tls_key = k.pem",
+    "import_schedule = 0 */4 * * *",
+    "admin_address = 127.0.0.2",
+    "admin_port = 8091",
+    "image_signing_expiry_days = 700",
+    "device_signing_expiry_days = 20",
+    "keyring_auto_renew_days = 45",
+    "xz_level = 6",
+    "http_timeout = 30",
+    "http_retries = 3",
   ]);
 
   it("lists keyring_auto_renew_days, http_timeout and http_retries with their values", () => {
@@ -69,6 +81,10 @@ describe("si config show", () => {
     const keys = globalKeysReadByTheLoader();
     expect(keys).toEqual(expect.arrayContaining(["keyring_auto_renew_days", "gpg_key_path", "public_http_port", "mirrors", "channels"]));
     const lines = textLines(every);
-    for (const key of keys) expect(lines.some((l) => l.startsWith(`${key}:`)), key).toBe(true);
+    for (const key of keys)
+      expect(
+        lines.some((l) => l.startsWith(`${key}:`)),
+        key,
+      ).toBe(true);
   });
 });

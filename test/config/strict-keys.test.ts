@@ -55,9 +55,7 @@ describe("unknown keys and sections (issue 15's typos)", () => {
   });
 
   it("a [globl] section (base_path would fall back to the working directory)", () => {
-    expect(problems(VALID.replace("[global]", "[globl]"))).toEqual([
-      `${FILE}:1: [globl]: unknown section; did you mean 'global'?`,
-    ]);
+    expect(problems(VALID.replace("[global]", "[globl]"))).toEqual([`${FILE}:1: [globl]: unknown section; did you mean 'global'?`]);
   });
 
   it("a misspelt channel section is answered with the channel section", () => {
@@ -72,8 +70,10 @@ describe("unknown keys and sections (issue 15's typos)", () => {
   });
 
   it("reports every problem of the file at once, in line order, bad values included", () => {
-    const text = VALID.replace("public_fqdn", "public_fdqn").replace("[global]", "[global]\nxz_level = high")
-      .replace("fullcount = 5", "fulcount = 5\nversionbase = one") + "[globl]\nbase_path = /tmp\n";
+    const text =
+      VALID.replace("public_fqdn", "public_fdqn")
+        .replace("[global]", "[global]\nxz_level = high")
+        .replace("fullcount = 5", "fulcount = 5\nversionbase = one") + "[globl]\nbase_path = /tmp\n";
     expect(problems(text)).toEqual([
       `${FILE}:2: [global] xz_level: invalid integer 'high'`,
       `${FILE}:4: [global] public_fdqn: unknown key; did you mean 'public_fqdn'?`,
@@ -88,7 +88,8 @@ describe("unknown keys and sections (issue 15's typos)", () => {
       `${FILE}:5: [global] fullcount: unknown key; it belongs in a [channel_<name>] section`,
     ]);
     // ssh_host in [mirror_default] is ignored by the reference: each mirror names its host.
-    const mirrors = VALID.replace("channels", "mirrors = a\nchannels") +
+    const mirrors =
+      VALID.replace("channels", "mirrors = a\nchannels") +
       "[mirror_default]\nssh_user = m\nssh_key = k\nssh_port = 22\nssh_command = sync\nssh_host = h\n[mirror_a]\nssh_host = a\n";
     expect(problems(mirrors)).toEqual([`${FILE}:16: [mirror_default] ssh_host: unknown key; it belongs in a [mirror_<name>] section`]);
   });
@@ -129,8 +130,10 @@ describe("unknown keys and sections (issue 15's typos)", () => {
 
 describe("the x_ escape hatch", () => {
   it("ignores x_ keys in every section, [DEFAULT] included, and whole x_ sections", async () => {
-    const text = `[DEFAULT]\nx_note = shared\n${VALID}x_owner = ops-team\n[x_backup]\nhost = b.example.net\nanything goes = yes\n`
-      .replace("[global]", "[global]\nx_deployed_by = ansible");
+    const text = `[DEFAULT]\nx_note = shared\n${VALID}x_owner = ops-team\n[x_backup]\nhost = b.example.net\nanything goes = yes\n`.replace(
+      "[global]",
+      "[global]\nx_deployed_by = ansible",
+    );
     expect(problems(text)).toEqual([]);
     const conf = parseConfigText(text, FILE, {});
     expect(Object.keys(conf).filter((k) => k.startsWith("x_"))).toEqual([]);
@@ -197,8 +200,10 @@ ssh_host = a.example.com
     ]);
     // Corrected the way its own text says, it loads.
     const fixed = reference
-      .replace("channels = trusty, ", "channels = ").replace("mirrors = a, b", "mirrors = a")
-      .replace("cdimage-device;", "cdimage-device-raw;").replace("files = ubuntu, device, custom, version", "files = ubuntu, custom");
+      .replace("channels = trusty, ", "channels = ")
+      .replace("mirrors = a, b", "mirrors = a")
+      .replace("cdimage-device;", "cdimage-device-raw;")
+      .replace("files = ubuntu, device, custom, version", "files = ubuntu, custom");
     expect(problems(fixed)).toEqual([]);
   });
 

@@ -18,7 +18,9 @@ describe("a second writer during an import", () => {
     const inst = await setupCrashInstance({ files: 3000 });
     await inst.must(["import-images"]);
     inst.bump();
-    const first = spawn(process.execPath, [join(REPO, "bin/si.js"), "--config", inst.configPath, "import-images"], { stdio: ["ignore", "pipe", "pipe"] });
+    const first = spawn(process.execPath, [join(REPO, "bin/si.js"), "--config", inst.configPath, "import-images"], {
+      stdio: ["ignore", "pipe", "pipe"],
+    });
     let out = "";
     first.stdout.on("data", (d: Buffer) => (out += d.toString()));
     const ended = new Promise<number | null>((ok) => first.once("close", ok));
@@ -45,7 +47,10 @@ describe("a second writer during an import", () => {
     first.kill("SIGSTOP");
     let second, admin;
     try {
-      [second, admin] = await Promise.all([inst.si(["import-images"]), inst.si(["copy-image", "devel", "stable", "mako", "--lock-timeout", "1"])]);
+      [second, admin] = await Promise.all([
+        inst.si(["import-images"]),
+        inst.si(["copy-image", "devel", "stable", "mako", "--lock-timeout", "1"]),
+      ]);
     } finally {
       first.kill("SIGCONT");
     }

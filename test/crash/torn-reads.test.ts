@@ -108,7 +108,8 @@ async function readOnce(port: number, keys: PublicKeyInfo[], master: PublicKeyIn
         t.missing.push(`${rel} (named by channels.json)`);
         continue;
       }
-      const images = (JSON.parse(idx.doc.toString("utf8")) as { images: Array<{ files: Array<{ path: string; signature: string }> }> }).images;
+      const images = (JSON.parse(idx.doc.toString("utf8")) as { images: Array<{ files: Array<{ path: string; signature: string }> }> })
+        .images;
       for (const f of images.at(-1)?.files ?? []) {
         for (const p of [f.path, f.signature]) {
           t.files++;
@@ -128,7 +129,13 @@ describe("a reader during imports and admin commands", () => {
     await must(["import-images"]);
     const keys = await readPublicKeys(await loadPublicKeyFile(config.gpg_key_path, "image-signing"));
     const master = await readPublicKeys(await loadPublicKeyFile(config.gpg_key_path, "image-master"));
-    const server = await startServer(config, { address: "127.0.0.1", httpPort: 0, httpsPort: null, accessLog: false, logger: { log() {} } });
+    const server = await startServer(config, {
+      address: "127.0.0.1",
+      httpPort: 0,
+      httpsPort: null,
+      accessLog: false,
+      logger: { log() {} },
+    });
     let writing = true;
     const writer = (async () => {
       try {
@@ -136,7 +143,9 @@ describe("a reader during imports and admin commands", () => {
           bump();
           await must(["import-images"]);
           await must(["copy-image", "devel", "stable", "mako"]);
-          const idx = JSON.parse(await readFile(join(config.publish_path, "stable/mako/index.json"), "utf8")) as { images: Array<{ version: number }> };
+          const idx = JSON.parse(await readFile(join(config.publish_path, "stable/mako/index.json"), "utf8")) as {
+            images: Array<{ version: number }>;
+          };
           await must(["tag-image", "stable", "mako", String(Math.max(...idx.images.map((i) => i.version))), `r${round}`]);
         }
       } finally {
@@ -148,7 +157,9 @@ describe("a reader during imports and admin commands", () => {
     await server.close();
     agent.destroy();
     // The window that is left (SECURITY.md): first-try mismatches of channels.json.
-    console.log(`torn-reads: ${tally.firstTry} of ${tally.pairs} pairs failed on the first try (channels.json); ${tally.torn.length} after the retry`);
+    console.log(
+      `torn-reads: ${tally.firstTry} of ${tally.pairs} pairs failed on the first try (channels.json); ${tally.torn.length} after the retry`,
+    );
     await inst.farm.close();
   }, 600_000);
 

@@ -86,15 +86,25 @@ describe("admin listener", () => {
     expect(page).toMatch(/badge warn">partial</);
     expect(page).toMatch(/devel\/bad<\/strong> failed: <span class="error">Cannot generate http for devel\/bad: [^<]*HTTP 404/);
     // Keyrings: the device keyring expires in 20 days (warning), image-signing in ~2 years.
-    expect(page).toMatch(/devel\/good\/device-signing\.tar\.xz<\/code><br><span class="muted">devel\/good<\/span>[\s\S]*?badge warn">(19|20) days left/);
+    expect(page).toMatch(
+      /devel\/good\/device-signing\.tar\.xz<\/code><br><span class="muted">devel\/good<\/span>[\s\S]*?badge warn">(19|20) days left/,
+    );
     expect(page).toMatch(/gpg\/image-signing\.tar\.xz[\s\S]*?badge ok">(729|730) days left/);
-    expect(page).toContain("<svg class=\"chart\"");
+    expect(page).toContain('<svg class="chart"');
     expect(page).not.toContain("<script");
   });
 
   it("/metrics: history figures, keyring expiry and the public listener's requests", async () => {
     const pub = server.httpPort!;
-    for (const p of ["/channels.json", "/channels.json", "/channels.json", "/devel/good/index.json", "/devel/good/index.json.asc", "/gpg/image-signing.tar.xz", "/nope"]) {
+    for (const p of [
+      "/channels.json",
+      "/channels.json",
+      "/channels.json",
+      "/devel/good/index.json",
+      "/devel/good/index.json.asc",
+      "/gpg/image-signing.tar.xz",
+      "/nope",
+    ]) {
       await fetch(pub, "GET", p);
     }
     const r = await fetch(port, "GET", "/metrics");
@@ -128,9 +138,15 @@ describe("admin listener", () => {
     expect(value("si_last_successful_import_timestamp_seconds", { channel: "devel", device: "good" })).toBeCloseTo(lastGood, 3);
     // bad's last success is run 1 (run 2 failed).
     const badOk = runs.at(-1)!.devices.find((d) => d.device === "bad")!;
-    expect(value("si_last_successful_import_timestamp_seconds", { channel: "devel", device: "bad" })).toBeCloseTo(Date.parse(badOk.finished_at) / 1000, 3);
+    expect(value("si_last_successful_import_timestamp_seconds", { channel: "devel", device: "bad" })).toBeCloseTo(
+      Date.parse(badOk.finished_at) / 1000,
+      3,
+    );
 
-    for (const [path, type] of [["gpg/image-signing.tar.xz", "image-signing"], ["devel/good/device-signing.tar.xz", "device-signing"]] as const) {
+    for (const [path, type] of [
+      ["gpg/image-signing.tar.xz", "image-signing"],
+      ["devel/good/device-signing.tar.xz", "device-signing"],
+    ] as const) {
       const { meta } = await readKeyringTarball(join(fx.inst.publish, path));
       expect(value("si_keyring_expiry_timestamp_seconds", { keyring: path, type })).toBe(meta.expiry);
     }
@@ -148,7 +164,10 @@ describe("admin listener", () => {
     const r = await fetch(port, "GET", "/healthz");
     expect(r.status).toBe(200);
     expect(JSON.parse(r.body)).toEqual({ status: "ok" });
-    const broken = prepareOperations({ ...fx.config, publish_path: join(fx.inst.base, "missing") }, { logger: collectingLogger(), schedule: false, adminPort: 0 });
+    const broken = prepareOperations(
+      { ...fx.config, publish_path: join(fx.inst.base, "missing") },
+      { logger: collectingLogger(), schedule: false, adminPort: 0 },
+    );
     const g = await startListeners([broken.listener!], 1000);
     try {
       const b = await fetch(g.ports.admin, "GET", "/healthz");
@@ -183,7 +202,9 @@ describe("admin listener", () => {
     expect(stored.report!.checked.signatures).toBeGreaterThan(0);
     const m = parseMetrics((await fetch(port, "GET", "/metrics")).body);
     expect(m.find((s) => s.name === "si_tree_verification_ok")?.value).toBe(1);
-    expect(logger.entries.some((e) => e.msg === "tree verification: OK, 0 error(s), " + stored.report!.warnings + " warning(s)")).toBe(true);
+    expect(logger.entries.some((e) => e.msg === "tree verification: OK, 0 error(s), " + stored.report!.warnings + " warning(s)")).toBe(
+      true,
+    );
     // Behind a reverse proxy the page's origin is the proxy's, passed as X-Forwarded-Host.
     const proxied = await fetch(port, "POST", "/verify", { Origin: "https://ota.example.net", "X-Forwarded-Host": "ota.example.net" });
     expect(proxied.status).toBe(303);

@@ -62,7 +62,8 @@ export async function makeFleetInstance(): Promise<FleetFixture> {
   await tree.createDevice("devel", "bad");
   await tree.createDevice("devel", "good");
   for (const k of ["archive-master", "image-master", "image-signing", "blacklist"]) await tree.publishKeyring(k);
-  for (const ext of [".tar.xz", ".tar.xz.asc"]) copyFileSync(join(inst.keyrings, `device-signing${ext}`), join(inst.publish, `devel/good/device-signing${ext}`));
+  for (const ext of [".tar.xz", ".tar.xz.asc"])
+    copyFileSync(join(inst.keyrings, `device-signing${ext}`), join(inst.publish, `devel/good/device-signing${ext}`));
   await tree.setDeviceKeyring("devel", "good", "devel/good/device-signing.tar.xz");
 
   const first = await inst.siAsync("import-images");
@@ -73,7 +74,10 @@ export async function makeFleetInstance(): Promise<FleetFixture> {
   farm.routes.set("/bad-device.version", { body: "2" });
   const second = await inst.siAsync("import-images");
   expect(second.status, second.stdout + second.stderr).toBe(1);
-  for (const args of [["tag-image", "devel", "good", "2", "OTA-7"], ["set-phased-percentage", "devel", "good", "3", "40"]]) {
+  for (const args of [
+    ["tag-image", "devel", "good", "2", "OTA-7"],
+    ["set-phased-percentage", "devel", "good", "3", "40"],
+  ]) {
     const r = await inst.siAsync(...args);
     expect(r.status, `${args.join(" ")}: ${r.stdout}${r.stderr}`).toBe(0);
   }

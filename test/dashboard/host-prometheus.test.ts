@@ -36,7 +36,20 @@ describe("Prometheus scraping with admin_token_file", () => {
     const { inst } = await keyringInstance({ extraConfig: ["admin_token_file = secret/admin-token"] });
     const tokenFile = join(inst.base, "secret/admin-token");
     writeFileSync(tokenFile, "prometheus-scrape-token-0123456789\n", { mode: 0o600 });
-    const s = spawnServe(inst.config, "--address", "127.0.0.1", "--http-port", "0", "--https-port", "off", "--admin-port", "0", "--workers", "1", "--no-schedule");
+    const s = spawnServe(
+      inst.config,
+      "--address",
+      "127.0.0.1",
+      "--http-port",
+      "0",
+      "--https-port",
+      "off",
+      "--admin-port",
+      "0",
+      "--workers",
+      "1",
+      "--no-schedule",
+    );
     const promDir = join(inst.base, "prometheus");
     mkdirSync(promDir);
     let prom: ReturnType<typeof spawn> | undefined;
@@ -64,7 +77,11 @@ scrape_configs:
       const web = await freePort();
       prom = spawn(
         "prometheus",
-        [`--config.file=${join(promDir, "prometheus.yml")}`, `--storage.tsdb.path=${join(promDir, "data")}`, `--web.listen-address=127.0.0.1:${web}`],
+        [
+          `--config.file=${join(promDir, "prometheus.yml")}`,
+          `--storage.tsdb.path=${join(promDir, "data")}`,
+          `--web.listen-address=127.0.0.1:${web}`,
+        ],
         { stdio: ["ignore", "ignore", "pipe"] },
       );
       let promLog = "";

@@ -114,11 +114,14 @@ describe("admin listener on every interface (admin_address = 0.0.0.0)", () => {
     try {
       await ops.start(g.urls.admin);
       const port = g.ports.admin;
-      const own = Object.values(networkInterfaces()).flatMap((l) => l ?? []).find((a) => a.family === "IPv4" && !a.internal)?.address;
+      const own = Object.values(networkInterfaces())
+        .flatMap((l) => l ?? [])
+        .find((a) => a.family === "IPv4" && !a.internal)?.address;
       for (const host of [`127.0.0.1:${port}`, `localhost:${port}`, ...(own ? [`${own}:${port}`] : [])]) {
         expect((await ask(port, "GET", "/metrics", { Host: host })).status, host).toBe(200);
       }
-      for (const host of ["evil.example:8090", "0.0.0.0", "198.51.100.7"]) expect((await ask(port, "GET", "/metrics", { Host: host })).status, host).toBe(421);
+      for (const host of ["evil.example:8090", "0.0.0.0", "198.51.100.7"])
+        expect((await ask(port, "GET", "/metrics", { Host: host })).status, host).toBe(421);
       expect(logger.entries).toContainEqual(expect.objectContaining({ level: "warn", event: "admin-open" }));
     } finally {
       await ops.stop(1000);
@@ -131,7 +134,20 @@ describe("admin listener on every interface (admin_address = 0.0.0.0)", () => {
 describe("si serve with admin_allowed_hosts in etc/config", () => {
   it("refuses a foreign Host, answers an allowed one, and refuses to start on a malformed entry", async () => {
     const { inst } = await keyringInstance({ extraConfig: ["admin_allowed_hosts = dash.example.org"] });
-    const s = spawnServe(inst.config, "--address", "127.0.0.1", "--http-port", "0", "--https-port", "off", "--admin-port", "0", "--workers", "1", "--no-schedule");
+    const s = spawnServe(
+      inst.config,
+      "--address",
+      "127.0.0.1",
+      "--http-port",
+      "0",
+      "--https-port",
+      "off",
+      "--admin-port",
+      "0",
+      "--workers",
+      "1",
+      "--no-schedule",
+    );
     try {
       const line = await s.waitFor((l) => l.event === "admin-listening", "the admin listener");
       const port = Number(new URL(String(line.url)).port);
@@ -146,8 +162,22 @@ describe("si serve with admin_allowed_hosts in etc/config", () => {
       s.child.kill("SIGKILL");
     }
 
-    writeFileSync(inst.config, readFileSync(inst.config, "utf8").replace("admin_allowed_hosts = dash.example.org", "admin_allowed_hosts = dash example!"));
-    const bad = await inst.siAsync("serve", "--http-port", "0", "--https-port", "off", "--admin-port", "0", "--workers", "1", "--no-schedule");
+    writeFileSync(
+      inst.config,
+      readFileSync(inst.config, "utf8").replace("admin_allowed_hosts = dash.example.org", "admin_allowed_hosts = dash example!"),
+    );
+    const bad = await inst.siAsync(
+      "serve",
+      "--http-port",
+      "0",
+      "--https-port",
+      "off",
+      "--admin-port",
+      "0",
+      "--workers",
+      "1",
+      "--no-schedule",
+    );
     expect(bad.status).toBe(1);
     expect(bad.stderr).toContain("admin_allowed_hosts entry 'example!'");
   });

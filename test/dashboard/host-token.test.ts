@@ -63,7 +63,12 @@ describe("admin_token_file", () => {
     expect(metrics.body).not.toContain("si_keyring");
     const verify = await ask(port, "POST", "/verify", { Host: host, Origin: `http://${host}` });
     expect(verify.status).toBe(401);
-    for (const bad of ["Bearer wrong-token-0123456789abcdef", `Bearer ${TOKEN}x`, `Basic ${Buffer.from(`admin:${TOKEN}`).toString("base64")}`, "Bearer"]) {
+    for (const bad of [
+      "Bearer wrong-token-0123456789abcdef",
+      `Bearer ${TOKEN}x`,
+      `Basic ${Buffer.from(`admin:${TOKEN}`).toString("base64")}`,
+      "Bearer",
+    ]) {
       const r = await ask(port, "GET", "/metrics", { Host: host, Authorization: bad });
       expect(r.status, bad).toBe(401);
       expect(r.headers["www-authenticate"]).toBe('Bearer realm="si-admin", error="invalid_token"');
@@ -74,7 +79,9 @@ describe("admin_token_file", () => {
   it("answers with Authorization: Bearer <token> (how Prometheus scrapes)", async () => {
     const metrics = await ask(port, "GET", "/metrics", { Host: host, Authorization: `Bearer ${TOKEN}` });
     expect(metrics.status).toBe(200);
-    expect(metrics.body).toMatch(/^si_keyring_expiry_timestamp_seconds\{keyring="gpg\/image-signing\.tar\.xz",type="image-signing"\} \d+$/m);
+    expect(metrics.body).toMatch(
+      /^si_keyring_expiry_timestamp_seconds\{keyring="gpg\/image-signing\.tar\.xz",type="image-signing"\} \d+$/m,
+    );
     expect((await ask(port, "GET", "/", { Host: host, Authorization: `bearer ${TOKEN}` })).status).toBe(200);
     const verify = await ask(port, "POST", "/verify", { Host: host, Authorization: `Bearer ${TOKEN}` });
     expect(verify.status).toBe(303);
@@ -137,7 +144,10 @@ describe("admin_token_file", () => {
 
     const out = await ask(port, "POST", "/logout", { Host: host, Origin: `http://${host}`, Cookie: pair });
     expect(out.status).toBe(303);
-    expect(cookieOf(out.headers["set-cookie"])).toMatchObject({ pair: "si_admin=", attrs: expect.arrayContaining(["Max-Age=0"]) as string[] });
+    expect(cookieOf(out.headers["set-cookie"])).toMatchObject({
+      pair: "si_admin=",
+      attrs: expect.arrayContaining(["Max-Age=0"]) as string[],
+    });
   });
 
   it("never writes the token to the log", () => {
@@ -151,9 +161,12 @@ describe("admin_token_file", () => {
   it("refuses to start with a missing, short or world-readable-and-warned token file", async () => {
     const config = await loadConfig(inst.config);
     const file = join(inst.base, "secret/admin-token");
-    expect(() => prepareOperations({ ...config, admin_token_file: join(inst.base, "nope") }, { logger: collectingLogger(), schedule: false, adminPort: 0 })).toThrow(
-      `Cannot read admin_token_file ${join(inst.base, "nope")}: ENOENT`,
-    );
+    expect(() =>
+      prepareOperations(
+        { ...config, admin_token_file: join(inst.base, "nope") },
+        { logger: collectingLogger(), schedule: false, adminPort: 0 },
+      ),
+    ).toThrow(`Cannot read admin_token_file ${join(inst.base, "nope")}: ENOENT`);
     writeFileSync(file, "short\n");
     expect(() => prepareOperations(config, { logger: collectingLogger(), schedule: false, adminPort: 0 })).toThrow(
       `Cannot use admin_token_file ${file}: the token has 5 characters, at least 16 are needed (e.g. openssl rand -hex 32)`,

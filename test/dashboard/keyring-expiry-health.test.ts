@@ -64,7 +64,10 @@ describe("keyring expiry watch and /healthz", () => {
     const verify = async () => {
       const before = logger.entries.filter((e) => String(e.msg).startsWith("tree verification: ")).length;
       expect((await ask(port, "POST", "/verify", { Host: host })).status).toBe(303);
-      await waitUntil("the verification", () => logger.entries.filter((e) => String(e.msg).startsWith("tree verification: ")).length > before);
+      await waitUntil(
+        "the verification",
+        () => logger.entries.filter((e) => String(e.msg).startsWith("tree verification: ")).length > before,
+      );
     };
     expect((await ask(port, "GET", "/healthz", { Host: host })).status).toBe(200);
 
@@ -78,7 +81,12 @@ describe("keyring expiry watch and /healthz", () => {
     const body = JSON.parse(h.body) as { status: string; error: string; problems: Record<string, unknown>[] };
     expect(body.status).toBe("error");
     expect(body.problems).toEqual([
-      { check: "tree-verification", started_at: expect.any(String) as string, errors: expect.any(Number) as number, message: expect.stringMatching(/^tree verification of \S+ failed with [1-9]\d* error\(s\)$/) as string },
+      {
+        check: "tree-verification",
+        started_at: expect.any(String) as string,
+        errors: expect.any(Number) as number,
+        message: expect.stringMatching(/^tree verification of \S+ failed with [1-9]\d* error\(s\)$/) as string,
+      },
     ]);
     expect(body.error).toBe(body.problems[0].message);
 

@@ -46,12 +46,16 @@ describe("si serve and an expired or expiring published keyring", () => {
           type: "image-signing",
           expiry: at,
           msg: expect.stringMatching(
-            new RegExp(`^Keyring gpg/image-signing\\.tar\\.xz \\(image-signing\\) expired (1 day|less than a day) ago \\(${at}\\): devices refuse it and every update signed under it; rebuild it with a fresh expiry \\(si generate-keyrings --force, then si keyring publish image-signing\\)$`),
+            new RegExp(
+              `^Keyring gpg/image-signing\\.tar\\.xz \\(image-signing\\) expired (1 day|less than a day) ago \\(${at}\\): devices refuse it and every update signed under it; rebuild it with a fresh expiry \\(si generate-keyrings --force, then si keyring publish image-signing\\)$`,
+            ),
           ) as string,
         }),
       ]);
       // After the listening lines: start-up order is listeners, then the checks.
-      expect(s.lines.findIndex((l) => l.event === "keyring-expired")).toBeGreaterThan(s.lines.findIndex((l) => l.event === "admin-listening"));
+      expect(s.lines.findIndex((l) => l.event === "keyring-expired")).toBeGreaterThan(
+        s.lines.findIndex((l) => l.event === "admin-listening"),
+      );
 
       const h = await get(new URL("healthz", admin).href);
       expect(h.status).toBe(503);
@@ -59,10 +63,20 @@ describe("si serve and an expired or expiring published keyring", () => {
       expect(body).toEqual({
         status: "error",
         error: `keyring gpg/image-signing.tar.xz expired on ${new Date(meta.expiry! * 1000).toISOString()}: devices refuse it`,
-        problems: [{ check: "keyring", keyring: "gpg/image-signing.tar.xz", type: "image-signing", expiry: new Date(meta.expiry! * 1000).toISOString(), message: body.error }],
+        problems: [
+          {
+            check: "keyring",
+            keyring: "gpg/image-signing.tar.xz",
+            type: "image-signing",
+            expiry: new Date(meta.expiry! * 1000).toISOString(),
+            message: body.error,
+          },
+        ],
       });
       const m = parseMetrics((await get(new URL("metrics", admin).href)).body);
-      expect(m.find((x) => x.name === "si_keyring_expiry_timestamp_seconds" && x.labels.keyring === "gpg/image-signing.tar.xz")?.value).toBe(meta.expiry);
+      expect(
+        m.find((x) => x.name === "si_keyring_expiry_timestamp_seconds" && x.labels.keyring === "gpg/image-signing.tar.xz")?.value,
+      ).toBe(meta.expiry);
       await stop(s);
     } finally {
       s.child.kill("SIGKILL");
@@ -80,7 +94,9 @@ describe("si serve and an expired or expiring published keyring", () => {
           event: "keyring-expiring",
           keyring: "gpg/image-signing.tar.xz",
           days_left: 9,
-          msg: expect.stringMatching(/^Keyring gpg\/image-signing\.tar\.xz \(image-signing\) expires in 9 days \(\d{4}-\d\d-\d\dT[\d:]+Z\): devices will refuse it then; rebuild it with a fresh expiry \(si generate-keyrings --force, then si keyring publish image-signing\) before that$/) as string,
+          msg: expect.stringMatching(
+            /^Keyring gpg\/image-signing\.tar\.xz \(image-signing\) expires in 9 days \(\d{4}-\d\d-\d\dT[\d:]+Z\): devices will refuse it then; rebuild it with a fresh expiry \(si generate-keyrings --force, then si keyring publish image-signing\) before that$/,
+          ) as string,
         }),
       ]);
       const h = await get(new URL("healthz", first.admin).href);
@@ -96,7 +112,9 @@ describe("si serve and an expired or expiring published keyring", () => {
     try {
       expect(keyringLines(second.s)).toEqual([]);
       const m = parseMetrics((await get(new URL("metrics", second.admin).href)).body);
-      expect(m.find((x) => x.name === "si_keyring_expiry_timestamp_seconds" && x.labels.keyring === "gpg/image-signing.tar.xz")?.value).toBe(meta.expiry);
+      expect(
+        m.find((x) => x.name === "si_keyring_expiry_timestamp_seconds" && x.labels.keyring === "gpg/image-signing.tar.xz")?.value,
+      ).toBe(meta.expiry);
       await stop(second.s);
     } finally {
       second.s.child.kill("SIGKILL");

@@ -15,7 +15,9 @@ import type { LogEntry, ServerLogger } from "../../src/server/log.js";
 import { Tree } from "../../src/tree/index.js";
 import { makeInstance, type Instance } from "../helpers/instance.js";
 
-export async function keyringInstance(opts: { imageSigningDays?: number; extraConfig?: string[] } = {}): Promise<{ inst: Instance; config: Config }> {
+export async function keyringInstance(
+  opts: { imageSigningDays?: number; extraConfig?: string[] } = {},
+): Promise<{ inst: Instance; config: Config }> {
   const inst = makeInstance({ extraConfig: (opts.extraConfig ?? []).map((l) => l + "\n").join("") });
   const r = inst.si("generate-keyrings");
   expect(r.status, r.stderr).toBe(0);

@@ -58,7 +58,11 @@ function hostileData(): DashboardData {
           alias: EVIL,
           hidden: true,
           devices: [
-            { name: EVIL, redirect: EVIL, images: [{ version: 7, type: "full", description: EVIL, tag: EVIL, phased: 10, files: 3, bytes: 10, deltas: [6] }] },
+            {
+              name: EVIL,
+              redirect: EVIL,
+              images: [{ version: 7, type: "full", description: EVIL, tag: EVIL, phased: 10, files: 3, bytes: 10, deltas: [6] }],
+            },
             { name: "broken", images: [], error: EVIL },
           ],
         },
@@ -75,7 +79,16 @@ function hostileData(): DashboardData {
         trigger: "dashboard",
         started_at: "2026-03-02T11:00:00.000Z",
         duration_ms: 1200,
-        report: { root: EVIL, ok: false, errors: 1, warnings: 0, problems: [{ severity: "error", file: EVIL, message: EVIL }], checked: { signatures: 1, files: 1, indexes: 1, keyrings: 1 }, at: "", skipped: [EVIL] },
+        report: {
+          root: EVIL,
+          ok: false,
+          errors: 1,
+          warnings: 0,
+          problems: [{ severity: "error", file: EVIL, message: EVIL }],
+          checked: { signatures: 1, files: 1, indexes: 1, keyrings: 1 },
+          at: "",
+          skipped: [EVIL],
+        },
       },
       running: null,
     },
@@ -97,7 +110,7 @@ describe("dashboard HTML", () => {
   it("warns about a keyring that expires within 30 days and shows a broken one", () => {
     const page = renderDashboard(hostileData());
     expect(page).toMatch(/badge warn">17 days left</);
-    expect(page).toContain("Keyrings</div><div class=\"value\"><span class=\"badge warn\">2 need attention</span>");
+    expect(page).toContain('Keyrings</div><div class="value"><span class="badge warn">2 need attention</span>');
   });
 
   it("reloads itself every 5 s only while a verification or an import runs", () => {
@@ -164,7 +177,12 @@ describe("history figures", () => {
       run(1, "2026-03-01T10:00:00.000Z", 30, "ok", [{ bytes: 100, version: 4 }]),
     ];
     const s = historyStats(runs);
-    expect(s.runs).toEqual(expect.arrayContaining([{ trigger: "schedule", outcome: "ok", count: 2 }, { trigger: "schedule", outcome: "failed", count: 1 }]));
+    expect(s.runs).toEqual(
+      expect.arrayContaining([
+        { trigger: "schedule", outcome: "ok", count: 2 },
+        { trigger: "schedule", outcome: "failed", count: 1 },
+      ]),
+    );
     expect(s.durationSum).toBe(60);
     expect(s.devices).toHaveLength(1);
     expect(s.devices[0]).toMatchObject({

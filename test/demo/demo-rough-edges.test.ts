@@ -53,7 +53,8 @@ const index = () => JSON.parse(readFileSync(join(root, "www/demo/generic/index.j
 function reference(version: number): string {
   const img = index().images.find((i) => i.type === "full" && i.version === version)!;
   const dir = mkdtempSync(join(scratch, `ref${version}-`));
-  for (const f of [...img.files].sort((a, b) => a.order - b.order)) execFileSync("tar", ["--numeric-owner", "-xJf", join(root, "www", f.path), "-C", dir]);
+  for (const f of [...img.files].sort((a, b) => a.order - b.order))
+    execFileSync("tar", ["--numeric-owner", "-xJf", join(root, "www", f.path), "-C", dir]);
   return join(dir, "system");
 }
 
@@ -83,7 +84,11 @@ describe("(b) later imports", () => {
     expect(r.stdout).toContain("nothing new");
     // Offline by construction: no generator of the demo channel names a URL.
     expect(readFileSync(conf, "utf8")).not.toMatch(/^file_\w+\s*=.*:\/\//m);
-    expect(index().images.filter((i) => i.type === "full").map((i) => i.version)).toEqual([1, 2]);
+    expect(
+      index()
+        .images.filter((i) => i.type === "full")
+        .map((i) => i.version),
+    ).toEqual([1, 2]);
   });
 
   it("`si demo --next-build` publishes build 3: a full image and a delta 3<-2", async () => {
@@ -129,13 +134,17 @@ describe("served", () => {
   describe("(b) build 3 reaches devices", () => {
     it("the ready message names the newest build and the one command that publishes the next", () => {
       expect(demo.output()).toContain("newest build 3, with a delta 3<-2");
-      expect(demo.output()).toMatch(/Publish build 4 \(from the demo's build farm in .*state\/demo-farm\): npx si demo --root \S+ --next-build/);
+      expect(demo.output()).toMatch(
+        /Publish build 4 \(from the demo's build farm in .*state\/demo-farm\): npx si demo --root \S+ --next-build/,
+      );
     });
 
     it("a device on build 2 upgrades to build 3 with the delta", async () => {
       const run = await device({ buildNumber: 2, system: reference(2) });
       expect(run.outcome).toBe("applied");
-      expect(run.ubuntuCommand, `path ${run.path}: ${run.ubuntuCommand}`).toMatch(/update custom-[0-9a-f]+\.delta-custom-[0-9a-f]+\.tar\.xz/);
+      expect(run.ubuntuCommand, `path ${run.path}: ${run.ubuntuCommand}`).toMatch(
+        /update custom-[0-9a-f]+\.delta-custom-[0-9a-f]+\.tar\.xz/,
+      );
       expect(run.ubuntuCommand).not.toContain("format system");
       expect(run.buildNumber).toBe(3);
       expect(compareTrees(run.systemDir, reference(3))).toEqual([]);
@@ -157,10 +166,19 @@ describe("served", () => {
         expect(res.status, server + path).toBe(200);
         return Buffer.from(await res.arrayBuffer());
       };
-      const channels = JSON.parse((await get("/channels.json")).toString()) as Record<string, { devices: Record<string, { index: string }> }>;
+      const channels = JSON.parse((await get("/channels.json")).toString()) as Record<
+        string,
+        { devices: Record<string, { index: string }> }
+      >;
       const idx = JSON.parse((await get(channels.demo.devices.generic.index)).toString()) as IndexDoc;
       const newest = idx.images.filter((i) => i.type === "full").sort((a, b) => b.version - a.version)[0];
-      const paths = [...newest.files.flatMap((f) => [f.path, f.signature]), "/gpg/image-master.tar.xz", "/gpg/image-master.tar.xz.asc", "/gpg/image-signing.tar.xz", "/gpg/image-signing.tar.xz.asc"];
+      const paths = [
+        ...newest.files.flatMap((f) => [f.path, f.signature]),
+        "/gpg/image-master.tar.xz",
+        "/gpg/image-master.tar.xz.asc",
+        "/gpg/image-signing.tar.xz",
+        "/gpg/image-signing.tar.xz.asc",
+      ];
       const dir = mkdtempSync(join(scratch, "udf-dl-"));
       const out = [];
       for (const path of paths) {
@@ -175,7 +193,12 @@ describe("served", () => {
       const downloads = await udfDownloads(`http://127.0.0.1:${http}`);
       const holders = downloads
         .filter((d) => d.path.endsWith(".xz"))
-        .flatMap((d) => execFileSync("tar", ["-tJf", d.file], { encoding: "utf8" }).split("\n").filter((m) => m.includes("recovery.img")).map((m) => ({ ...d, member: m })));
+        .flatMap((d) =>
+          execFileSync("tar", ["-tJf", d.file], { encoding: "utf8" })
+            .split("\n")
+            .filter((m) => m.includes("recovery.img"))
+            .map((m) => ({ ...d, member: m })),
+        );
       expect(holders.map((h) => h.member)).toEqual(["partitions/recovery.img"]);
       expect(holders[0].path).toMatch(/^\/pool\/device-[0-9a-f]+\.tar\.xz$/);
 

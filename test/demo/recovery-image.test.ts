@@ -15,7 +15,11 @@ import { bootImageId, parseBootImage } from "../../src/archive/bootimg.js";
 import { normalName, parseCpio } from "../../src/archive/cpio.js";
 import { demoRecoveryImage } from "../../src/demo/recovery.js";
 
-const keyring = { name: "archive-master", tarball: Buffer.from("pretend archive-master.tar.xz bytes\n"), signature: Buffer.from("-----BEGIN PGP SIGNATURE-----\n...\n") };
+const keyring = {
+  name: "archive-master",
+  tarball: Buffer.from("pretend archive-master.tar.xz bytes\n"),
+  signature: Buffer.from("-----BEGIN PGP SIGNATURE-----\n...\n"),
+};
 
 describe("demoRecoveryImage", () => {
   it("is a v0 Android boot image whose ramdisk holds etc/system-image/archive-master.tar.xz(.asc)", async () => {
@@ -39,8 +43,20 @@ describe("demoRecoveryImage", () => {
       writeFileSync(join(dir, "kernel"), img.kernel);
       writeFileSync(join(dir, "ramdisk"), img.ramdisk);
       execFileSync("mkbootimg", [
-        "--kernel", join(dir, "kernel"), "--ramdisk", join(dir, "ramdisk"), "--base", "0x10000000", "--pagesize", "2048",
-        "--cmdline", img.cmdline, "--board", img.name, "-o", join(dir, "mk.img"),
+        "--kernel",
+        join(dir, "kernel"),
+        "--ramdisk",
+        join(dir, "ramdisk"),
+        "--base",
+        "0x10000000",
+        "--pagesize",
+        "2048",
+        "--cmdline",
+        img.cmdline,
+        "--board",
+        img.name,
+        "-o",
+        join(dir, "mk.img"),
       ]);
       expect(readFileSync(join(dir, "mk.img")).equals(ours)).toBe(true);
     } finally {

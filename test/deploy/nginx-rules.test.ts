@@ -13,7 +13,15 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { parseConfigText } from "../../src/config/load.js";
 import { nginxSite, nginxSiteOptions } from "../../src/deploy/nginx-site.js";
-import { CACHE_MUTABLE, CACHE_RULES, CACHE_SHORT, cacheControlOf, cacheRuleOf, contentTypeOf, DEFAULT_CACHE } from "../../src/server/content-rules.js";
+import {
+  CACHE_MUTABLE,
+  CACHE_RULES,
+  CACHE_SHORT,
+  cacheControlOf,
+  cacheRuleOf,
+  contentTypeOf,
+  DEFAULT_CACHE,
+} from "../../src/server/content-rules.js";
 import { startServer, type RunningServer } from "../../src/server/start.js";
 import { REPO, runSi } from "../helpers/instance.js";
 import { collectingLogger, fetchRaw, makeSite, type Reply, type Site } from "../server/fixtures.js";
@@ -64,7 +72,9 @@ describe("etc/nginx/system-image.conf", () => {
   it("is what si nginx-site writes for etc/config.example", () => {
     const shipped = readFileSync(SHIPPED, "utf8");
     const config = parseConfigText(readFileSync(join(REPO, "etc/config.example"), "utf8"), "/srv/system-image/etc/config", {});
-    expect(nginxSite(nginxSiteOptions(config)), "regenerate: si --config etc/config.example nginx-site > etc/nginx/system-image.conf").toBe(shipped);
+    expect(nginxSite(nginxSiteOptions(config)), "regenerate: si --config etc/config.example nginx-site > etc/nginx/system-image.conf").toBe(
+      shipped,
+    );
     const cli = runSi(["--config", "etc/config.example", "nginx-site"]);
     expect(cli.stderr).toBe("");
     expect(cli.stdout).toBe(shipped);
@@ -75,11 +85,21 @@ describe("si nginx-site for other instances", () => {
   it("writes an HTTP-only site with a blank in its tree path that nginx accepts", () => {
     const dir = mkdtempSync(join(tmpdir(), "si-nginx-"));
     try {
-      const text = nginxSite({ serverName: "a.example b.example", root: join(dir, "my www"), httpPort: 8080, httpsPort: null, tlsCert: "", tlsKey: "" });
+      const text = nginxSite({
+        serverName: "a.example b.example",
+        root: join(dir, "my www"),
+        httpPort: 8080,
+        httpsPort: null,
+        tlsCert: "",
+        tlsKey: "",
+      });
       expect(text).not.toMatch(/ssl/);
       expect(text).toContain(`    root "${join(dir, "my www")}";\n`);
       writeFileSync(join(dir, "site.conf"), text);
-      writeFileSync(join(dir, "nginx.conf"), `pid ${dir}/nginx.pid; error_log ${dir}/error.log;\nevents {}\nhttp { access_log off; include ${dir}/site.conf; }\n`);
+      writeFileSync(
+        join(dir, "nginx.conf"),
+        `pid ${dir}/nginx.pid; error_log ${dir}/error.log;\nevents {}\nhttp { access_log off; include ${dir}/site.conf; }\n`,
+      );
       execFileSync("nginx", ["-t", "-q", "-p", dir, "-c", join(dir, "nginx.conf")], { stdio: "pipe" });
     } finally {
       rmSync(dir, { recursive: true, force: true });
@@ -88,7 +108,9 @@ describe("si nginx-site for other instances", () => {
 
   it("refuses an instance with neither public port", () => {
     const config = parseConfigText("[global]\nbase_path = /srv/x\npublic_http_port = 0\n", "/srv/x/etc/config", {});
-    expect(() => nginxSiteOptions(config)).toThrow(/Cannot write the nginx site: public_http_port and public_https_port are both 0 or unset in \/srv\/x\/etc\/config/);
+    expect(() => nginxSiteOptions(config)).toThrow(
+      /Cannot write the nginx site: public_http_port and public_https_port are both 0 or unset in \/srv\/x\/etc\/config/,
+    );
   });
 });
 
@@ -121,7 +143,10 @@ describe("a real nginx with the shipped site, and si serve, over one tree", () =
 
   it.each(ALL)("%s: same Cache-Control and Content-Type on GET and HEAD, same Cache-Control on 304", async (path) => {
     const answers: Record<string, unknown> = {};
-    for (const [name, port] of [["si serve", serve.httpPort!], ["nginx", nginx.http]] as const) {
+    for (const [name, port] of [
+      ["si serve", serve.httpPort!],
+      ["nginx", nginx.http],
+    ] as const) {
       const get = await fetchRaw({ port }, "GET", path);
       const head = await fetchRaw({ port }, "HEAD", path);
       const etag = get.headers.etag;

@@ -59,7 +59,9 @@ export function loadUnit(dir: string, name: string, withDropIns: boolean): Unit 
   const unit = parseUnit(readFileSync(join(dir, name), "utf8"), name);
   const dropDir = join(dir, `${name}.d`);
   if (withDropIns && existsSync(dropDir)) {
-    for (const f of readdirSync(dropDir).filter((n) => n.endsWith(".conf")).sort()) {
+    for (const f of readdirSync(dropDir)
+      .filter((n) => n.endsWith(".conf"))
+      .sort()) {
       parseUnit(readFileSync(join(dropDir, f), "utf8"), `${name}.d/${f}`, unit);
     }
   }
@@ -124,4 +126,3 @@ export function accessOf(unit: Unit, path: string): Access {
   }
   return best?.access ?? "rw";
 }
-

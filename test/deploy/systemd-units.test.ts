@@ -138,9 +138,9 @@ describe("the sandbox model the checks above use", () => {
         "ReadWritePaths=/srv/a -/srv/b/rw \\\n  /srv/c\nReadOnlyPaths=/srv/a/ro /srv/c\nInaccessiblePaths=-/srv/b\n",
       "t.service",
     );
-    expect(["/usr/bin/x", "/srv/a", "/srv/a/x", "/srv/a/ro/x", "/srv/b/rw/x", "/srv/c/x", "/home/u/.ssh", "/tmp/x"].map((p) => accessOf(u, p))).toEqual([
-      "ro", "rw", "rw", "ro", "none", "ro", "none", "rw",
-    ]);
+    expect(
+      ["/usr/bin/x", "/srv/a", "/srv/a/x", "/srv/a/ro/x", "/srv/b/rw/x", "/srv/c/x", "/home/u/.ssh", "/tmp/x"].map((p) => accessOf(u, p)),
+    ).toEqual(["ro", "rw", "rw", "ro", "none", "ro", "none", "rw"]);
     // A later empty assignment (a drop-in) empties the list.
     parseUnit("[Service]\nInaccessiblePaths=\n", "t.service.d/x.conf", u);
     expect(accessOf(u, "/srv/b/rw/x")).toBe("rw");
@@ -159,7 +159,8 @@ describe("systemd-analyze verify", () => {
         // verify checks that ExecStart's binary exists: point it at this node where there is
         // no /usr/bin/node (nvm, setup-node); nothing else is changed.
         if (!existsSync("/usr/bin/node")) {
-          for (const f of files) writeFileSync(join(dir, f), readFileSync(join(dir, f), "utf8").replaceAll("/usr/bin/node", process.execPath));
+          for (const f of files)
+            writeFileSync(join(dir, f), readFileSync(join(dir, f), "utf8").replaceAll("/usr/bin/node", process.execPath));
         }
         const r = spawnSync("systemd-analyze", ["verify", "--man=no", ...files.map((f) => join(dir, f))], { encoding: "utf8" });
         // Unknown keys and bad values are warnings on stderr with exit status 0: none allowed.

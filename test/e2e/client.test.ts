@@ -72,7 +72,8 @@ function alteredTree(t: ImportedTree, edit: (root: string) => void | Promise<voi
 
 /** The index devel/mako's devices read: the copy channels.json names (src/tree/versioned-index.ts). */
 const namedIndex = (root: string) =>
-  (JSON.parse(readFileSync(join(root, "channels.json"), "utf8")) as Record<string, { devices: Record<string, { index: string }> }>).devel.devices.mako.index;
+  (JSON.parse(readFileSync(join(root, "channels.json"), "utf8")) as Record<string, { devices: Record<string, { index: string }> }>).devel
+    .devices.mako.index;
 
 const names = (img: IndexDoc["images"][number]) =>
   [...img.files].sort((a, b) => a.order - b.order).map((f) => `update ${f.path.split("/").pop()} ${f.signature.split("/").pop()}`);
@@ -223,7 +224,8 @@ describe("a device upgrading from a tree built by import-images (fulls of realis
     } finally {
       await plain.server.close();
     }
-    for (const f of ["device-signing.tar.xz", "device-signing.tar.xz.asc"]) cpSync(join(t.inst.keyrings, f), join(root, "devel/mako", f.replace("device-signing", "device")));
+    for (const f of ["device-signing.tar.xz", "device-signing.tar.xz.asc"])
+      cpSync(join(t.inst.keyrings, f), join(root, "devel/mako", f.replace("device-signing", "device")));
     await new Tree({ ...t.config, publish_path: root }).setDeviceKeyring("devel", "mako", "devel/mako/device.tar.xz");
     const keyed = await serve(t, root);
     try {
@@ -246,11 +248,27 @@ describe("a device upgrading from a tree built by import-images (fulls of realis
   it("si check-latest reports full 2 and the delta from 1, from the served tree", async () => {
     const r = await t.inst.siAsync("check-latest", "mako", "--server", `http://127.0.0.1:${s.server.httpPort}`, "--channel", "devel");
     expect(r.status, r.stderr).toBe(0);
-    const detail = (img: IndexDoc["images"][number]) => img.description!.split(",").filter((e) => !e.startsWith("version=")).join(", ");
+    const detail = (img: IndexDoc["images"][number]) =>
+      img
+        .description!.split(",")
+        .filter((e) => !e.startsWith("version="))
+        .join(", ");
     expect(r.stdout).toBe(
-      [`Current full image: 2 (${detail(full2)})`, "Available deltas:", ` - From '1 (${detail(full1)})' to '2 (${detail(full2)})'`, ""].join("\n"),
+      [
+        `Current full image: 2 (${detail(full2)})`,
+        "Available deltas:",
+        ` - From '1 (${detail(full1)})' to '2 (${detail(full2)})'`,
+        "",
+      ].join("\n"),
     );
-    const missing = await t.inst.siAsync("check-latest", "hammerhead", "--server", `http://127.0.0.1:${s.server.httpPort}`, "--channel", "devel");
+    const missing = await t.inst.siAsync(
+      "check-latest",
+      "hammerhead",
+      "--server",
+      `http://127.0.0.1:${s.server.httpPort}`,
+      "--channel",
+      "devel",
+    );
     expect(missing.status).toBe(1);
     expect(missing.stderr).toMatch(/Cannot fetch http:\/\/127\.0\.0\.1:\d+\/devel\/hammerhead\/index\.json: HTTP 404/);
   });

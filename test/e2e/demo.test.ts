@@ -31,7 +31,6 @@ async function freePort(): Promise<number> {
   });
 }
 
-
 const sha = (f: string) => createHash("sha256").update(readFileSync(f)).digest("hex");
 
 describe("si demo (npm start)", () => {
@@ -85,7 +84,8 @@ describe("si demo (npm start)", () => {
     const index = JSON.parse(readFileSync(join(root, "www/demo/generic/index.json"), "utf8")) as IndexDoc;
     const img = index.images.find((i) => i.type === "full" && i.version === version)!;
     const dir = mkdtempSync(join(scratch, `ref${version}-`));
-    for (const f of [...img.files].sort((a, b) => a.order - b.order)) execFileSync("tar", ["--numeric-owner", "-xJf", join(root, "www", f.path), "-C", dir]);
+    for (const f of [...img.files].sort((a, b) => a.order - b.order))
+      execFileSync("tar", ["--numeric-owner", "-xJf", join(root, "www", f.path), "-C", dir]);
     return join(dir, "system");
   }
 

@@ -11,7 +11,13 @@ import { parseConfigText } from "../../src/config/load.js";
 import { renderInstanceConfig, type InstanceValues } from "../../src/instance/config-text.js";
 import { REPO } from "../helpers/instance.js";
 
-const values: InstanceValues = { base_path: "/srv/x", public_fqdn: "ota.example.org", public_http_port: 8080, public_https_port: 0, admin_port: 9001 };
+const values: InstanceValues = {
+  base_path: "/srv/x",
+  public_fqdn: "ota.example.org",
+  public_http_port: 8080,
+  public_https_port: 0,
+  admin_port: 9001,
+};
 const date = new Date("2026-12-06T00:00:00Z");
 const template = readFileSync(join(REPO, "etc/config.example"), "utf8");
 
@@ -20,7 +26,13 @@ describe("si init's etc/config", () => {
     const text = renderInstanceConfig(template, values, { selfSigned: true, date });
     const conf = parseConfigText(text, "/srv/x/etc/config", {});
     const shipped = parseConfigText(template, "/srv/x/etc/config", {});
-    expect(conf).toMatchObject({ base_path: "/srv/x", public_fqdn: "ota.example.org", public_http_port: "8080", public_https_port: "0", admin_port: 9001 });
+    expect(conf).toMatchObject({
+      base_path: "/srv/x",
+      public_fqdn: "ota.example.org",
+      public_http_port: "8080",
+      public_https_port: "0",
+      admin_port: 9001,
+    });
     expect(conf.gpg_key_path).toBe("/srv/x/secret/gpg/keys");
     expect([conf.channels.size, Object.keys(conf.mirrors)]).toEqual([0, []]);
     // Everything else as shipped.
@@ -39,13 +51,18 @@ describe("si init's etc/config", () => {
 
   it("ends inside [global]: appended channels and sections are read as the README says", () => {
     const text = renderInstanceConfig(template, values, { selfSigned: true, date });
-    const conf = parseConfigText(`${text}channels = devel\n\n[channel_devel]\ntype = auto\nfiles = version\nfile_version = version\n`, "c", {});
+    const conf = parseConfigText(
+      `${text}channels = devel\n\n[channel_devel]\ntype = auto\nfiles = version\nfile_version = version\n`,
+      "c",
+      {},
+    );
     expect([...conf.channels.keys()]).toEqual(["devel"]);
     expect(conf.channels.get("devel")).toMatchObject({ type: "auto", files: [{ name: "version", generator: "version", arguments: [] }] });
   });
 
   it("sets a key the template only shows commented out, and adds one it lacks, in [global]", () => {
-    const t = "# head\n[global]\n# admin_port = 8090\nbase_path = /old\n# Public name: see the docs\nchannels = a\n\n[channel_a]\ntype = manual\n";
+    const t =
+      "# head\n[global]\n# admin_port = 8090\nbase_path = /old\n# Public name: see the docs\nchannels = a\n\n[channel_a]\ntype = manual\n";
     const text = renderInstanceConfig(t, values, { selfSigned: true, date });
     const conf = parseConfigText(text, "c", {});
     expect(conf).toMatchObject({ base_path: "/srv/x", admin_port: 9001, public_fqdn: "ota.example.org", public_http_port: "8080" });

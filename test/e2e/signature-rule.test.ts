@@ -13,15 +13,25 @@ import { readPublicKeys } from "../../src/pgp/keys.js";
 import { verifyDetached } from "../../src/pgp/verify.js";
 import { clientVerify, gpgVerify, primaryFingerprints } from "../helpers/device-gpg.js";
 
-const gpg = (home: string, ...args: string[]) => execFileSync("gpg", ["--homedir", home, "--batch", "--passphrase", "", "--pinentry-mode", "loopback", ...args], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] });
+const gpg = (home: string, ...args: string[]) =>
+  execFileSync("gpg", ["--homedir", home, "--batch", "--passphrase", "", "--pinentry-mode", "loopback", ...args], {
+    encoding: "utf8",
+    stdio: ["ignore", "pipe", "ignore"],
+  });
 
 describe("the primary-key rule", () => {
   it("refuses a good signature made by a signing subkey, and blacklisted primary keys", async () => {
     const home = mkdtempSync(join(tmpdir(), "si-subkey-"));
     gpg(home, "--quick-gen-key", "Signer <s@example.com>", "rsa2048", "sign", "never");
-    const primary = gpg(home, "--with-colons", "--list-keys").split("\n").find((l) => l.startsWith("fpr:"))!.split(":")[9];
+    const primary = gpg(home, "--with-colons", "--list-keys")
+      .split("\n")
+      .find((l) => l.startsWith("fpr:"))!
+      .split(":")[9];
     gpg(home, "--quick-add-key", primary, "rsa2048", "sign", "never");
-    const fprs = gpg(home, "--with-colons", "--list-keys").split("\n").filter((l) => l.startsWith("fpr:")).map((l) => l.split(":")[9]);
+    const fprs = gpg(home, "--with-colons", "--list-keys")
+      .split("\n")
+      .filter((l) => l.startsWith("fpr:"))
+      .map((l) => l.split(":")[9]);
     const subkey = fprs.find((f) => f !== primary)!;
     const keyring = Buffer.from(execFileSync("gpg", ["--homedir", home, "--batch", "--export"]));
     const data = join(home, "channels.json");
@@ -34,13 +44,20 @@ describe("the primary-key rule", () => {
     expect(clientVerify(`${data}.primary.asc`, data, [keyring])).toEqual({ ok: true, why: "" });
     expect(clientVerify(`${data}.subkey.asc`, data, [keyring]).ok).toBe(false);
     expect(clientVerify(`${data}.subkey.asc`, data, [keyring]).why).toMatch(/is not a primary key/);
-    expect(clientVerify(`${data}.primary.asc`, data, [keyring], keyring)).toMatchObject({ ok: false, why: expect.stringMatching(/blacklisted/) as string });
+    expect(clientVerify(`${data}.primary.asc`, data, [keyring], keyring)).toMatchObject({
+      ok: false,
+      why: expect.stringMatching(/blacklisted/) as string,
+    });
 
     const keys = await readPublicKeys(keyring);
     const bytes = readFileSync(data);
-    await expect(verifyDetached(bytes, readFileSync(`${data}.primary.asc`, "utf8"), keys)).resolves.toMatchObject({ fingerprint: primary.toLowerCase() });
+    await expect(verifyDetached(bytes, readFileSync(`${data}.primary.asc`, "utf8"), keys)).resolves.toMatchObject({
+      fingerprint: primary.toLowerCase(),
+    });
     await expect(verifyDetached(bytes, readFileSync(`${data}.subkey.asc`, "utf8"), keys)).rejects.toThrow(/not in the trusted keyring/);
-    await expect(verifyDetached(bytes, readFileSync(`${data}.primary.asc`, "utf8"), keys, { blacklist: [primary] })).rejects.toThrow(/blacklisted/);
+    await expect(verifyDetached(bytes, readFileSync(`${data}.primary.asc`, "utf8"), keys, { blacklist: [primary] })).rejects.toThrow(
+      /blacklisted/,
+    );
     execFileSync("gpgconf", ["--homedir", home, "--kill", "gpg-agent"]); // the agent key generation started
   });
 });

@@ -77,8 +77,13 @@ describe("README operator walkthrough, run literally", () => {
   it("goes from si init to a served tree that verify-tree accepts", async () => {
     const block = walkthroughBlock(readFileSync(join(REPO, "README.md"), "utf8"));
     // The six steps of issue 15, in order, and nothing that hand-makes the layout.
-    const order = ["si init ", "si channel create ", "si device create ", "cat >> ", "si import-images", "si serve"].map((c) => block.indexOf(c));
-    expect(order.every((i, n) => i >= 0 && (n === 0 || i > order[n - 1])), `steps out of order: ${order.join(",")}`).toBe(true);
+    const order = ["si init ", "si channel create ", "si device create ", "cat >> ", "si import-images", "si serve"].map((c) =>
+      block.indexOf(c),
+    );
+    expect(
+      order.every((i, n) => i >= 0 && (n === 0 || i > order[n - 1])),
+      `steps out of order: ${order.join(",")}`,
+    ).toBe(true);
     expect(block).not.toMatch(/\b(mkdir|cp|generate-keys|generate-keyrings|keyring publish|openssl)\b/);
 
     // The build server: a rootfs and a device tarball, each with a build-number file.
@@ -139,7 +144,8 @@ describe("README operator walkthrough, run literally", () => {
     // Step 5 in the background, exactly the README's line.
     const serve = spawnServeLine(lines[serveAt], `source ${state}.vars; cd "$(cat ${state}.pwd)"`, env, home);
     try {
-      for (const listener of ["http", "https"]) await serve.waitFor((l) => l.event === "listening" && l.listener === listener, `${listener} listening`);
+      for (const listener of ["http", "https"])
+        await serve.waitFor((l) => l.event === "listening" && l.listener === listener, `${listener} listening`);
 
       // Step 6 and whatever follows it.
       const after = await bash(`source ${state}.vars; cd "$(cat ${state}.pwd)"\n${lines.slice(serveAt + 1).join("\n")}`);
@@ -224,7 +230,8 @@ describe("si init", () => {
         `si: error: Cannot initialise instance ${dir}: it already has ${top === "etc/config" ? top : `${top}/`} (--force completes it: the config is rewritten, keys, keyrings and tree are kept)\n`,
       ]);
       expect(readFileSync(join(dir, part), "utf8")).toBe("precious\n");
-      for (const other of ["etc/config", "secret", "www", "state"].filter((o) => o !== top)) expect(existsSync(join(dir, other)), other).toBe(false);
+      for (const other of ["etc/config", "secret", "www", "state"].filter((o) => o !== top))
+        expect(existsSync(join(dir, other)), other).toBe(false);
       rmSync(dir, { recursive: true, force: true });
     }
   });
@@ -250,7 +257,13 @@ describe("si init", () => {
       expect(existsSync(join(dir, `www/gpg/${k}.tar.xz.asc`)), k).toBe(true);
     }
     const show = JSON.parse(si(["--config", join(dir, "etc/config"), "config", "show", "--json"]).stdout) as Record<string, unknown>;
-    expect(show).toMatchObject({ base_path: dir, public_fqdn: "ota.example.org", public_http_port: "8080", public_https_port: "0", admin_port: 8090 });
+    expect(show).toMatchObject({
+      base_path: dir,
+      public_fqdn: "ota.example.org",
+      public_http_port: "8080",
+      public_https_port: "0",
+      admin_port: 8090,
+    });
     expect([show.channels, show.mirrors]).toEqual([[], []]);
 
     // A second --force run makes nothing new and keeps what is there.

@@ -29,7 +29,11 @@ function addVersion(root: string, version: string, files: Record<string, Buffer>
   const dir = join(root, version);
   mkdirSync(dir, { recursive: true });
   for (const [name, data] of Object.entries(files)) writeFileSync(join(dir, name), data);
-  const sums = opts.sums ?? Object.entries(files).map(([name, data]) => `${sha256(data)} *${name}\n`).join("");
+  const sums =
+    opts.sums ??
+    Object.entries(files)
+      .map(([name, data]) => `${sha256(data)} *${name}\n`)
+      .join("");
   writeFileSync(join(dir, "SHA256SUMS"), sums);
   if (opts.good) writeFileSync(join(dir, ".marked_good"), "");
 }
@@ -131,9 +135,13 @@ describe("cdimage-device-raw (test_generate_file_cdimage_device_raw)", () => {
     addVersion(root, "pending", { [file]: gzTar("pending") }, { good: true });
     symlinkSync("20160103", join(root, "current"));
     const env = makeEnv(g);
-    expect(await generateFile(g.ctx, "cdimage-device-raw", [root, "xenial"], env)).toMatch(new RegExp(`pool/device-${sha256(mid)}\\.tar\\.xz$`));
+    expect(await generateFile(g.ctx, "cdimage-device-raw", [root, "xenial"], env)).toMatch(
+      new RegExp(`pool/device-${sha256(mid)}\\.tar\\.xz$`),
+    );
     expect(env.version_detail).toEqual(["raw-device=20160102"]);
-    expect(await generateFile(g.ctx, "cdimage-device-raw", [root, "xenial", "import=good"], env)).toMatch(new RegExp(`pool/device-${sha256(old)}\\.tar\\.xz$`));
+    expect(await generateFile(g.ctx, "cdimage-device-raw", [root, "xenial", "import=good"], env)).toMatch(
+      new RegExp(`pool/device-${sha256(old)}\\.tar\\.xz$`),
+    );
     expect(env.version_detail).toEqual(["raw-device=20160102", "raw-device=20160101"]);
   });
 });
@@ -148,7 +156,14 @@ describe("cdimage-custom (test_generate_file_cdimage_custom)", () => {
     const g = await genInstance();
     const root = tmpDir("si-cdimage-");
     // azure_amd64 and plano are not in the custom map (§5.4.3): armhf.
-    const arches: Record<string, string> = { generic_x86: "i386", generic_i386: "i386", generic_amd64: "amd64", generic_arm64: "arm64", frieza_arm64: "arm64", azure_amd64: "armhf" };
+    const arches: Record<string, string> = {
+      generic_x86: "i386",
+      generic_i386: "i386",
+      generic_amd64: "amd64",
+      generic_arm64: "arm64",
+      frieza_arm64: "arm64",
+      azure_amd64: "armhf",
+    };
     const files: Record<string, Buffer> = {};
     for (const arch of new Set(Object.values(arches))) files[`xenial-preinstalled-pd-${arch}.custom.tar.gz`] = gzTar(arch);
     addVersion(root, "1234", files);
@@ -237,7 +252,10 @@ describe("cdimage-ubuntu (test_generate_file_cdimage_ubuntu)", () => {
     const root = tmpDir("si-cdimage-");
     const name = "xenial-preinstalled-touch-armhf.tar.gz";
     addVersion(root, "1", { [name]: Buffer.from("not gzip at all") });
-    await expectGenError(generateFile(g.ctx, "cdimage-ubuntu", [root, "xenial"], makeEnv(g)), "Cannot generate cdimage-ubuntu for test/test:");
+    await expectGenError(
+      generateFile(g.ctx, "cdimage-ubuntu", [root, "xenial"], makeEnv(g)),
+      "Cannot generate cdimage-ubuntu for test/test:",
+    );
     expect(poolListing(g)).toEqual([]);
   });
 });

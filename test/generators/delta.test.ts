@@ -9,7 +9,19 @@ import { dumpPyJson } from "../../src/format/pyjson.js";
 import { sidecarPath } from "../../src/model/naming.js";
 import { applyCheck } from "../helpers/apply-delta.js";
 import { writeTarWithWriter, xzFile, type FixtureEntry } from "../helpers/tar-fixtures.js";
-import { cleanupAll, expectPublished, genInstance, listTar, poolListing, readJson, sha256, tarMember, tarOf, tree, type GenInstance } from "./fixtures.js";
+import {
+  cleanupAll,
+  expectPublished,
+  genInstance,
+  listTar,
+  poolListing,
+  readJson,
+  sha256,
+  tarMember,
+  tarOf,
+  tree,
+  type GenInstance,
+} from "./fixtures.js";
 
 afterAll(cleanupAll);
 
@@ -52,7 +64,11 @@ describe("generate_delta (test_generate_delta)", () => {
     expect(path.endsWith("pool/ubports-new.delta-ubports-old.tar.xz")).toBe(true);
     expectPublished(g, path);
     expect(tarMember(path, "removed").toString()).toBe("system/a\nsystem/gone\n");
-    expect(listTar(path).map((m) => m.name).sort()).toEqual(["removed", "system/a", "system/b"]);
+    expect(
+      listTar(path)
+        .map((m) => m.name)
+        .sort(),
+    ).toEqual(["removed", "system/a", "system/b"]);
     expect(tarMember(path, "system/b").toString()).toBe("new");
     expect(readJson(join(g.pool, "ubports-new.delta-ubports-old.json"))).toEqual({
       generator: "delta",
@@ -120,9 +136,20 @@ describe("generate_delta: mtime policy, stored catalogues, xz blocks (issue 19)"
     expectPublished(g, exact);
     const names = (p: string) => listTar(p).map((m) => m.name);
     expect(names(content)).toEqual(["removed", "system", "system/edited", "system/link", "system/hl-target", "system/hl", "system/added"]);
-    expect(names(exact)).toEqual(["removed", "system", "system/touched", "system/edited", "system/link", "system/hl-target", "system/hl", "system/added"]);
+    expect(names(exact)).toEqual([
+      "removed",
+      "system",
+      "system/touched",
+      "system/edited",
+      "system/link",
+      "system/hl-target",
+      "system/hl",
+      "system/added",
+    ]);
     expect(tarMember(content, "removed").toString()).toBe("system/edited\nsystem/gone\nsystem/hl\nsystem/hl-target\nsystem/link\n");
-    expect(tarMember(exact, "removed").toString()).toBe("system/edited\nsystem/gone\nsystem/hl\nsystem/hl-target\nsystem/link\nsystem/touched\n");
+    expect(tarMember(exact, "removed").toString()).toBe(
+      "system/edited\nsystem/gone\nsystem/hl\nsystem/hl-target\nsystem/link\nsystem/touched\n",
+    );
     expect(applyCheck(oldTar, newTar, content, { mtime: "content" })).toEqual([]);
     expect(applyCheck(oldTar, newTar, exact, { mtime: "exact" })).toEqual([]);
     // The device keeps the old mtime of system/touched: exactly what "exact" exists for.
@@ -141,7 +168,10 @@ describe("generate_delta: mtime policy, stored catalogues, xz blocks (issue 19)"
       const first = await generateDelta(g.ctx, oldTar, newTar, { mtime });
       const bytes = readFileSync(first);
       // Recorded for the bytes they describe.
-      const [oldCat, newCat] = await Promise.all([readCatalogueFile(oldTar, sha256(readFileSync(oldTar))), readCatalogueFile(newTar, sha256(readFileSync(newTar)))]);
+      const [oldCat, newCat] = await Promise.all([
+        readCatalogueFile(oldTar, sha256(readFileSync(oldTar))),
+        readCatalogueFile(newTar, sha256(readFileSync(newTar))),
+      ]);
       expect([...oldCat!.all()]).toEqual([...(await scanImage(oldTar)).all()]);
       expect([...newCat!.all()]).toEqual([...(await scanImage(newTar)).all()]);
 
@@ -157,7 +187,10 @@ describe("generate_delta: mtime policy, stored catalogues, xz blocks (issue 19)"
       } finally {
         writeFileSync(oldTar, saved);
       }
-      expect(g.logs.some((l) => l.includes("planned from both images' stored catalogues")), g.logs.join("\n")).toBe(true);
+      expect(
+        g.logs.some((l) => l.includes("planned from both images' stored catalogues")),
+        g.logs.join("\n"),
+      ).toBe(true);
       expect(readFileSync(first).equals(bytes)).toBe(true);
 
       // Only the old catalogue: the one-pass delta reads the new image alone; same bytes again.
@@ -191,11 +224,16 @@ describe("generate_delta: mtime policy, stored catalogues, xz blocks (issue 19)"
   it("a stored catalogue of the new image that does not match it: read the image instead, warn, record the right one", async () => {
     const g = await genInstance();
     const [oldTar, newTar] = await pair(g);
-    const other = xzFile(await writeTarWithWriter(join(g.config.base_path, "other.tar"), [f("system/x", "x"), f("system/added", "elsewhere")]));
+    const other = xzFile(
+      await writeTarWithWriter(join(g.config.base_path, "other.tar"), [f("system/x", "x"), f("system/added", "elsewhere")]),
+    );
     await writeCatalogueFile(oldTar, await scanImage(oldTar), sha256(readFileSync(oldTar)));
     await writeCatalogueFile(newTar, await scanImage(other), sha256(readFileSync(newTar)));
     const path = await generateDelta(g.ctx, oldTar, newTar);
-    expect(g.logs.some((l) => l.startsWith("W: ") && l.includes("did not match")), g.logs.join("\n")).toBe(true);
+    expect(
+      g.logs.some((l) => l.startsWith("W: ") && l.includes("did not match")),
+      g.logs.join("\n"),
+    ).toBe(true);
     expect(applyCheck(oldTar, newTar, path)).toEqual([]);
     expect([...(await readCatalogueFile(newTar, sha256(readFileSync(newTar))))!.all()]).toEqual([...(await scanImage(newTar)).all()]);
   });

@@ -50,7 +50,11 @@ export async function genInstance(opts: { fetcher?: Fetcher; keyrings?: boolean 
   made.push(inst.base);
   const config = await loadConfig(inst.config);
   const logs: string[] = [];
-  const ctx = makeGeneratorContext(config, { fetcher: opts.fetcher ?? httpFetcher, fetchOptions: { ...TEST_FETCH }, log: (l) => logs.push(l) });
+  const ctx = makeGeneratorContext(config, {
+    fetcher: opts.fetcher ?? httpFetcher,
+    fetchOptions: { ...TEST_FETCH },
+    log: (l) => logs.push(l),
+  });
   if (opts.keyrings) {
     await buildKeyrings({
       keyPath: config.gpg_key_path,
@@ -227,7 +231,10 @@ export interface TestServer {
 }
 
 /** A real HTTP server on 127.0.0.1; unknown paths are 404; `fallback` may serve the rest. */
-export async function serve(routes: Record<string, Route> = {}, fallback?: (req: IncomingMessage, res: ServerResponse) => boolean): Promise<TestServer> {
+export async function serve(
+  routes: Record<string, Route> = {},
+  fallback?: (req: IncomingMessage, res: ServerResponse) => boolean,
+): Promise<TestServer> {
   const table = new Map<string, Route>(Object.entries(routes));
   const hits: string[] = [];
   const server: Server = createServer((req, res) => {
@@ -263,31 +270,39 @@ export async function serve(routes: Record<string, Route> = {}, fallback?: (req:
 
 /** Misbehaving routes. */
 export const routes = {
-  status: (code: number): Route => (_req, res) => {
-    res.writeHead(code, { "content-type": "text/plain" });
-    res.end(`status ${code}\n`);
-  },
+  status:
+    (code: number): Route =>
+    (_req, res) => {
+      res.writeHead(code, { "content-type": "text/plain" });
+      res.end(`status ${code}\n`);
+    },
   html: (): Route => (_req, res) => {
     const body = `<!DOCTYPE html>\n<html><head><title>Login</title></head><body>${"<p>please log in</p>".repeat(60)}</body></html>\n`;
     res.writeHead(200, { "content-type": "text/html; charset=utf-8", "content-length": Buffer.byteLength(body) });
     res.end(body);
   },
   /** Announces more bytes than it sends, then closes the connection. */
-  truncated: (data: Buffer): Route => (_req, res) => {
-    res.writeHead(200, { "content-length": data.length * 2 });
-    res.write(data, () => res.socket?.destroy());
-  },
+  truncated:
+    (data: Buffer): Route =>
+    (_req, res) => {
+      res.writeHead(200, { "content-length": data.length * 2 });
+      res.write(data, () => res.socket?.destroy());
+    },
   /** Sends headers and the first bytes, then nothing (until the server closes). */
-  stalled: (data: Buffer): Route => (_req, res) => {
-    res.writeHead(200, { "content-length": data.length });
-    res.write(data.subarray(0, Math.min(600, data.length - 1)));
-  },
+  stalled:
+    (data: Buffer): Route =>
+    (_req, res) => {
+      res.writeHead(200, { "content-length": data.length });
+      res.write(data.subarray(0, Math.min(600, data.length - 1)));
+    },
   /** Never answers at all. */
   silent: (): Route => () => {},
-  redirectLoop: (to: string): Route => (_req, res) => {
-    res.writeHead(302, { location: to });
-    res.end();
-  },
+  redirectLoop:
+    (to: string): Route =>
+    (_req, res) => {
+      res.writeHead(302, { location: to });
+      res.end();
+    },
 };
 
 /** A fetcher that sends `http://<host>/...` to the test server while the generators see `host`. */

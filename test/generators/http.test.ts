@@ -116,7 +116,10 @@ describe("http generator (test_generate_file_http)", () => {
     mkdirSync(g.pool);
     linkSync(join(g.config.publish_path, "seed.tar.xz"), join(g.pool, "rootfs-43.tar.xz"));
     // A sidecar the reference wrote (no owner record): its legacy fields show the same source.
-    writeFileSync(join(g.pool, "rootfs-43.json"), dumpPyJson({ generator: "http", url: "http://1.2.3.4/file", version: "43", version_detail: "rootfs=legacy" }));
+    writeFileSync(
+      join(g.pool, "rootfs-43.json"),
+      dumpPyJson({ generator: "http", url: "http://1.2.3.4/file", version: "43", version_detail: "rootfs=legacy" }),
+    );
     const env = makeEnv(g);
     const path = await generateFile(g.ctx, "http", ["http://1.2.3.4/file", "monitor=http://1.2.3.4/monitor,name=rootfs"], env);
     expect(path).toBe(join(realpathSync(g.pool), "rootfs-43.tar.xz"));
@@ -125,12 +128,26 @@ describe("http generator (test_generate_file_http)", () => {
   });
 
   it.each<[string, object | null, string]>([
-    ["a legacy sidecar of another URL", { generator: "http", url: "http://other/file", version: "43", version_detail: "rootfs=43" }, "made by http from http://other/file (a sidecar without an owner record)"],
-    ["a sidecar that says nothing of its source", { version_detail: "rootfs=43" }, "made by an unknown generator (a sidecar without an owner record)"],
+    [
+      "a legacy sidecar of another URL",
+      { generator: "http", url: "http://other/file", version: "43", version_detail: "rootfs=43" },
+      "made by http from http://other/file (a sidecar without an owner record)",
+    ],
+    [
+      "a sidecar that says nothing of its source",
+      { version_detail: "rootfs=43" },
+      "made by an unknown generator (a sidecar without an owner record)",
+    ],
     ["no sidecar", null, "made by an unknown source (it has no sidecar)"],
     [
       "a file another channel imported from a remote upstream",
-      { generator: "http", url: "http://1.2.3.4/file", version: "43", version_detail: "rootfs=43", origin: { generator: "remote-system-image", channel: "a", device: "mako", url: "http://up/pool/rootfs-43.tar.xz" } },
+      {
+        generator: "http",
+        url: "http://1.2.3.4/file",
+        version: "43",
+        version_detail: "rootfs=43",
+        origin: { generator: "remote-system-image", channel: "a", device: "mako", url: "http://up/pool/rootfs-43.tar.xz" },
+      },
       "made by remote-system-image from http://up/pool/rootfs-43.tar.xz for channel a/mako",
     ],
   ])("does not reuse pool/<name>-<version>.tar.xz made from another source: %s", async (_what, sidecar, made) => {
@@ -163,12 +180,24 @@ describe("http generator (test_generate_file_http)", () => {
     ["the file is missing (404)", () => server.routes.delete("/file"), ["Cannot download http://127.0.0.1", "/file: HTTP 404"]],
     ["the server fails (500)", () => server.routes.set("/file", routes.status(500)), ["/file: HTTP 500"]],
     ["the server sends an HTML page", () => server.routes.set("/file", routes.html()), ["the server sent an HTML page"]],
-    ["the body is shorter than its Content-Length", () => server.routes.set("/file", routes.truncated(tarball)), ["/file: other side closed"]],
+    [
+      "the body is shorter than its Content-Length",
+      () => server.routes.set("/file", routes.truncated(tarball)),
+      ["/file: other side closed"],
+    ],
     ["the body stalls (timeout)", () => server.routes.set("/file", routes.stalled(tarball)), ["timed out while reading the body"]],
     ["the server never answers (timeout)", () => server.routes.set("/file", routes.silent()), ["timed out waiting for the response"]],
     ["the server redirects in a loop", () => server.routes.set("/file", routes.redirectLoop("/file")), ["/file: too many redirects"]],
-    ["the file is gzip, not xz", () => server.routes.set("/file", tarOf(tree({ a: "b" }), "gzip")), ["is not a xz file but gzip (a gzip'd rootfs needs http-cdimage)"]],
-    ["the file is a plain tar, not xz", () => server.routes.set("/file", tarOf(tree({ a: "b" }), "none")), ["is not a xz file but uncompressed data"]],
+    [
+      "the file is gzip, not xz",
+      () => server.routes.set("/file", tarOf(tree({ a: "b" }), "gzip")),
+      ["is not a xz file but gzip (a gzip'd rootfs needs http-cdimage)"],
+    ],
+    [
+      "the file is a plain tar, not xz",
+      () => server.routes.set("/file", tarOf(tree({ a: "b" }), "none")),
+      ["is not a xz file but uncompressed data"],
+    ],
   ])("fails when %s, leaving nothing in the pool", async (_what, setup, parts) => {
     setup();
     const env = makeEnv(g);
@@ -187,13 +216,21 @@ describe("http generator (test_generate_file_http)", () => {
   it.each<[string, () => void, string]>([
     ["does not answer (timeout)", () => server.routes.set("/monitor", routes.silent()), "monitor failed: Cannot download http://127.0.0.1"],
     ["fails (404)", () => server.routes.delete("/monitor"), "HTTP 404"],
-    ["answers several lines", () => server.routes.set("/monitor", "1\n2\n"), "invalid monitor value from http://1.2.3.4/monitor: 2 lines, expected one"],
+    [
+      "answers several lines",
+      () => server.routes.set("/monitor", "1\n2\n"),
+      "invalid monitor value from http://1.2.3.4/monitor: 2 lines, expected one",
+    ],
     ["answers nothing", () => server.routes.set("/monitor", " \n"), "invalid monitor value from http://1.2.3.4/monitor: the body is empty"],
     ["answers a path", () => server.routes.set("/monitor", "../x"), "invalid monitor value"],
   ])("fails when the monitor %s, without downloading", async (_what, setup, part) => {
     setup();
     const env = makeEnv(g);
-    await expectGenError(generateFile(g.ctx, "http", ["http://1.2.3.4/file", "monitor=http://1.2.3.4/monitor"], env), "Cannot generate http for test/test: ", part);
+    await expectGenError(
+      generateFile(g.ctx, "http", ["http://1.2.3.4/file", "monitor=http://1.2.3.4/monitor"], env),
+      "Cannot generate http for test/test: ",
+      part,
+    );
     expect(server.hitsOf("/file")).toBe(0);
     expect(env.version_detail).toEqual([]);
     expect(imageListing(g)).toEqual([]);
@@ -217,7 +254,14 @@ describe("http-cdimage generator", () => {
     const sidecar = readJson(join(g.pool, `ubports-${hash}.json`));
     expect(sidecar).toMatchObject({ generator: "cdimage-ubports", url, version: "20220102-1", version_detail: "ubports=20220102-1" });
     expect(Object.keys(sidecar).sort()).toEqual(["generator", "origin", "rootfs_path", "url", "version", "version_detail"]);
-    expect(sidecar.origin).toEqual({ generator: "http-cdimage", channel: "test", device: "test", url, name: "ubports", version: "20220102-1" });
+    expect(sidecar.origin).toEqual({
+      generator: "http-cdimage",
+      channel: "test",
+      device: "test",
+      url,
+      name: "ubports",
+      version: "20220102-1",
+    });
 
     const byName = new Map(listTar(path!).map((m) => [m.name, m]));
     expect(byName.has("system/SWAP.swap")).toBe(false);

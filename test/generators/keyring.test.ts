@@ -2,7 +2,19 @@ import { afterAll, describe, expect, it } from "vitest";
 import { readFileSync, realpathSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { generateFile } from "../../src/generators/index.js";
-import { cleanupAll, tarHeaders, expectGenError, expectPublished, genInstance, listTar, makeEnv, poolListing, readJson, sha256, tarMember } from "./fixtures.js";
+import {
+  cleanupAll,
+  tarHeaders,
+  expectGenError,
+  expectPublished,
+  genInstance,
+  listTar,
+  makeEnv,
+  poolListing,
+  readJson,
+  sha256,
+  tarMember,
+} from "./fixtures.js";
 
 afterAll(cleanupAll);
 
@@ -15,7 +27,10 @@ describe("keyring generator (test_generate_file_keyring)", () => {
     expect(await generateFile(g.ctx, "keyring", ["archive-master"], env)).toBeNull();
     env.new_files.push("x");
     await expectGenError(generateFile(g.ctx, "keyring", [], env), "Cannot generate keyring for test/test: too few arguments");
-    await expectGenError(generateFile(g.ctx, "keyring", ["invalid"], env), `keyring ${join(g.config.gpg_keyring_path, "invalid.tar.xz")} does not exist`);
+    await expectGenError(
+      generateFile(g.ctx, "keyring", ["invalid"], env),
+      `keyring ${join(g.config.gpg_keyring_path, "invalid.tar.xz")} does not exist`,
+    );
     expect(env.version_detail).toEqual([]);
     expect(poolListing(g)).toEqual([]);
   });

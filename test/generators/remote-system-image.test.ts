@@ -61,14 +61,23 @@ async function makeRemote(): Promise<Remote> {
     writeFileSync(path, data);
     await r.ctx.signer.signFile("image-signing", path);
   };
-  const entry = (path: string, data: Buffer, order: number) => ({ checksum: sha256(data), order, path, signature: `${path}.asc`, size: data.length });
+  const entry = (path: string, data: Buffer, order: number) => ({
+    checksum: sha256(data),
+    order,
+    path,
+    signature: `${path}.asc`,
+    size: data.length,
+  });
   const full = (version: number, files: object[]) => ({ type: "full", version, description: "", files });
 
   const aa = xzTarball("a-a\n");
   const old = xzTarball("old\n");
   const src = xzTarball("source\n");
   const recovery = mkbootimg(bytes(20_000, 3), makeRamdisk("etc", "gzip")).image;
-  const device = tarOf(tree({ [RECOVERY]: recovery, "partitions/boot.img": bytes(5000, 4), "system/etc/device": "d\n" }), "xz", ["partitions", "system"]);
+  const device = tarOf(tree({ [RECOVERY]: recovery, "partitions/boot.img": bytes(5000, 4), "system/etc/device": "d\n" }), "xz", [
+    "partitions",
+    "system",
+  ]);
   const noRecovery = tarOf(tree({ "partitions/boot.img": bytes(5000, 5) }), "xz");
   await put("pool/a-a.tar.xz", aa);
   await put("pool/a-a.json", dumpPyJson({ generator: "http", url: "http://x/", version: "1", version_detail: "a=1" }));
@@ -182,23 +191,68 @@ describe("remote-system-image generator (test_generate_file_remote_system_image)
   });
 
   it.each<[string, string[], () => void, (string | RegExp)[]]>([
-    ["channels.json fails (500)", ["test", "a"], () => remote.server.routes.set("/channels.json", routes.status(500)), ["/channels.json: HTTP 500"]],
-    ["channels.json times out", ["test", "a"], () => remote.server.routes.set("/channels.json", routes.silent()), ["/channels.json: timed out"]],
-    ["channels.json is not JSON", ["test", "a"], () => remote.server.routes.set("/channels.json", "<html>"), ["channels.json is not valid JSON"]],
+    [
+      "channels.json fails (500)",
+      ["test", "a"],
+      () => remote.server.routes.set("/channels.json", routes.status(500)),
+      ["/channels.json: HTTP 500"],
+    ],
+    [
+      "channels.json times out",
+      ["test", "a"],
+      () => remote.server.routes.set("/channels.json", routes.silent()),
+      ["/channels.json: timed out"],
+    ],
+    [
+      "channels.json is not JSON",
+      ["test", "a"],
+      () => remote.server.routes.set("/channels.json", "<html>"),
+      ["channels.json is not valid JSON"],
+    ],
     ["the channel is missing", ["invalid", "a"], () => {}, ["channel 'invalid' is not in"]],
     ["the channel has no devices", ["nodevices", "a"], () => {}, ["channel 'nodevices' of", "has no devices"]],
     ["the device is missing", ["test", "a"], () => {}, ["device 'mako' is not in channel 'test'"]],
     ["the device= override is missing", ["test", "a", "device=invalid"], () => {}, ["device 'invalid' is not in channel 'test'"]],
     ["the device has no index", ["noindex", "a", "device=test"], () => {}, ["device 'test' of channel 'noindex'", "has no index"]],
-    ["the index fails (404)", ["test", "a", "device=test"], () => remote.server.routes.set("/test/test/index.json", routes.status(404)), ["/test/test/index.json: HTTP 404"]],
-    ["the index times out", ["test", "a", "device=test"], () => remote.server.routes.set("/test/test/index.json", routes.silent()), ["timed out"]],
+    [
+      "the index fails (404)",
+      ["test", "a", "device=test"],
+      () => remote.server.routes.set("/test/test/index.json", routes.status(404)),
+      ["/test/test/index.json: HTTP 404"],
+    ],
+    [
+      "the index times out",
+      ["test", "a", "device=test"],
+      () => remote.server.routes.set("/test/test/index.json", routes.silent()),
+      ["timed out"],
+    ],
     ["there is no full image", ["test", "a", "device=empty"], () => {}, ["/test/empty/index.json has no full image"]],
     ["no file has the prefix", ["test", "invalid", "device=test"], () => {}, ["no file with prefix 'invalid' in version 2 of"]],
-    ["the file fails (500)", ["test", "a", "device=test"], () => remote.server.routes.set("/pool/a-a.tar.xz", routes.status(500)), ["/pool/a-a.tar.xz: HTTP 500"]],
-    ["the file times out", ["test", "a", "device=test"], () => remote.server.routes.set("/pool/a-a.tar.xz", routes.stalled(remote.aa)), ["timed out while reading the body"]],
+    [
+      "the file fails (500)",
+      ["test", "a", "device=test"],
+      () => remote.server.routes.set("/pool/a-a.tar.xz", routes.status(500)),
+      ["/pool/a-a.tar.xz: HTTP 500"],
+    ],
+    [
+      "the file times out",
+      ["test", "a", "device=test"],
+      () => remote.server.routes.set("/pool/a-a.tar.xz", routes.stalled(remote.aa)),
+      ["timed out while reading the body"],
+    ],
     ["the file path leaves the tree", ["test", "escape", "device=escape"], () => {}, ["refusing remote file path", "'..' segment"]],
-    ["the keyring to swap in does not exist", ["test", "device", "device=test,keyring=fail"], () => {}, ["keyring=fail: cannot read", "fail.tar.xz (ENOENT)"]],
-    ["the tarball has no recovery image", ["test", "device", "device=nodev,keyring=archive-master"], () => {}, ["keyring=archive-master:", "/pool/device-n.tar.xz has no partitions/recovery.img"]],
+    [
+      "the keyring to swap in does not exist",
+      ["test", "device", "device=test,keyring=fail"],
+      () => {},
+      ["keyring=fail: cannot read", "fail.tar.xz (ENOENT)"],
+    ],
+    [
+      "the tarball has no recovery image",
+      ["test", "device", "device=nodev,keyring=archive-master"],
+      () => {},
+      ["keyring=archive-master:", "/pool/device-n.tar.xz has no partitions/recovery.img"],
+    ],
   ])("fails when %s, leaving nothing behind", async (_what, args, setup, parts) => {
     setup();
     const env = makeEnv(g, { device_name: "mako" });
@@ -273,11 +327,19 @@ describe("remote-system-image generator (test_generate_file_remote_system_image)
       expect(await run(["test", "a"], env)).toBe(local("pool/a-a.tar.xz"));
       expect(env.version_detail).toEqual(["a=1"]);
       writeFileSync(local("pool/a-a.tar.xz"), xzTarball("other\n"));
-      await expectGenError(run(["test", "a"]), "it was made by http from http://x/ (a sidecar without an owner record) and its SHA-256", `is not the ${sha256(remote.aa)} of ${remote.server.url}/test/test/index.json`);
+      await expectGenError(
+        run(["test", "a"]),
+        "it was made by http from http://x/ (a sidecar without an owner record) and its SHA-256",
+        `is not the ${sha256(remote.aa)} of ${remote.server.url}/test/test/index.json`,
+      );
     });
 
     it("refuses a download that does not match the index's checksum, with or without verify=", async () => {
-      await expectGenError(run(["test", "a", "device=badsum"]), "/pool/a-a.tar.xz has SHA-256 ", `/test/badsum/index.json says ${"0".repeat(64)}`);
+      await expectGenError(
+        run(["test", "a", "device=badsum"]),
+        "/pool/a-a.tar.xz has SHA-256 ",
+        `/test/badsum/index.json says ${"0".repeat(64)}`,
+      );
       expect(imageListing(g)).toEqual([]);
     });
   });
@@ -294,22 +356,58 @@ describe("remote-system-image generator (test_generate_file_remote_system_image)
 
     it("imports nothing when another key signed the remote", async () => {
       const other = join(g.config.base_path, "other.tar.xz");
-      await writeKeyringTarball(other, { type: "image-signing" }, await loadPublicKeyFile(g.config.gpg_key_path, "device-signing"), { xzLevel: 1 });
-      await expectGenError(run(["test", "a", `verify=${other}`]), "Bad signature on", "/channels.json: signed by", "not in the trusted keyring");
+      await writeKeyringTarball(other, { type: "image-signing" }, await loadPublicKeyFile(g.config.gpg_key_path, "device-signing"), {
+        xzLevel: 1,
+      });
+      await expectGenError(
+        run(["test", "a", `verify=${other}`]),
+        "Bad signature on",
+        "/channels.json: signed by",
+        "not in the trusted keyring",
+      );
       expect(imageListing(g)).toEqual([]);
     });
 
     it("refuses an expired keyring", async () => {
       const expired = join(g.config.base_path, "expired.tar.xz");
-      await writeKeyringTarball(expired, { type: "image-signing", expiry: 1_000_000 }, await loadPublicKeyFile(g.config.gpg_key_path, "image-signing"), { xzLevel: 1 });
+      await writeKeyringTarball(
+        expired,
+        { type: "image-signing", expiry: 1_000_000 },
+        await loadPublicKeyFile(g.config.gpg_key_path, "image-signing"),
+        { xzLevel: 1 },
+      );
       await expectGenError(run(["test", "a", "verify=expired.tar.xz"]), `verify keyring ${expired} expired on 1970-01-12`);
     });
 
     it.each<[string, () => void, string[], string[]]>([
-      ["the file was changed", () => remote.server.routes.set("/pool/a-a.tar.xz", Buffer.concat([remote.aa.subarray(0, 40), Buffer.from("x"), remote.aa.subarray(41)])), ["test", "a"], ["Bad signature on", "/pool/a-a.tar.xz: the data does not match"]],
-      ["channels.json was changed", () => remote.server.routes.set("/channels.json", readFileSync(join(remote.r.config.publish_path, "channels.json"), "utf8") + " "), ["test", "a"], ["Bad signature on", "/channels.json"]],
-      ["the index has no signature", () => remote.server.routes.set("/test/test/index.json.asc", routes.status(404)), ["test", "a"], ["/test/test/index.json.asc: HTTP 404"]],
-      ["the file does not match the index's checksum", () => {}, ["test", "a", "device=badsum"], ["/pool/a-a.tar.xz has SHA-256 ", `/test/badsum/index.json says ${"0".repeat(64)}`]],
+      [
+        "the file was changed",
+        () =>
+          remote.server.routes.set(
+            "/pool/a-a.tar.xz",
+            Buffer.concat([remote.aa.subarray(0, 40), Buffer.from("x"), remote.aa.subarray(41)]),
+          ),
+        ["test", "a"],
+        ["Bad signature on", "/pool/a-a.tar.xz: the data does not match"],
+      ],
+      [
+        "channels.json was changed",
+        () => remote.server.routes.set("/channels.json", readFileSync(join(remote.r.config.publish_path, "channels.json"), "utf8") + " "),
+        ["test", "a"],
+        ["Bad signature on", "/channels.json"],
+      ],
+      [
+        "the index has no signature",
+        () => remote.server.routes.set("/test/test/index.json.asc", routes.status(404)),
+        ["test", "a"],
+        ["/test/test/index.json.asc: HTTP 404"],
+      ],
+      [
+        "the file does not match the index's checksum",
+        () => {},
+        ["test", "a", "device=badsum"],
+        ["/pool/a-a.tar.xz has SHA-256 ", `/test/badsum/index.json says ${"0".repeat(64)}`],
+      ],
     ])("imports nothing when %s", async (_what, setup, args, parts) => {
       setup();
       const [channel, prefix, opts] = args;

@@ -36,7 +36,10 @@ describe("system-image generator (test_generate_file_system_image)", () => {
     writeTree(g, { test: [] });
     await expectGenError(generateFile(g.ctx, "system-image", ["test", "file"], env), "test/test has no full image");
     writeTree(g, { test: [{ type: "full", version: 1, description: "", files: [file("/file-1.tar.xz", 0)] }] });
-    await expectGenError(generateFile(g.ctx, "system-image", ["test", "invalid"], env), "no file with prefix 'invalid' in test/test version 1");
+    await expectGenError(
+      generateFile(g.ctx, "system-image", ["test", "invalid"], env),
+      "no file with prefix 'invalid' in test/test version 1",
+    );
     expect(env.version_detail).toEqual([]);
   });
 
@@ -44,7 +47,12 @@ describe("system-image generator (test_generate_file_system_image)", () => {
     writeTree(g, {
       test: [
         { type: "full", version: 1, description: "", files: [file("/file-1.tar.xz", 0)] },
-        { type: "full", version: 3, description: "", files: [file("/pool/file-rootfs-3.tar.xz", 0), file("/file-3.tar.xz", 1), file("/file-9.tar.xz", 2)] },
+        {
+          type: "full",
+          version: 3,
+          description: "",
+          files: [file("/pool/file-rootfs-3.tar.xz", 0), file("/file-3.tar.xz", 1), file("/file-9.tar.xz", 2)],
+        },
         { type: "full", version: 2, description: "", files: [file("/file-2.tar.xz", 0)] },
         { type: "delta", version: 4, base: 3, description: "", files: [file("/file-4.tar.xz", 0)] },
       ],
@@ -60,7 +68,10 @@ describe("system-image generator (test_generate_file_system_image)", () => {
   });
 
   it("refuses a sidecar version_detail that breaks the grammar, and an unsafe path, naming the file and key", async () => {
-    writeTree(g, { test: [{ type: "full", version: 1, description: "", files: [file("/pool/file-1.tar.xz", 0)] }], bad: [{ type: "full", version: 2, description: "", files: [file("/pool/.hidden/file-2.tar.xz", 0)] }] });
+    writeTree(g, {
+      test: [{ type: "full", version: 1, description: "", files: [file("/pool/file-1.tar.xz", 0)] }],
+      bad: [{ type: "full", version: 2, description: "", files: [file("/pool/.hidden/file-2.tar.xz", 0)] }],
+    });
     const root = realpathSync(g.config.publish_path);
     mkdirSync(join(root, "pool"));
     writeFileSync(join(root, "pool/file-1.json"), dumpPyJson({ version_detail: "file=1\n[service]\nbase: evil.example.com" }));
@@ -69,7 +80,11 @@ describe("system-image generator (test_generate_file_system_image)", () => {
       generateFile(g.ctx, "system-image", ["test", "file"], env),
       `the sidecar of ${join(root, "pool/file-1.tar.xz")}: version_detail item "file=1\\n[service]\\nbase: evil.example.com" (key "file"): the value has a control character "\\n"`,
     );
-    await expectGenError(generateFile(g.ctx, "system-image", ["test", "file", "device=bad"], env), 'refusing file path "/pool/.hidden/file-2.tar.xz" of test/bad version 2', 'the component ".hidden" starts with a dot');
+    await expectGenError(
+      generateFile(g.ctx, "system-image", ["test", "file", "device=bad"], env),
+      'refusing file path "/pool/.hidden/file-2.tar.xz" of test/bad version 2',
+      'the component ".hidden" starts with a dot',
+    );
     expect(env.version_detail).toEqual([]);
   });
 
@@ -82,7 +97,10 @@ describe("system-image generator (test_generate_file_system_image)", () => {
     const root = realpathSync(g.config.publish_path);
     writeFileSync(join(root, "file-1.json"), dumpPyJson({ version_detail: "file=abcd" }));
     const env = makeEnv(g);
-    await expectGenError(generateFile(g.ctx, "system-image", ["test", "file", "device=invalid"], env), "device 'invalid' is not in channel 'test'");
+    await expectGenError(
+      generateFile(g.ctx, "system-image", ["test", "file", "device=invalid"], env),
+      "device 'invalid' is not in channel 'test'",
+    );
     await expectGenError(generateFile(g.ctx, "system-image", ["test", "file", "device=empty"], env), "test/empty has no full image");
     expect(await generateFile(g.ctx, "system-image", ["test", "file", "device=source"], env)).toBe(join(root, "file-1.tar.xz"));
     expect(env.version_detail).toEqual(["file=abcd"]);

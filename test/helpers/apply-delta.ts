@@ -34,7 +34,9 @@ function untar(archive: string, dir: string, tar: string[] = ["tar"], members: s
   // GNU tar sniffs xz by itself; busybox needs to be told.
   const xz = archive.endsWith(".xz") ? ["-J"] : [];
   const [cmd, ...pre] = tar;
-  execFileSync(cmd, [...pre, "--numeric-owner", ...xz, "-x", "-f", archive, "-C", dir, ...members], { stdio: ["ignore", "ignore", "pipe"] });
+  execFileSync(cmd, [...pre, "--numeric-owner", ...xz, "-x", "-f", archive, "-C", dir, ...members], {
+    stdio: ["ignore", "ignore", "pipe"],
+  });
 }
 
 /** Unpacks an image into a new temporary directory. */
@@ -98,7 +100,10 @@ export function snapshotTree(root: string, symlinkTimes = true): Map<string, Sna
   for (const [p, st] of stats) {
     const s: Snapshot = { kind: kindOf(st), mode: st.mode & 0o7777, uid: st.uid, gid: st.gid };
     if (!st.isDirectory() && (symlinkTimes || !st.isSymbolicLink())) s.mtime = Math.floor(st.mtimeMs / 1000);
-    if (st.isFile()) s.content = createHash("sha256").update(readFileSync(join(root, p))).digest("hex");
+    if (st.isFile())
+      s.content = createHash("sha256")
+        .update(readFileSync(join(root, p)))
+        .digest("hex");
     if (st.isSymbolicLink()) s.target = readlinkSync(join(root, p));
     if (st.isCharacterDevice() || st.isBlockDevice()) s.rdev = st.rdev;
     const group = byInode.get(st.ino);
@@ -119,7 +124,8 @@ export function compareTrees(actualRoot: string, expectedRoot: string, symlinkTi
   const problems: string[] = [];
   for (const [p, want] of expected) {
     const before = keptFrom?.get(p);
-    const e = before && before.mtime !== want.mtime && JSON.stringify({ ...before, mtime: want.mtime }) === JSON.stringify(want) ? before : want;
+    const e =
+      before && before.mtime !== want.mtime && JSON.stringify({ ...before, mtime: want.mtime }) === JSON.stringify(want) ? before : want;
     const a = actual.get(p);
     if (!a) problems.push(`missing: ${p}`);
     else if (JSON.stringify(a) !== JSON.stringify(e)) problems.push(`differs: ${p}: got ${JSON.stringify(a)}, want ${JSON.stringify(e)}`);

@@ -75,7 +75,8 @@ const GENERATED_AT = /^\w{3} \w{3} +\d{1,2} \d{2}:\d{2}:\d{2} (\w+) \d{4}$/;
 
 /** config._calculate_http_bases */
 function bases(o: DeviceClientOptions): { http: string; https: string } {
-  if (o.httpPort === "disabled" && o.httpsPort === "disabled") throw new ClientError("AssertionError", "Cannot disable both http and https ports");
+  if (o.httpPort === "disabled" && o.httpsPort === "disabled")
+    throw new ClientError("AssertionError", "Cannot disable both http and https ports");
   let http = o.httpPort === "disabled" ? undefined : o.httpPort === 80 ? `http://${o.host}` : `http://${o.host}:${o.httpPort}`;
   let https = o.httpsPort === "disabled" ? undefined : o.httpsPort === 443 ? `https://${o.host}` : `https://${o.host}:${o.httpsPort}`;
   http ??= https;
@@ -138,7 +139,10 @@ export async function runDeviceClient(o: DeviceClientOptions): Promise<DeviceRun
       if (!json) throw new ClientError("KeyError", `${src}: no readable keyring.json`);
       if (json.type !== type) throw new ClientError("KeyringError", `keyring type mismatch; wanted: ${type}, got: ${String(json.type)}`);
       if (json.model !== undefined && json.model !== null && json.model !== o.device) {
-        throw new ClientError("KeyringError", `keyring model mismatch; wanted: ${o.device}, got: ${typeof json.model === "string" ? json.model : JSON.stringify(json.model)}`);
+        throw new ClientError(
+          "KeyringError",
+          `keyring model mismatch; wanted: ${o.device}, got: ${typeof json.model === "string" ? json.model : JSON.stringify(json.model)}`,
+        );
       }
       if (json.expiry !== undefined && json.expiry !== null && (json.expiry as number) < now.getTime() / 1000) {
         throw new ClientError("KeyringError", "expired keyring timestamp");
@@ -187,7 +191,9 @@ export async function runDeviceClient(o: DeviceClientOptions): Promise<DeviceRun
       if (typeof ch.devices !== "object" || ch.devices === null) throw new ClientError("KeyError", `'devices' (channel ${name})`);
     }
     const channel = channels[o.channel];
-    const entry = (channel?.devices as Record<string, { index: string; keyring?: { path: string; signature: string } }> | undefined)?.[o.device];
+    const entry = (channel?.devices as Record<string, { index: string; keyring?: { path: string; signature: string } }> | undefined)?.[
+      o.device
+    ];
     if (!channel || !entry) return run; // unknown channel or device: silently up to date (§3 step 5)
 
     if (entry.keyring) {

@@ -46,7 +46,10 @@ function homeWith(keyrings: Buffer[]): GpgHome {
     if (k.length === 0) continue;
     // --no-autostart: public keys need no gpg-agent, and one agent per throwaway home would
     // outlive the home by minutes.
-    execFileSync("gpg", ["--homedir", home.dir, "--batch", "--quiet", "--no-autostart", "--import"], { input: k, stdio: ["pipe", "ignore", "ignore"] });
+    execFileSync("gpg", ["--homedir", home.dir, "--batch", "--quiet", "--no-autostart", "--import"], {
+      input: k,
+      stdio: ["pipe", "ignore", "ignore"],
+    });
   }
   return home;
 }
@@ -55,7 +58,10 @@ function homeWith(keyrings: Buffer[]): GpgHome {
 export function primaryFingerprints(keyrings: Buffer[]): Set<string> {
   const home = homeWith(keyrings);
   try {
-    const listing = execFileSync("gpg", ["--homedir", home.dir, "--batch", "--with-colons", "--list-keys"], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] });
+    const listing = execFileSync("gpg", ["--homedir", home.dir, "--batch", "--with-colons", "--list-keys"], {
+      encoding: "utf8",
+      stdio: ["ignore", "pipe", "ignore"],
+    });
     const out = new Set<string>();
     let afterPub = false;
     for (const line of listing.split("\n")) {

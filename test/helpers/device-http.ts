@@ -61,7 +61,12 @@ export class Downloader {
     return new Promise((resolve, reject) => {
       const req = request(
         u,
-        { method, agent: false, ca: u.protocol === "https:" ? this.ca : undefined, headers: { "user-agent": this.userAgent, accept: "*/*" } },
+        {
+          method,
+          agent: false,
+          ca: u.protocol === "https:" ? this.ca : undefined,
+          headers: { "user-agent": this.userAgent, accept: "*/*" },
+        },
         (res) => {
           const status = res.statusCode ?? 0;
           this.trace.push({ method, url, status });

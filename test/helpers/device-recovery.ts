@@ -122,7 +122,11 @@ export function runRecovery(input: RecoveryInput): RecoveryResult {
       log.push(`Applying update: ${a}`);
       sh("rm -Rf partitions; rm -Rf data || true");
       if (!fullImage) {
-        sh('xz -dc "recovery/$1" | tar --numeric-owner -xf - removed >/dev/null 2>&1 || true\n' + "if [ -e removed ]; then while read file; do rm -Rf $file; done < removed; fi\nrm -f removed", [a]);
+        sh(
+          'xz -dc "recovery/$1" | tar --numeric-owner -xf - removed >/dev/null 2>&1 || true\n' +
+            "if [ -e removed ]; then while read file; do rm -Rf $file; done < removed; fi\nrm -f removed",
+          [a],
+        );
       }
       sh('xz -dc "recovery/$1" | tar --numeric-owner -xf -\nrm -f removed', [a]);
       sh('mv data/* "$1"/ 2>/dev/null || true; rm -Rf data || true', [input.data]);

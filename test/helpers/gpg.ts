@@ -22,7 +22,10 @@ export class GpgHome {
 
   importKey(file: string | Buffer): this {
     const input = typeof file === "string" ? readFileSync(file) : file;
-    execFileSync("gpg", ["--homedir", this.dir, "--batch", "--no-autostart", "--quiet", "--import"], { input, stdio: ["pipe", "ignore", "ignore"] });
+    execFileSync("gpg", ["--homedir", this.dir, "--batch", "--no-autostart", "--quiet", "--import"], {
+      input,
+      stdio: ["pipe", "ignore", "ignore"],
+    });
     return this;
   }
 

@@ -16,7 +16,9 @@ export interface Serve {
 }
 
 export function spawnServe(config: string, ...args: string[]): Serve {
-  const child = spawn(process.execPath, [join(REPO, "bin/si.js"), "--config", config, "serve", ...args], { stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawn(process.execPath, [join(REPO, "bin/si.js"), "--config", config, "serve", ...args], {
+    stdio: ["ignore", "pipe", "pipe"],
+  });
   const lines: Record<string, unknown>[] = [];
   let err = "";
   let buf = "";

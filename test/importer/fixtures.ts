@@ -5,7 +5,20 @@
  */
 import { execFileSync } from "node:child_process";
 import { createServer, type Server } from "node:http";
-import { chmodSync, linkSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, unlinkSync, utimesSync, writeFileSync, existsSync } from "node:fs";
+import {
+  chmodSync,
+  linkSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  unlinkSync,
+  utimesSync,
+  writeFileSync,
+  existsSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { AddressInfo } from "node:net";
@@ -13,7 +26,17 @@ import { standardInstance as setUp, type StandardInstanceOptions } from "../../b
 import { runSi, runSiAsync, type Instance } from "../helpers/instance.js";
 
 export function tarXz(src: string, out: string, members = ["."]): string {
-  execFileSync("tar", ["--format=gnu", "--numeric-owner", "--owner=0", "--group=0", "-C", src, "-cJf", out, ...members.filter((m) => m !== ".")]);
+  execFileSync("tar", [
+    "--format=gnu",
+    "--numeric-owner",
+    "--owner=0",
+    "--group=0",
+    "-C",
+    src,
+    "-cJf",
+    out,
+    ...members.filter((m) => m !== "."),
+  ]);
   return out;
 }
 
@@ -95,14 +118,20 @@ export async function serveInputs(): Promise<InputServer> {
   const state: InputServer = { url: "", routes, close: async () => {} };
   const server: Server = createServer((req, res) => {
     const url = (req.url ?? "").replace(/\/{2,}/g, "/");
-    const r = routes.get(url) ?? (state.root && existsSync(join(state.root, url)) && statSync(join(state.root, url)).isFile() ? { file: join(state.root, url) } : undefined);
+    const r =
+      routes.get(url) ??
+      (state.root && existsSync(join(state.root, url)) && statSync(join(state.root, url)).isFile()
+        ? { file: join(state.root, url) }
+        : undefined);
     if (!r) {
       res.writeHead(404).end("not found");
       return;
     }
     if (r.mode === "hang") return; // never answers: the client's timeout must end it
     if (r.mode === "html") {
-      res.writeHead(200, { "content-type": "text/html" }).end("<!DOCTYPE html><html><body>" + "Maintenance ".repeat(100) + "</body></html>");
+      res
+        .writeHead(200, { "content-type": "text/html" })
+        .end("<!DOCTYPE html><html><body>" + "Maintenance ".repeat(100) + "</body></html>");
       return;
     }
     if (r.status && r.status !== 200) {

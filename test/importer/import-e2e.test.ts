@@ -135,7 +135,11 @@ describe("si import-images: the standard config end to end", () => {
     expect(r.status).toBe(0);
     const runs = JSON.parse(r.stdout) as { outcome: string; devices: { outcome: string; version: number | null }[] }[];
     expect(runs.map((x) => x.outcome)).toEqual(["ok", "ok", "ok"]);
-    expect(runs.map((x) => x.devices.map((d) => [d.outcome, d.version]))).toEqual([[["unchanged", null]], [["published", 2]], [["published", 1]]]);
+    expect(runs.map((x) => x.devices.map((d) => [d.outcome, d.version]))).toEqual([
+      [["unchanged", null]],
+      [["published", 2]],
+      [["published", 1]],
+    ]);
     expect(inst.si("history").stdout).toMatch(/devel\/mako: published version 2, 4 files/);
   });
 

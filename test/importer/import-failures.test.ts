@@ -52,7 +52,9 @@ describe("import-images with a broken remote", () => {
     deviceTar = tarXz(join(src, "device"), join(src, "device.tar.xz"), ["partitions", "system"]);
     farm.routes.set("/device.tar.xz", { file: deviceTar });
     farm.routes.set("/device.version", { body: "1" });
-    inst = makeInstance({ extraConfig: baseConfig(farm.url, `http;${farm.url}/broken.tar.xz;name=device,monitor=${farm.url}/broken.version`) });
+    inst = makeInstance({
+      extraConfig: baseConfig(farm.url, `http;${farm.url}/broken.tar.xz;name=device,monitor=${farm.url}/broken.version`),
+    });
     expect(inst.si("generate-keyrings").status).toBe(0);
     const tree = new Tree(await loadConfig(inst.config));
     await tree.createChannel("devel");
@@ -106,7 +108,10 @@ describe("import-images with a broken remote", () => {
     farm.root = inst.publish;
     writeFileSync(
       inst.config,
-      readFileSync(inst.config, "utf8").replace(/file_device,bad = .*/, `file_device,bad = remote-system-image;${farm.url};devel;device;device=good,verify=${join(inst.keyrings, "device-signing.tar.xz")}`),
+      readFileSync(inst.config, "utf8").replace(
+        /file_device,bad = .*/,
+        `file_device,bad = remote-system-image;${farm.url};devel;device;device=good,verify=${join(inst.keyrings, "device-signing.tar.xz")}`,
+      ),
     );
     const before = snapshot(inst.publish);
     const r = await inst.siAsync("import-images");

@@ -22,7 +22,10 @@ const HOST_B = "hostb.example.net";
 async function mirroredInstance(farm: InputServer, global: string[]): Promise<Instance> {
   const inst = await standardInstance(farm.url, { files: ["device", "version"] });
   // Added once the instance is set up: the setup itself must not trigger anything.
-  writeFileSync(inst.config, readFileSync(inst.config, "utf8").replace("[global]\n", ["[global]", "mirrors = b, a", ...global, ""].join("\n")));
+  writeFileSync(
+    inst.config,
+    readFileSync(inst.config, "utf8").replace("[global]\n", ["[global]", "mirrors = b, a", ...global, ""].join("\n")),
+  );
   appendFileSync(
     inst.config,
     [
@@ -145,7 +148,9 @@ describe("mirror triggers (server-reference §4.4, issue 15 item 4)", () => {
     ]);
     expect(lines[0].msg).toMatch(new RegExp(`^mirror a \\(${HOST_A}\\) triggered in \\d+(\\.\\d)? s$`));
     expect(lines[1].msg).toMatch(
-      new RegExp(`^mirror b \\(${HOST_B}\\) not triggered after \\d+(\\.\\d)? s: ssh exited with status 255: ssh: connect to host ${HOST_B} port 2222: Connection refused$`),
+      new RegExp(
+        `^mirror b \\(${HOST_B}\\) not triggered after \\d+(\\.\\d)? s: ssh exited with status 255: ssh: connect to host ${HOST_B} port 2222: Connection refused$`,
+      ),
     );
     for (const l of lines) expect(l.duration_ms).toBeGreaterThanOrEqual(0);
     expect(r.stdout + r.stderr).not.toContain("Permanently added");
@@ -163,7 +168,10 @@ describe("mirror triggers (server-reference §4.4, issue 15 item 4)", () => {
     // Both wait for the test to open a gate: the first import is surely still running.
     const gated = `n=0; while [ ! -e "$d/gate" ] && [ $n -lt 1200 ]; do n=$((n + 1)); sleep 0.1; done`;
     const ssh = fakeSsh(inst, { [HOST_A]: gated, [HOST_B]: gated });
-    const first = spawn(process.execPath, [join(REPO, "bin/si.js"), "--config", inst.config, "import-images"], { env: { ...process.env, ...ssh.env }, stdio: ["ignore", "pipe", "pipe"] });
+    const first = spawn(process.execPath, [join(REPO, "bin/si.js"), "--config", inst.config, "import-images"], {
+      env: { ...process.env, ...ssh.env },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
     let out = "";
     first.stdout.setEncoding("utf8").on("data", (d: string) => (out += d));
     first.stderr.setEncoding("utf8").on("data", (d: string) => (out += d));
@@ -190,7 +198,10 @@ describe("mirror triggers (server-reference §4.4, issue 15 item 4)", () => {
     const pidFile = join(dir, "hung.pid");
     const fake = join(dir, "ssh");
     // For hostb: note its pid, then become a process that never ends.
-    writeFileSync(fake, `#!/bin/sh\nfor a in "$@"; do host="$prev"; prev="$a"; done\n[ "$host" = "${HOST_B}" ] || exit 0\necho $$ > '${pidFile}'\nexec sleep 600\n`);
+    writeFileSync(
+      fake,
+      `#!/bin/sh\nfor a in "$@"; do host="$prev"; prev="$a"; done\n[ "$host" = "${HOST_B}" ] || exit 0\necho $$ > '${pidFile}'\nexec sleep 600\n`,
+    );
     chmodSync(fake, 0o755);
     const mirror = (name: string, host: string) => ({ name, ssh_host: host, ssh_user: "u", ssh_key: "/k", ssh_port: 22, ssh_command: "c" });
     const logged: string[] = [];
@@ -207,7 +218,9 @@ describe("mirror triggers (server-reference §4.4, issue 15 item 4)", () => {
     const pid = Number(readFileSync(pidFile, "utf8"));
     expect(() => process.kill(pid, 0)).toThrow(/ESRCH/);
     expect(logged).toHaveLength(2);
-    expect(logged.find((l) => l.includes("mirror b"))).toMatch(/^W: mirror b \(hostb\.example\.net\) not triggered after \d+(\.\d)? s: stopped after 1 s \(mirror_timeout\)/);
+    expect(logged.find((l) => l.includes("mirror b"))).toMatch(
+      /^W: mirror b \(hostb\.example\.net\) not triggered after \d+(\.\d)? s: stopped after 1 s \(mirror_timeout\)/,
+    );
   });
 
   it("admin commands trigger with the lock released, also those that finish inside it (cleanup-tree); failures are one line", async () => {
@@ -222,9 +235,18 @@ describe("mirror triggers (server-reference §4.4, issue 15 item 4)", () => {
       expect(r.stdout + r.stderr).not.toContain("Permanently added");
       const failures = r.stderr.split("\n").filter((l) => l.includes("mirror"));
       expect(failures, args.join(" ")).toEqual([
-        expect.stringMatching(new RegExp(`^W: mirror b \\(${HOST_B}\\) not triggered after \\d+(\\.\\d)? s: ssh exited with status 255: Permission denied \\(publickey\\)\\.`)),
+        expect.stringMatching(
+          new RegExp(
+            `^W: mirror b \\(${HOST_B}\\) not triggered after \\d+(\\.\\d)? s: ssh exited with status 255: Permission denied \\(publickey\\)\\.`,
+          ),
+        ),
       ]);
     }
-    expect(ssh.seen()).toEqual([`${HOST_A} both=yes lock=free`, `${HOST_A} both=yes lock=free`, `${HOST_B} both=yes lock=free`, `${HOST_B} both=yes lock=free`]);
+    expect(ssh.seen()).toEqual([
+      `${HOST_A} both=yes lock=free`,
+      `${HOST_A} both=yes lock=free`,
+      `${HOST_B} both=yes lock=free`,
+      `${HOST_B} both=yes lock=free`,
+    ]);
   });
 });

@@ -45,7 +45,9 @@ describe("import planning (server-reference §5.6)", () => {
     expect(r.bases.map((i) => i.version)).toEqual([3]); // stable's latest (9) is not ours; devel twice = once
     expect(r.warnings.map((w) => w.channel)).toEqual(["missing", "empty"]);
     images.stable = [full(2)];
-    expect(deltaBases(channels, { deltabase: ["devel", "stable"] }, "mako", own, (c) => images[c] ?? []).bases.map((i) => i.version)).toEqual([3, 2]);
+    expect(
+      deltaBases(channels, { deltabase: ["devel", "stable"] }, "mako", own, (c) => images[c] ?? []).bases.map((i) => i.version),
+    ).toEqual([3, 2]);
   });
 
   it("tags images by date and counts repeats of the same day", () => {

@@ -173,7 +173,9 @@ describe("python3 -m http.server (HTTP/1.0, closes after each response)", () => 
     const root = join(dir, "py");
     mkdirSync(root);
     writeFileSync(join(root, "image.tar.xz"), BODY);
-    py = spawn("python3", ["-u", "-m", "http.server", "0", "--bind", "127.0.0.1", "--directory", root], { stdio: ["ignore", "pipe", "ignore"] });
+    py = spawn("python3", ["-u", "-m", "http.server", "0", "--bind", "127.0.0.1", "--directory", root], {
+      stdio: ["ignore", "pipe", "ignore"],
+    });
     const port = await new Promise<number>((resolve, reject) => {
       let out = "";
       py.stdout!.on("data", (d) => {
@@ -217,7 +219,9 @@ describe("nginx with keepalive_timeout 0", () => {
     url = `http://127.0.0.1:${port}/image.tar.xz`;
     for (let i = 0; i < 100; i++) {
       const up = await new Promise<boolean>((resolve) => {
-        const s = createConnection(port).on("connect", () => (s.destroy(), resolve(true))).on("error", () => resolve(false));
+        const s = createConnection(port)
+          .on("connect", () => (s.destroy(), resolve(true)))
+          .on("error", () => resolve(false));
       });
       if (up) break;
       await new Promise((r) => setTimeout(r, 50));

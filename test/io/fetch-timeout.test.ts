@@ -60,29 +60,25 @@ async function closedPort(): Promise<number> {
 const dir = () => mkdtempSync(join(tmpdir(), "si-fetch-timeout-"));
 
 describe("build server timeouts (issue 15 item 7)", () => {
-  it(
-    "no answer: the short first-byte timeout ends each attempt, not the no-progress one; later files of the run get one attempt",
-    async () => {
-      const srv = await silentServer();
-      const hosts = new HostMemory();
-      const opts = { retries: 2, retryDelayMs: 10, connectTimeoutMs: 300, readTimeoutMs: LONG, hosts };
-      const d = dir();
-      await expect(httpFetcher.download(`${srv.url}/rootfs.tar.xz`, join(d, "a"), opts)).rejects.toThrow(
-        /Cannot download http:\/\/127\.0\.0\.1:\d+\/rootfs\.tar\.xz: timed out waiting for the response \(after 3 attempts\)$/,
-      );
-      expect(srv.count()).toBe(3);
-      // The next file from the same host in the same run: one attempt, and it says why.
-      await expect(httpFetcher.text(`${srv.url}/device.version`, opts)).rejects.toThrow(
-        `Cannot download ${srv.url}/device.version: timed out waiting for the response (1 attempt: ${srv.url} did not answer earlier in this run)`,
-      );
-      expect(srv.count()).toBe(4);
-      // The next run starts afresh.
-      await expect(httpFetcher.text(`${srv.url}/device.version`, { ...opts, hosts: new HostMemory() })).rejects.toThrow(/after 3 attempts/);
-      expect(srv.count()).toBe(7);
-      rmSync(d, { recursive: true, force: true });
-    },
-    60_000,
-  );
+  it("no answer: the short first-byte timeout ends each attempt, not the no-progress one; later files of the run get one attempt", async () => {
+    const srv = await silentServer();
+    const hosts = new HostMemory();
+    const opts = { retries: 2, retryDelayMs: 10, connectTimeoutMs: 300, readTimeoutMs: LONG, hosts };
+    const d = dir();
+    await expect(httpFetcher.download(`${srv.url}/rootfs.tar.xz`, join(d, "a"), opts)).rejects.toThrow(
+      /Cannot download http:\/\/127\.0\.0\.1:\d+\/rootfs\.tar\.xz: timed out waiting for the response \(after 3 attempts\)$/,
+    );
+    expect(srv.count()).toBe(3);
+    // The next file from the same host in the same run: one attempt, and it says why.
+    await expect(httpFetcher.text(`${srv.url}/device.version`, opts)).rejects.toThrow(
+      `Cannot download ${srv.url}/device.version: timed out waiting for the response (1 attempt: ${srv.url} did not answer earlier in this run)`,
+    );
+    expect(srv.count()).toBe(4);
+    // The next run starts afresh.
+    await expect(httpFetcher.text(`${srv.url}/device.version`, { ...opts, hosts: new HostMemory() })).rejects.toThrow(/after 3 attempts/);
+    expect(srv.count()).toBe(7);
+    rmSync(d, { recursive: true, force: true });
+  }, 60_000);
 
   it("refused: not retried, and the host is not asked again for the next file of the run (even once it listens)", async () => {
     const port = await closedPort();
@@ -119,38 +115,46 @@ describe("build server timeouts (issue 15 item 7)", () => {
     });
     const port = await listen(server);
     const d = dir();
-    const got = await httpFetcher.download(`http://127.0.0.1:${port}/f`, join(d, "f"), { retries: 0, connectTimeoutMs: 300, readTimeoutMs: 30_000, hosts: new HostMemory() });
+    const got = await httpFetcher.download(`http://127.0.0.1:${port}/f`, join(d, "f"), {
+      retries: 0,
+      connectTimeoutMs: 300,
+      readTimeoutMs: 30_000,
+      hosts: new HostMemory(),
+    });
     expect(got.size).toBe(chunk.length * 3);
     expect(readFileSync(join(d, "f")).equals(Buffer.concat([chunk, chunk, chunk]))).toBe(true);
     rmSync(d, { recursive: true, force: true });
   });
 
-  it(
-    "import-images: http_connect_timeout bounds the wait for a hung build server, and each run remembers hosts",
-    async () => {
-      const srv = await silentServer();
-      const inst = await standardInstance(srv.url, { files: ["device", "version"], global: ["http_connect_timeout = 1", "http_timeout = 600", "http_retries = 2"] });
-      const tree = new Tree(await loadConfig(inst.config));
-      await tree.createDevice("devel", "flo");
-      const r = await runSiAsync(["--config", inst.config, "import-images"]);
-      expect(r.status, r.stdout + r.stderr).toBe(1);
-      const errors = r.stderr.trimEnd().split("\n");
-      expect(errors).toEqual([
-        expect.stringMatching(/^si: error: devel\/flo: .*monitor failed: Cannot download .*\/device\.version: timed out waiting for the response \(after 3 attempts\)$/),
-        expect.stringMatching(/^si: error: devel\/mako: .*monitor failed: Cannot download .*\/device\.version: timed out waiting for the response \(1 attempt: .* did not answer earlier in this run\)$/),
-      ]);
-      expect(srv.count()).toBe(4);
+  it("import-images: http_connect_timeout bounds the wait for a hung build server, and each run remembers hosts", async () => {
+    const srv = await silentServer();
+    const inst = await standardInstance(srv.url, {
+      files: ["device", "version"],
+      global: ["http_connect_timeout = 1", "http_timeout = 600", "http_retries = 2"],
+    });
+    const tree = new Tree(await loadConfig(inst.config));
+    await tree.createDevice("devel", "flo");
+    const r = await runSiAsync(["--config", inst.config, "import-images"]);
+    expect(r.status, r.stdout + r.stderr).toBe(1);
+    const errors = r.stderr.trimEnd().split("\n");
+    expect(errors).toEqual([
+      expect.stringMatching(
+        /^si: error: devel\/flo: .*monitor failed: Cannot download .*\/device\.version: timed out waiting for the response \(after 3 attempts\)$/,
+      ),
+      expect.stringMatching(
+        /^si: error: devel\/mako: .*monitor failed: Cannot download .*\/device\.version: timed out waiting for the response \(1 attempt: .* did not answer earlier in this run\)$/,
+      ),
+    ]);
+    expect(srv.count()).toBe(4);
 
-      // Nothing listens any more: the first device's refusal spares the second one's attempt.
-      const port = await closedPort();
-      writeFileSync(inst.config, readFileSync(inst.config, "utf8").replaceAll(srv.url, `http://127.0.0.1:${port}`));
-      const again = await runSiAsync(["--config", inst.config, "import-images"]);
-      expect(again.status).toBe(1);
-      expect(again.stderr.trimEnd().split("\n")).toEqual([
-        expect.stringMatching(/connection refused \(not retried; http:\/\/127\.0\.0\.1:\d+ is not asked again in this run\)$/),
-        expect.stringMatching(/refused the connection earlier in this run \(connection refused\); not asked again before the next run$/),
-      ]);
-    },
-    120_000,
-  );
+    // Nothing listens any more: the first device's refusal spares the second one's attempt.
+    const port = await closedPort();
+    writeFileSync(inst.config, readFileSync(inst.config, "utf8").replaceAll(srv.url, `http://127.0.0.1:${port}`));
+    const again = await runSiAsync(["--config", inst.config, "import-images"]);
+    expect(again.status).toBe(1);
+    expect(again.stderr.trimEnd().split("\n")).toEqual([
+      expect.stringMatching(/connection refused \(not retried; http:\/\/127\.0\.0\.1:\d+ is not asked again in this run\)$/),
+      expect.stringMatching(/refused the connection earlier in this run \(connection refused\); not asked again before the next run$/),
+    ]);
+  }, 120_000);
 });

@@ -12,17 +12,30 @@ import { dirname, join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { REPO } from "../helpers/instance.js";
 
-const CONFIGS = [".prettierrc.json", ".prettierignore", "eslint.config.js", "tsconfig.json", "tsconfig.eslint.json", ".dependency-cruiser.cjs", "package.json"];
+const CONFIGS = [
+  ".prettierrc.json",
+  ".prettierignore",
+  "eslint.config.js",
+  "tsconfig.json",
+  "tsconfig.eslint.json",
+  ".dependency-cruiser.cjs",
+  "package.json",
+];
 
 /** Files every scratch project has: clean, formatted, layered as the rules want. */
 const CLEAN: Record<string, string> = {
-  "src/errors.ts": 'export class SiError extends Error {}\n',
-  "src/model/names.ts": 'import { SiError } from "../errors.js";\n\nexport function checkName(name: string): string {\n  if (name === "") throw new SiError("Cannot use an empty name");\n  return name;\n}\n',
-  "src/io/files.ts": 'import { readFile } from "node:fs/promises";\n\nexport async function readText(path: string): Promise<string> {\n  return readFile(path, "utf8");\n}\n',
-  "src/tree/tree.ts": 'import { readText } from "../io/files.js";\nimport { checkName } from "../model/names.js";\n\nexport async function channelNames(path: string): Promise<string[]> {\n  const doc = JSON.parse(await readText(path)) as Record<string, unknown>;\n  return Object.keys(doc).map(checkName);\n}\n',
+  "src/errors.ts": "export class SiError extends Error {}\n",
+  "src/model/names.ts":
+    'import { SiError } from "../errors.js";\n\nexport function checkName(name: string): string {\n  if (name === "") throw new SiError("Cannot use an empty name");\n  return name;\n}\n',
+  "src/io/files.ts":
+    'import { readFile } from "node:fs/promises";\n\nexport async function readText(path: string): Promise<string> {\n  return readFile(path, "utf8");\n}\n',
+  "src/tree/tree.ts":
+    'import { readText } from "../io/files.js";\nimport { checkName } from "../model/names.js";\n\nexport async function channelNames(path: string): Promise<string[]> {\n  const doc = JSON.parse(await readText(path)) as Record<string, unknown>;\n  return Object.keys(doc).map(checkName);\n}\n',
   "src/server/start.ts": 'export function startServer(): string {\n  return "started";\n}\n',
-  "src/dashboard/handler.ts": 'import { startServer } from "../server/start.js";\n\nexport const dashboard = (): string => startServer();\n',
-  "src/cli/main.ts": 'import { channelNames } from "../tree/tree.js";\n\nexport async function main(): Promise<void> {\n  console.log(await channelNames("channels.json"));\n}\n',
+  "src/dashboard/handler.ts":
+    'import { startServer } from "../server/start.js";\n\nexport const dashboard = (): string => startServer();\n',
+  "src/cli/main.ts":
+    'import { channelNames } from "../tree/tree.js";\n\nexport async function main(): Promise<void> {\n  console.log(await channelNames("channels.json"));\n}\n',
 };
 
 interface Probe {
@@ -53,7 +66,9 @@ const PROBES: Probe[] = [
     what: "an IO module in model/",
     tool: "depcruise",
     rule: "pure-domain-no-io",
-    files: { "src/model/disk.ts": 'import { existsSync } from "node:fs";\n\nexport const there = (p: string): boolean => existsSync(p);\n' },
+    files: {
+      "src/model/disk.ts": 'import { existsSync } from "node:fs";\n\nexport const there = (p: string): boolean => existsSync(p);\n',
+    },
   },
   {
     what: "server/ importing the admin listener",
@@ -71,7 +86,10 @@ const PROBES: Probe[] = [
     what: "a floating promise",
     tool: "eslint",
     rule: "@typescript-eslint/no-floating-promises",
-    files: { "src/tree/float.ts": 'import { readText } from "../io/files.js";\n\nexport function touch(path: string): void {\n  readText(path);\n}\n' },
+    files: {
+      "src/tree/float.ts":
+        'import { readText } from "../io/files.js";\n\nexport function touch(path: string): void {\n  readText(path);\n}\n',
+    },
   },
   {
     what: "a promise where a callback's void return is expected",
@@ -86,7 +104,10 @@ const PROBES: Probe[] = [
     what: "`any` from a parser leaking into typed code",
     tool: "eslint",
     rule: "@typescript-eslint/no-unsafe-assignment",
-    files: { "src/model/parse.ts": 'export function versionOf(text: string): number {\n  const doc: { version: number } = JSON.parse(text);\n  return doc.version;\n}\n' },
+    files: {
+      "src/model/parse.ts":
+        "export function versionOf(text: string): number {\n  const doc: { version: number } = JSON.parse(text);\n  return doc.version;\n}\n",
+    },
   },
   {
     what: "code Prettier would format differently",
@@ -138,10 +159,14 @@ describe("npm run lint's rules", () => {
     }
   }, 180_000);
 
-  it.each(PROBES.map((p) => [p.what, p] as const))("fail on %s", (_what, probe) => {
-    const dir = project(probe.rule.replace(/[^a-z0-9]+/gi, "-"), probe.files);
-    const r = run(dir, probe.tool);
-    expect(r.status, r.out).not.toBe(0);
-    expect(r.out).toContain(probe.rule);
-  }, 180_000);
+  it.each(PROBES.map((p) => [p.what, p] as const))(
+    "fail on %s",
+    (_what, probe) => {
+      const dir = project(probe.rule.replace(/[^a-z0-9]+/gi, "-"), probe.files);
+      const r = run(dir, probe.tool);
+      expect(r.status, r.out).not.toBe(0);
+      expect(r.out).toContain(probe.rule);
+    },
+    180_000,
+  );
 });

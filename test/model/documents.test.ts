@@ -20,9 +20,15 @@ const kindOf = (fn: () => unknown) => {
 describe("channels.json documents", () => {
   it("refuses what devices or the operations cannot use, naming the file", () => {
     expect(ch.parseChannels("", "/w/channels.json")).toEqual({});
-    expect(kindOf(() => ch.parseChannels("[]", "/w/channels.json"))).toEqual(["TypeError", "Invalid channels.json, not a dict. (/w/channels.json)"]);
+    expect(kindOf(() => ch.parseChannels("[]", "/w/channels.json"))).toEqual([
+      "TypeError",
+      "Invalid channels.json, not a dict. (/w/channels.json)",
+    ]);
     expect(kindOf(() => ch.parseChannels("{'a': 'a'}", "/w/channels.json"))[0]).toBe("ValueError");
-    expect(kindOf(() => ch.parseChannels('{"a": {}}', "/w/c.json"))).toEqual(["TypeError", `Invalid channels.json: channel 'a' has no "devices" object (/w/c.json)`]);
+    expect(kindOf(() => ch.parseChannels('{"a": {}}', "/w/c.json"))).toEqual([
+      "TypeError",
+      `Invalid channels.json: channel 'a' has no "devices" object (/w/c.json)`,
+    ]);
     expect(kindOf(() => ch.parseChannels('{"a": {"devices": {"d": {}}}}', "/w/c.json"))[1]).toContain("device 'd' of channel 'a'");
   });
 
@@ -33,7 +39,12 @@ describe("channels.json documents", () => {
     ch.setDeviceKeyring(doc, "devel", "mako", "/devel/mako/device.tar.xz");
     ch.createChannelRedirect(doc, "old", "devel");
     expect(doc.old).toEqual({
-      devices: { mako: { index: "/devel/mako/index.json", keyring: { path: "/devel/mako/device.tar.xz", signature: "/devel/mako/device.tar.xz.asc" } } },
+      devices: {
+        mako: {
+          index: "/devel/mako/index.json",
+          keyring: { path: "/devel/mako/device.tar.xz", signature: "/devel/mako/device.tar.xz.asc" },
+        },
+      },
       redirect: "devel",
       hidden: true,
     });
@@ -89,7 +100,10 @@ describe("index.json documents", () => {
     expect(kindOf(() => parseIndex('{"global": {}, "images": [{"type": "full", "files": []}]}', "/i.json"))[1]).toBe(
       "Invalid index.json: image #0 has no integer version (/i.json)",
     );
-    const doc: IndexDoc = { global: {}, images: [img("full", 1, 0, { "phased-percentage": 10 }), img("full", 2, 0, { "phased-percentage": 20 })] };
+    const doc: IndexDoc = {
+      global: {},
+      images: [img("full", 1, 0, { "phased-percentage": 10 }), img("full", 2, 0, { "phased-percentage": 20 })],
+    };
     expect(cleanupPhased(doc)).toBe(true);
     expect(doc.images.map((i) => i["phased-percentage"])).toEqual([undefined, 20]);
     expect(cleanupPhased(doc)).toBe(false);
@@ -97,11 +111,22 @@ describe("index.json documents", () => {
 
   it("inserts by ascending version, finds exactly one match, expires fulls and dependent deltas", () => {
     const doc: IndexDoc = { global: {}, images: [] };
-    for (const i of [img("full", 3), img("full", 1), img("delta", 3, 1), img("full", 2), img("delta", 2, 1), img("delta", 3, 2)]) insertImage(doc, i);
-    expect(doc.images.map((i) => `${i.type}${i.version}${i.base ?? ""}`)).toEqual(["full1", "full2", "delta21", "full3", "delta31", "delta32"]);
+    for (const i of [img("full", 3), img("full", 1), img("delta", 3, 1), img("full", 2), img("delta", 2, 1), img("delta", 3, 2)])
+      insertImage(doc, i);
+    expect(doc.images.map((i) => `${i.type}${i.version}${i.base ?? ""}`)).toEqual([
+      "full1",
+      "full2",
+      "delta21",
+      "full3",
+      "delta31",
+      "delta32",
+    ]);
     expect(findImage(doc, "delta", 3, 2, "x")).toBe(5);
     doc.images.push(img("full", 3));
-    expect(kindOf(() => findImage(doc, "full", 3, null, "idx"))).toEqual(["IndexError", "Couldn't find a match. (full image 3 in idx, 2 images match)"]);
+    expect(kindOf(() => findImage(doc, "full", 3, null, "idx"))).toEqual([
+      "IndexError",
+      "Couldn't find a match. (full image 3 in idx, 2 images match)",
+    ]);
     doc.images.pop();
     setPhasedPercentage(doc, 3, 30, "x");
     expect(doc.images.filter((i) => i["phased-percentage"] === 30).length).toBe(3);
@@ -112,7 +137,14 @@ describe("index.json documents", () => {
 
 describe("missing and orphaned files (§7.4)", () => {
   it("keeps sidecars of referenced tarballs and adds empty directories", () => {
-    const existing = new Set(["/w/channels.json", "/w/pool/a.tar.xz", "/w/pool/a.json", "/w/pool/a.json.asc", "/w/pool/b.json", "/w/robots.txt"]);
+    const existing = new Set([
+      "/w/channels.json",
+      "/w/pool/a.tar.xz",
+      "/w/pool/a.json",
+      "/w/pool/a.json.asc",
+      "/w/pool/b.json",
+      "/w/robots.txt",
+    ]);
     const referenced = new Set(["/w/channels.json", "/w/channels.json.asc", "/w/pool/a.tar.xz", "/w/pool/a.tar.xz.asc"]);
     expect(orphanedFiles(existing, new Set(["/w/empty"]), referenced)).toEqual(["/w/empty", "/w/pool/b.json", "/w/robots.txt"]);
     expect(missingFiles(existing, referenced)).toEqual(["/w/channels.json.asc", "/w/pool/a.tar.xz.asc"]);

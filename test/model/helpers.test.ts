@@ -79,7 +79,8 @@ describe("file naming (§1.2)", () => {
 
 describe("names and versions", () => {
   it("accepts nested channel names and refuses escaping or clashing ones", () => {
-    for (const ok of ["devel", "14.04/devel", "16.04/arm64/android9plus/stable", "rc-proposed", "x.y"]) expect(() => assertChannelName(ok)).not.toThrow();
+    for (const ok of ["devel", "14.04/devel", "16.04/arm64/android9plus/stable", "rc-proposed", "x.y"])
+      expect(() => assertChannelName(ok)).not.toThrow();
     for (const bad of ["", "/a", "a/", "a//b", "..", "a/../b", "./a", "pool", "gpg", "pool/x", "update", "a\tb"]) {
       expect(() => assertChannelName(bad), bad).toThrow(/Cannot create channel/);
     }
@@ -98,7 +99,18 @@ describe("channel.ini text (§5.5)", () => {
     expect(portValue(0)).toBe("disabled");
     expect(portValue("0")).toBe("disabled");
     expect(portValue("443")).toBe("443");
-    const text = channelIniText({ fqdn: "h", httpPort: 80, httpsPort: "0", channel: "c", device: "d", version: " 5 ", channelTarget: "t", versionDetail: "v" });
-    expect(text).toBe("[service]\nbase: h\nhttp_port: 80\nhttps_port: disabled\nchannel: c\ndevice: d\nbuild_number: 5\nchannel_target: t\nversion_detail: v\n");
+    const text = channelIniText({
+      fqdn: "h",
+      httpPort: 80,
+      httpsPort: "0",
+      channel: "c",
+      device: "d",
+      version: " 5 ",
+      channelTarget: "t",
+      versionDetail: "v",
+    });
+    expect(text).toBe(
+      "[service]\nbase: h\nhttp_port: 80\nhttps_port: disabled\nchannel: c\ndevice: d\nbuild_number: 5\nchannel_target: t\nversion_detail: v\n",
+    );
   });
 });

@@ -63,7 +63,7 @@ describe("version_detail grammar", () => {
     expect(versionDetailProblem(`a=${"x".repeat(1023)}`)?.reason).toMatch(/longer than 1024/);
   });
 
-  it("allows bare items only when asked (the tree API; the reference's tests write \"abcdef\")", () => {
+  it('allows bare items only when asked (the tree API; the reference\'s tests write "abcdef")', () => {
     expect(versionDetailProblem("abcdef,tag=x", { allowBare: true })).toBeUndefined();
     expect(versionDetailProblem("abc def", { allowBare: true })?.reason).toMatch(/as a bare item it has whitespace/);
     expect(versionDetailProblem("abc\ndef", { allowBare: true })?.reason).toMatch(/control character/);

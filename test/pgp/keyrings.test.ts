@@ -10,7 +10,11 @@ import { readKeyringTarball } from "../../src/pgp/keyring.js";
 function pyMembers(path: string): { name: string; type: string; mode: number }[] {
   const out = execFileSync(
     "python3",
-    ["-c", "import tarfile,sys,json; t=tarfile.open(sys.argv[1],'r:xz'); print(json.dumps([{'name':m.name,'type':m.type.decode(),'mode':m.mode} for m in t]))", path],
+    [
+      "-c",
+      "import tarfile,sys,json; t=tarfile.open(sys.argv[1],'r:xz'); print(json.dumps([{'name':m.name,'type':m.type.decode(),'mode':m.mode} for m in t]))",
+      path,
+    ],
     { encoding: "utf8" },
   );
   return JSON.parse(out) as { name: string; type: string; mode: number }[];
@@ -130,13 +134,32 @@ describe("si generate-keys / generate-keyrings: the trust chain of server-refere
 
   it("si import-keys migrates a key from a reference GnuPG home", () => {
     const home = new GpgHome();
-    execFileSync("gpg", ["--homedir", home.dir, "--batch", "--pinentry-mode", "loopback", "--passphrase", "", "--quick-gen-key", "Old Signing <old@example.com>", "rsa2048", "sign,cert", "never"], { stdio: "ignore" });
+    execFileSync(
+      "gpg",
+      [
+        "--homedir",
+        home.dir,
+        "--batch",
+        "--pinentry-mode",
+        "loopback",
+        "--passphrase",
+        "",
+        "--quick-gen-key",
+        "Old Signing <old@example.com>",
+        "rsa2048",
+        "sign,cert",
+        "never",
+      ],
+      { stdio: "ignore" },
+    );
     const other = makeInstance({ withKeys: false });
     const r = other.si("import-keys", "--gnupg-home", home.dir, "--name", "image-signing");
     expect(r.status, r.stderr).toBe(0);
     expect(statSync(join(other.keys, "image-signing/private.asc")).mode & 0o777).toBe(0o600);
     const fpr = execFileSync("gpg", ["--homedir", home.dir, "--with-colons", "--list-keys"], { encoding: "utf8" })
-      .split("\n").find((l) => l.startsWith("fpr:"))!.split(":")[9];
+      .split("\n")
+      .find((l) => l.startsWith("fpr:"))!
+      .split(":")[9];
     expect(r.stdout).toContain(fpr);
     const bad = other.si("import-keys", "--gnupg-home", join(other.base, "nope"), "--name", "image-master");
     expect(bad.status).toBe(1);

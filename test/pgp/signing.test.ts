@@ -81,9 +81,7 @@ describe("detached signatures", () => {
   it("rejects a signature by a blacklisted key", async () => {
     const data = Buffer.from("blacklisted");
     const sig = await signer.signStream("image-signing", Readable.from([data]));
-    await expect(verifyDetached(data, sig, imageSigning, { blacklist: [imageSigning[0].fingerprint] })).rejects.toThrow(
-      SignatureError,
-    );
+    await expect(verifyDetached(data, sig, imageSigning, { blacklist: [imageSigning[0].fingerprint] })).rejects.toThrow(SignatureError);
     await expect(verifyDetached(data, sig, imageSigning)).resolves.toBeTruthy();
   });
 
@@ -95,7 +93,10 @@ describe("detached signatures", () => {
         stdio: ["pipe", "pipe", "ignore"],
       });
     gpg("--quick-gen-key", "Sub Test <sub@example.com>", "rsa2048", "sign,cert", "never");
-    const fpr = gpg("--with-colons", "--list-keys").split("\n").find((l) => l.startsWith("fpr:"))!.split(":")[9];
+    const fpr = gpg("--with-colons", "--list-keys")
+      .split("\n")
+      .find((l) => l.startsWith("fpr:"))!
+      .split(":")[9];
     const file = join(dir, "sub.bin");
     writeFileSync(file, "subkey test");
     gpg("--armor", "--detach-sign", "--output", file + ".primary.asc", file);

@@ -65,7 +65,20 @@ describe("an import that dies does not take si serve with it", () => {
   }
 
   function serve(inst: Instance, ...extra: string[]): Serve {
-    return spawnServe(inst.config, "--address", "127.0.0.1", "--http-port", "0", "--https-port", "off", "--admin-port", "0", "--workers", "1", ...extra);
+    return spawnServe(
+      inst.config,
+      "--address",
+      "127.0.0.1",
+      "--http-port",
+      "0",
+      "--https-port",
+      "off",
+      "--admin-port",
+      "0",
+      "--workers",
+      "1",
+      ...extra,
+    );
   }
 
   async function urls(s: Serve): Promise<{ admin: string; pub: string }> {
@@ -155,7 +168,11 @@ describe("an import that dies does not take si serve with it", () => {
       const reason = `import process ${pid} exited with status 1: test fault (SI_IMPORT_CHILD_FAULT_FILE): uncaught error in the import`;
       expect(failed.msg).toBe(`scheduled import-images failed: ${reason}`);
       // The child's own last words, and its stderr (the stack), are in the server log.
-      expect(s.lines.find((l) => l.event === "import-crash")).toMatchObject({ level: "error", component: "scheduler", trigger: "schedule" });
+      expect(s.lines.find((l) => l.event === "import-crash")).toMatchObject({
+        level: "error",
+        component: "scheduler",
+        trigger: "schedule",
+      });
       expect(String(s.lines.find((l) => typeof l.stderr === "string")?.stderr)).toMatch(/^Error: test fault/m);
       expect(existsSync(fault)).toBe(false);
       expect(s.child.exitCode).toBeNull();
@@ -192,14 +209,18 @@ describe("an import that dies does not take si serve with it", () => {
         error: `interrupted: process ${imp.pid} no longer exists; the run never finished (killed, crashed, out of memory)`,
       });
       const text = await inst.siAsync("history", "--limit", "1");
-      expect(text.stdout).toMatch(new RegExp(`^#${run.id} \\S+ cli: interrupted, \\d+\\.\\d s — interrupted: process ${imp.pid} no longer exists`));
+      expect(text.stdout).toMatch(
+        new RegExp(`^#${run.id} \\S+ cli: interrupted, \\d+\\.\\d s — interrupted: process ${imp.pid} no longer exists`),
+      );
 
       s = serve(inst, "--no-schedule");
       const { admin } = await urls(s);
       expect(await metric(admin, "si_import_runs_total", { trigger: "cli", outcome: "interrupted" })).toBe(1);
       expect(await metric(admin, "si_import_runs_total", { trigger: "cli", outcome: "running" })).toBeUndefined();
       expect(await metric(admin, "si_last_import_run_success")).toBe(0);
-      expect((await get(admin)).body).toMatch(new RegExp(`#${run.id}<[\\s\\S]*?>interrupted<[\\s\\S]*?interrupted: process ${imp.pid} no longer exists`));
+      expect((await get(admin)).body).toMatch(
+        new RegExp(`#${run.id}<[\\s\\S]*?>interrupted<[\\s\\S]*?interrupted: process ${imp.pid} no longer exists`),
+      );
       await stop(s);
     } finally {
       s?.child.kill("SIGKILL");
@@ -217,7 +238,9 @@ describe("an import that dies does not take si serve with it", () => {
     const waiting = farm.hold();
     farm.files.set("/rootfs.tar.xz", rootfs2);
     farm.files.set("/rootfs.version", "2");
-    const imp = spawn(process.execPath, [join(REPO, "bin/si.js"), "--config", inst.config, "import-images"], { stdio: ["ignore", "pipe", "pipe"] });
+    const imp = spawn(process.execPath, [join(REPO, "bin/si.js"), "--config", inst.config, "import-images"], {
+      stdio: ["ignore", "pipe", "pipe"],
+    });
     let out = "";
     imp.stdout.setEncoding("utf8").on("data", (d: string) => (out += d));
     const status = new Promise<number | null>((r) => imp.on("exit", (code) => r(code)));
@@ -225,8 +248,19 @@ describe("an import that dies does not take si serve with it", () => {
       await waiting;
       imp.kill("SIGTERM");
       expect(await status).toBe(143);
-      expect(out.trim().split("\n").map((l) => JSON.parse(l) as Record<string, unknown>).at(-1)).toMatchObject({ level: "error", msg: "SIGTERM: import-images interrupted" });
-      expect((await history(inst))[0]).toMatchObject({ trigger: "cli", outcome: "interrupted", pid: imp.pid, error: "interrupted: si import-images got SIGTERM" });
+      expect(
+        out
+          .trim()
+          .split("\n")
+          .map((l) => JSON.parse(l) as Record<string, unknown>)
+          .at(-1),
+      ).toMatchObject({ level: "error", msg: "SIGTERM: import-images interrupted" });
+      expect((await history(inst))[0]).toMatchObject({
+        trigger: "cli",
+        outcome: "interrupted",
+        pid: imp.pid,
+        error: "interrupted: si import-images got SIGTERM",
+      });
     } finally {
       imp.kill("SIGKILL");
       farm.release();

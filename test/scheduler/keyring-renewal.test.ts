@@ -26,8 +26,15 @@ function keyringJson(tarball: string): { type: string; expiry?: number } {
 
 /** Primary fingerprint of an armoured public key, as GnuPG lists it. */
 function gpgFingerprint(publicAsc: string): string {
-  const out = execFileSync("gpg", ["--homedir", new GpgHome().dir, "--batch", "--no-autostart", "--with-colons", "--show-keys", publicAsc], { encoding: "utf8" });
-  return out.split("\n").find((l) => l.startsWith("fpr:"))!.split(":")[9];
+  const out = execFileSync(
+    "gpg",
+    ["--homedir", new GpgHome().dir, "--batch", "--no-autostart", "--with-colons", "--show-keys", publicAsc],
+    { encoding: "utf8" },
+  );
+  return out
+    .split("\n")
+    .find((l) => l.startsWith("fpr:"))!
+    .split(":")[9];
 }
 
 /** Every file under gpg/ of the tree and under the keyring directory, with its bytes. */
@@ -51,7 +58,10 @@ async function expiringInstance(extra: string[]): Promise<Instance> {
   await tree.createChannel("devel");
   await tree.createDevice("devel", "mako");
   for (const k of ["archive-master", "image-master", "image-signing", "blacklist"]) await tree.publishKeyring(k);
-  const text = readFileSync(inst.config, "utf8").replace("image_signing_expiry_days = 10\n", ["image_signing_expiry_days = 730", ...extra, ""].join("\n"));
+  const text = readFileSync(inst.config, "utf8").replace(
+    "image_signing_expiry_days = 10\n",
+    ["image_signing_expiry_days = 730", ...extra, ""].join("\n"),
+  );
   writeFileSync(inst.config, text);
   return inst;
 }
@@ -97,7 +107,19 @@ describe("keyring_auto_renew_days, end to end", () => {
     expect(warned.stdout).toMatch(/gpg\/image-signing\.tar\.xz.*expires in 9 days/);
 
     const startedAt = Date.now();
-    const s = spawnServe(inst.config, "--address", "127.0.0.1", "--http-port", "0", "--https-port", "off", "--admin-port", "off", "--workers", "1");
+    const s = spawnServe(
+      inst.config,
+      "--address",
+      "127.0.0.1",
+      "--http-port",
+      "0",
+      "--https-port",
+      "off",
+      "--admin-port",
+      "off",
+      "--workers",
+      "1",
+    );
     try {
       // The verification that follows each scheduled run: the run and the renewal are over.
       const verified = await s.waitFor((l) => String(l.msg).startsWith("tree verification: "), "the verification after the run");
@@ -126,11 +148,16 @@ describe("keyring_auto_renew_days, end to end", () => {
     const startedAt = Date.now();
     const r = await inst.siAsync("import-images");
     expect(r.status, r.stdout + r.stderr).toBe(0);
-    const lines = r.stdout.trim().split("\n").map((l) => JSON.parse(l) as Record<string, unknown>);
+    const lines = r.stdout
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
     const renewed = lines.filter((l) => String(l.msg).startsWith("renewed the image-signing keyring"));
     expect(renewed).toHaveLength(1);
     const iso = (s: number) => new Date(s * 1000).toISOString();
-    expect(renewed[0].msg).toBe(`renewed the image-signing keyring: expiry ${iso(before.expiry)} -> ${iso(keyringJson(published(inst)).expiry!)}`);
+    expect(renewed[0].msg).toBe(
+      `renewed the image-signing keyring: expiry ${iso(before.expiry)} -> ${iso(keyringJson(published(inst)).expiry!)}`,
+    );
     expectRenewed(inst, before, startedAt);
 
     // Renewed: the next run changes nothing.
@@ -148,7 +175,11 @@ describe("keyring_auto_renew_days, end to end", () => {
     execFileSync("rm", [join(inst.keys, "image-master/private.asc")]);
     const r = await inst.siAsync("import-images");
     expect(r.status, r.stdout + r.stderr).toBe(1);
-    const errors = r.stdout.trim().split("\n").map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.level === "error");
+    const errors = r.stdout
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l) as Record<string, unknown>)
+      .filter((l) => l.level === "error");
     expect(errors).toHaveLength(1);
     expect(String(errors[0].msg)).toMatch(/^Cannot renew the image-signing keyring: .*image-master/);
     expect(keyringFiles(inst)).toEqual(files);
@@ -157,7 +188,19 @@ describe("keyring_auto_renew_days, end to end", () => {
   it("off by default: scheduled runs and si import-images leave every keyring byte for byte as it was", async () => {
     const inst = await expiringInstance(["import_schedule = */2 * * * * *"]);
     const files = keyringFiles(inst);
-    const s = spawnServe(inst.config, "--address", "127.0.0.1", "--http-port", "0", "--https-port", "off", "--admin-port", "off", "--workers", "1");
+    const s = spawnServe(
+      inst.config,
+      "--address",
+      "127.0.0.1",
+      "--http-port",
+      "0",
+      "--https-port",
+      "off",
+      "--admin-port",
+      "off",
+      "--workers",
+      "1",
+    );
     try {
       // The verification that follows each scheduled run: the run (and its after-run duties) is over.
       const verified = await s.waitFor((l) => String(l.msg).startsWith("tree verification: "), "a scheduled run");
@@ -171,7 +214,11 @@ describe("keyring_auto_renew_days, end to end", () => {
     // One set of field names on every line, server events and scheduler lines alike (src/io/log.ts).
     expect(s.lines.some((l) => l.event === "listening") && s.lines.some((l) => l.component === "scheduler")).toBe(true);
     for (const l of s.lines) {
-      expect(l, JSON.stringify(l)).toMatchObject({ time: expect.stringMatching(/^\d{4}-\d\d-\d\dT/) as string, level: expect.stringMatching(/^(debug|info|warn|error)$/) as string, msg: expect.any(String) as string });
+      expect(l, JSON.stringify(l)).toMatchObject({
+        time: expect.stringMatching(/^\d{4}-\d\d-\d\dT/) as string,
+        level: expect.stringMatching(/^(debug|info|warn|error)$/) as string,
+        msg: expect.any(String) as string,
+      });
       expect(l).not.toHaveProperty("message");
     }
     const r = await inst.siAsync("import-images");

@@ -57,7 +57,9 @@ describe("import scheduler", () => {
   it("refuses an invalid import_schedule, naming the file and the key", async () => {
     const config = await instanceConfig();
     expect(() => validateSchedule(config, "every day")).toThrow(ConfigError);
-    expect(() => validateSchedule(config, "61 * * * *")).toThrow(new RegExp(`^Invalid import_schedule '61 \\* \\* \\* \\*' in ${config.path.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}: `));
+    expect(() => validateSchedule(config, "61 * * * *")).toThrow(
+      new RegExp(`^Invalid import_schedule '61 \\* \\* \\* \\*' in ${config.path.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}: `),
+    );
     expect(() => validateSchedule(config, "*/5 * * * *")).not.toThrow();
     expect(() => validateSchedule(config, "*/5 * * * * *")).not.toThrow();
   });
@@ -117,7 +119,11 @@ describe("import scheduler", () => {
     expect(recorded).toHaveLength(1);
     expect(recorded[0]).toMatchObject({ trigger: "schedule", outcome: "ok", dry_run: 0 });
     expect(after).toEqual(["ok"]);
-    expect(lines.find((l) => l.msg.startsWith("scheduled import-images finished"))).toMatchObject({ level: "info", msg: "scheduled import-images finished: ok, 0 published, 0 failed", component: "scheduler" });
+    expect(lines.find((l) => l.msg.startsWith("scheduled import-images finished"))).toMatchObject({
+      level: "info",
+      msg: "scheduled import-images finished: ok, 0 published, 0 failed",
+      component: "scheduler",
+    });
   });
 
   it("each run is a child process: one that runs out of memory is recorded as failed with V8's error line, and the next run goes ahead", async () => {
@@ -125,7 +131,11 @@ describe("import scheduler", () => {
     const { log, lines } = jsonLog();
     const after: string[] = [];
     // A real out-of-memory death: the child gets an 8 MB heap (this process keeps its own).
-    const s = make(config, "0 0 1 1 *", { log, child: { ...child, execArgv: ["--max-old-space-size=8"] }, afterRun: async (r) => void after.push(r.outcome) });
+    const s = make(config, "0 0 1 1 *", {
+      log,
+      child: { ...child, execArgv: ["--max-old-space-size=8"] },
+      afterRun: async (r) => void after.push(r.outcome),
+    });
     const r = await s.tick();
     const pid = Number(lines.find((l) => l.msg === "import-images child process started")?.pid);
     expect(pid).not.toBe(process.pid);

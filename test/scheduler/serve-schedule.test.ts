@@ -15,7 +15,6 @@ import { standardInstance, tarXz } from "../importer/fixtures.js";
 import { get, spawnServe } from "../helpers/serve-process.js";
 import { farmWithInputs, type GatedFarm } from "./gated-farm.js";
 
-
 describe("si serve with import_schedule", () => {
   let farm: GatedFarm;
   let rootfs2: Buffer;
@@ -43,7 +42,19 @@ describe("si serve with import_schedule", () => {
 
   async function scenario(schedule: string, workers: string, waitForSkippedTick: boolean): Promise<void> {
     const inst = await instance(schedule);
-    const s = spawnServe(inst.config, "--address", "127.0.0.1", "--http-port", "0", "--https-port", "off", "--admin-port", "0", "--workers", workers);
+    const s = spawnServe(
+      inst.config,
+      "--address",
+      "127.0.0.1",
+      "--http-port",
+      "0",
+      "--https-port",
+      "off",
+      "--admin-port",
+      "0",
+      "--workers",
+      workers,
+    );
     try {
       const adminUrl = String((await s.waitFor((l) => l.event === "admin-listening", "the admin listener")).url);
       const publicUrl = String((await s.waitFor((l) => l.event === "listening" && l.listener === "http", "the public listener")).url);
@@ -58,17 +69,31 @@ describe("si serve with import_schedule", () => {
       const byHand = await inst.siAsync("import-images");
       expect(byHand.status, byHand.stderr).toBe(0);
       // The busy message names the holder (issue 15 item 4): the scheduled run's child process.
-      expect(byHand.stdout).toMatch(/^Something else holds the global lock \(import-images \(scheduled\), pid \d+, since \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\)\. exiting\.\n$/);
+      expect(byHand.stdout).toMatch(
+        /^Something else holds the global lock \(import-images \(scheduled\), pid \d+, since \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\)\. exiting\.\n$/,
+      );
       if (waitForSkippedTick) {
         await s.waitFor((l) => l.msg === "the previous scheduled import is still running, skipped", "a skipped tick");
       }
       farm.release();
 
-      const published = await s.waitFor((l) => typeof l.msg === "string" && l.msg.startsWith("published version 2"), "the scheduled publication");
-      expect(published).toMatchObject({ level: "info", component: "scheduler", trigger: "schedule", channel: "devel", device: "mako", version: 2 });
+      const published = await s.waitFor(
+        (l) => typeof l.msg === "string" && l.msg.startsWith("published version 2"),
+        "the scheduled publication",
+      );
+      expect(published).toMatchObject({
+        level: "info",
+        component: "scheduler",
+        trigger: "schedule",
+        channel: "devel",
+        device: "mako",
+        version: 2,
+      });
       await s.waitFor((l) => typeof l.msg === "string" && l.msg.startsWith("tree verification: "), "the verification after the import");
 
-      const index = JSON.parse(readFileSync(join(inst.publish, "devel/mako/index.json"), "utf8")) as { images: { version: number; type: string }[] };
+      const index = JSON.parse(readFileSync(join(inst.publish, "devel/mako/index.json"), "utf8")) as {
+        images: { version: number; type: string }[];
+      };
       expect(index.images.filter((i) => i.type === "full").map((i) => i.version)).toEqual([1, 2]);
 
       const page = await get(adminUrl);
@@ -78,7 +103,8 @@ describe("si serve with import_schedule", () => {
       expect(page.body).toMatch(/<td class="hide-sm">schedule<\/td>/);
       expect(page.body).toMatch(/<section id="verification">[\s\S]*badge ok">OK</);
 
-      for (const p of ["/channels.json", "/channels.json", "/devel/mako/index.json", "/nothing-here"]) await get(new URL(p, publicUrl).href);
+      for (const p of ["/channels.json", "/channels.json", "/devel/mako/index.json", "/nothing-here"])
+        await get(new URL(p, publicUrl).href);
       const samples = parseMetrics((await get(new URL("/metrics", adminUrl).href)).body);
       const value = (name: string, labels: Record<string, string> = {}) =>
         samples.find((m) => m.name === name && Object.entries(labels).every(([k, v]) => m.labels[k] === v))?.value;
@@ -96,7 +122,9 @@ describe("si serve with import_schedule", () => {
       const runs = h.listRuns(1000).reverse();
       h.close();
       expect(runs.filter((r) => r.trigger === "cli")).toHaveLength(1);
-      expect(runs.filter((r) => r.trigger === "schedule").some((r) => r.devices.some((d) => d.outcome === "published" && d.version === 2))).toBe(true);
+      expect(
+        runs.filter((r) => r.trigger === "schedule").some((r) => r.devices.some((d) => d.outcome === "published" && d.version === 2)),
+      ).toBe(true);
       for (let i = 1; i < runs.length; i++) {
         if (runs[i - 1].finished_at === null) continue; // the run in progress right now
         expect(Date.parse(runs[i].started_at)).toBeGreaterThanOrEqual(Date.parse(runs[i - 1].finished_at!));
@@ -122,7 +150,19 @@ describe("si serve with import_schedule", () => {
 
   it("SIGTERM during a scheduled import: gives it the grace period, exits 0, marks the run interrupted, frees the lock", async () => {
     const inst = await instance("*/2 * * * * *");
-    const s = spawnServe(inst.config, "--address", "127.0.0.1", "--http-port", "0", "--https-port", "off", "--admin-port", "off", "--workers", "1");
+    const s = spawnServe(
+      inst.config,
+      "--address",
+      "127.0.0.1",
+      "--http-port",
+      "0",
+      "--https-port",
+      "off",
+      "--admin-port",
+      "off",
+      "--workers",
+      "1",
+    );
     try {
       await s.waitFor((l) => l.event === "listening", "the public listener");
       const waiting = farm.hold();
@@ -149,7 +189,20 @@ describe("si serve with import_schedule", () => {
 
   it("--no-schedule turns the scheduler off; an invalid import_schedule stops start-up naming the key", async () => {
     const inst = await instance("*/2 * * * * *");
-    const s = spawnServe(inst.config, "--address", "127.0.0.1", "--http-port", "0", "--https-port", "off", "--admin-port", "0", "--workers", "1", "--no-schedule");
+    const s = spawnServe(
+      inst.config,
+      "--address",
+      "127.0.0.1",
+      "--http-port",
+      "0",
+      "--https-port",
+      "off",
+      "--admin-port",
+      "0",
+      "--workers",
+      "1",
+      "--no-schedule",
+    );
     try {
       const off = await s.waitFor((l) => l.event === "scheduler-off", "the scheduler-off line");
       expect(off.msg).toBe("No scheduled imports (--no-schedule)");

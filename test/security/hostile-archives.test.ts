@@ -72,7 +72,10 @@ describe("tar members that would escape an extraction", () => {
     const r = runSi(["diff", old, neu, "-o", join(work, "sub", "delta.tar.xz"), "--list"], { cwd: join(work, "sub") });
     expect(r.status, r.stderr).toBe(0);
     // The delta names the hostile members (the device's recovery decides), but none was created.
-    const listed = execFileSync("tar", ["-tJf", join(work, "sub", "delta.tar.xz")], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] });
+    const listed = execFileSync("tar", ["-tJf", join(work, "sub", "delta.tar.xz")], {
+      encoding: "utf8",
+      stdio: ["ignore", "pipe", "ignore"],
+    });
     expect(listed).toContain("../escape");
     expect(readdirSync(work)).toEqual(["sub"]);
     expect(readdirSync(join(work, "sub"))).toEqual(["delta.tar.xz"]);
@@ -88,7 +91,9 @@ describe("tar members that would escape an extraction", () => {
         { name: "./keyring.gpg", content: "x" },
       ]),
     );
-    await expect(readKeyringTarball(tar)).rejects.toThrow(/must hold keyring.json and keyring.gpg \(has: \.\.\/keyring.json, \.\/keyring.gpg\)/);
+    await expect(readKeyringTarball(tar)).rejects.toThrow(
+      /must hold keyring.json and keyring.gpg \(has: \.\.\/keyring.json, \.\/keyring.gpg\)/,
+    );
   });
 });
 
@@ -96,12 +101,21 @@ describe("malformed tar", () => {
   it("a member larger than the archive: unexpected end of data, naming the member", async () => {
     const dir = tempDir();
     const tar = readFileSync(writeTarWithPython(join(dir, "t.tar"), [{ name: "big", content: Buffer.alloc(100_000, 7) }]));
-    await expect(readAll(Readable.from([tar.subarray(0, 20_000)]))).rejects.toThrow(/unexpected end of data in 'big'|Cannot read tar archive/);
+    await expect(readAll(Readable.from([tar.subarray(0, 20_000)]))).rejects.toThrow(
+      /unexpected end of data in 'big'|Cannot read tar archive/,
+    );
   });
 
   it("a damaged header: bad checksum at its byte offset", async () => {
     const dir = tempDir();
-    const tar = Buffer.from(readFileSync(writeTarWithPython(join(dir, "t.tar"), [{ name: "a", content: "1" }, { name: "b", content: "2" }])));
+    const tar = Buffer.from(
+      readFileSync(
+        writeTarWithPython(join(dir, "t.tar"), [
+          { name: "a", content: "1" },
+          { name: "b", content: "2" },
+        ]),
+      ),
+    );
     tar[1024 + 10] ^= 0xff; // inside the second member's name
     await expect(readAll(Readable.from([tar]))).rejects.toThrow("Cannot read tar archive: bad header checksum at byte 1024");
   });

@@ -17,7 +17,16 @@ import { loadConfig } from "../../src/config/load.js";
 import { Tree } from "../../src/tree/index.js";
 import { makeDeviceTree, tarXz } from "../importer/fixtures.js";
 import { writeTarWithPython, xzFile, type FixtureEntry } from "../helpers/tar-fixtures.js";
-import { errorLines, importHarness, longNamesXz, runImport, treeChanges, treeHashes, xzBomb, type ImportHarness } from "./import-harness.js";
+import {
+  errorLines,
+  importHarness,
+  longNamesXz,
+  runImport,
+  treeChanges,
+  treeHashes,
+  xzBomb,
+  type ImportHarness,
+} from "./import-harness.js";
 
 const MAX_RSS_MB = 300;
 
@@ -25,7 +34,8 @@ interface Images {
   images: { type: string; version: number; files: { path: string }[] }[];
 }
 const fulls = (i: Images) => i.images.filter((x) => x.type === "full").map((x) => x.version);
-const indexOf = (h: ImportHarness, device: string) => JSON.parse(readFileSync(join(h.inst.publish, `devel/${device}/index.json`), "utf8")) as Images;
+const indexOf = (h: ImportHarness, device: string) =>
+  JSON.parse(readFileSync(join(h.inst.publish, `devel/${device}/index.json`), "utf8")) as Images;
 
 describe("hostile image tarballs are refused before anything is signed", () => {
   let h: ImportHarness;
@@ -51,17 +61,35 @@ describe("hostile image tarballs are refused before anything is signed", () => {
       },
       /: it is not a tar archive \(/,
     ],
-    ["'../../x'", async () => py("dotdot", [sys, { name: "../../x", content: "escape\n" }]), /: member '\.\.\/\.\.\/x': path with a '\.\.' component$/],
+    [
+      "'../../x'",
+      async () => py("dotdot", [sys, { name: "../../x", content: "escape\n" }]),
+      /: member '\.\.\/\.\.\/x': path with a '\.\.' component$/,
+    ],
     ["an absolute path", async () => py("abs", [sys, { name: "/abs/path", content: "abs\n" }]), /: member '\/abs\/path': absolute path$/],
     [
       "a symlink, then a write through it",
-      async () => py("through", [sys, { name: "system/escape", type: "symlink", linkname: escapeTarget }, { name: "system/escape/f", content: "via link\n" }]),
+      async () =>
+        py("through", [
+          sys,
+          { name: "system/escape", type: "symlink", linkname: escapeTarget },
+          { name: "system/escape/f", content: "via link\n" },
+        ]),
       /: member 'system\/escape\/f': it is written through the symlink 'system\/escape'/,
     ],
-    ["a hard link to /etc/shadow", async () => py("shadow", [sys, { name: "system/shadow", type: "link", linkname: "/etc/shadow" }]), /: member 'system\/shadow': absolute hard-link target '\/etc\/shadow'$/],
+    [
+      "a hard link to /etc/shadow",
+      async () => py("shadow", [sys, { name: "system/shadow", type: "link", linkname: "/etc/shadow" }]),
+      /: member 'system\/shadow': absolute hard-link target '\/etc\/shadow'$/,
+    ],
     [
       "a device node outside system/dev",
-      async () => py("device", [sys, { name: "system/bin", type: "directory" }, { name: "system/bin/mem", type: "character-device", devmajor: 1, devminor: 1 }]),
+      async () =>
+        py("device", [
+          sys,
+          { name: "system/bin", type: "directory" },
+          { name: "system/bin/mem", type: "character-device", devmajor: 1, devminor: 1 },
+        ]),
       /: member 'system\/bin\/mem': character device node outside system\/dev\/ \(image_allow_devices = false\)$/,
     ],
     [
@@ -71,7 +99,11 @@ describe("hostile image tarballs are refused before anything is signed", () => {
         longNamesXz(path, 2000, 1 << 20);
         // Names 1 MiB long and distinct, as GNU tar reads them (the first 3 members: listing all
         // 2 GB of names takes a minute).
-        const listed = execFileSync("sh", ["-c", `xz -dc '${path}' | head -c 3200000 | tar -tf - 2>/dev/null | awk '{ print length($0), substr($0, length($0) - 11) }'`], { encoding: "utf8" });
+        const listed = execFileSync(
+          "sh",
+          ["-c", `xz -dc '${path}' | head -c 3200000 | tar -tf - 2>/dev/null | awk '{ print length($0), substr($0, length($0) - 11) }'`],
+          { encoding: "utf8" },
+        );
         expect(listed.trim().split("\n")).toEqual([0, 1, 2].map((i) => `${1 << 20} ${String(i).padStart(12, "0")}`));
         return path;
       },
@@ -113,9 +145,19 @@ describe("hostile image tarballs are refused before anything is signed", () => {
       const good = indexOf(h, "good");
       expect(fulls(good)).toEqual([...goodBefore, (goodBefore.at(-1) ?? 0) + 1]);
       const goodFiles = new Set(good.images.flatMap((i) => i.files.map((f) => f.path.slice(1))));
-      const owned = (p: string) => [...goodFiles].some((g) => p === g || p === `${g}.asc` || p === g.replace(/\.tar\.xz$/, ".json") || p === g.replace(/\.tar\.xz$/, ".json.asc") || p === catalogueSidecarPath(g));
+      const owned = (p: string) =>
+        [...goodFiles].some(
+          (g) =>
+            p === g ||
+            p === `${g}.asc` ||
+            p === g.replace(/\.tar\.xz$/, ".json") ||
+            p === g.replace(/\.tar\.xz$/, ".json.asc") ||
+            p === catalogueSidecarPath(g),
+        );
       const after = treeHashes(h.inst.publish);
-      const changed = treeChanges(before, after).filter((p) => !p.startsWith("devel/good/") && !/^channels\.json(\.asc)?$/.test(p) && !owned(p));
+      const changed = treeChanges(before, after).filter(
+        (p) => !p.startsWith("devel/good/") && !/^channels\.json(\.asc)?$/.test(p) && !owned(p),
+      );
       expect(changed).toEqual([]);
       expect([...after.keys()].filter((p) => p.includes("device-bad") || /\.tmp/.test(p))).toEqual([]);
       expect(indexOf(h, "bad").images).toEqual([]);
@@ -145,7 +187,9 @@ describe("hostile image tarballs are refused before anything is signed", () => {
       expect(run.status, run.stdout + run.stderr).toBe(1);
       const errors = errorLines(run);
       expect(errors, run.stdout).toHaveLength(1);
-      expect(errors[0].msg).toMatch(/Cannot publish image 'pool\/device-bad-[0-9a-f]+\.tar\.xz': member 'system\/zeros': it expands to more than 200000000 bytes \(image_max_bytes\)$/);
+      expect(errors[0].msg).toMatch(
+        /Cannot publish image 'pool\/device-bad-[0-9a-f]+\.tar\.xz': member 'system\/zeros': it expands to more than 200000000 bytes \(image_max_bytes\)$/,
+      );
       expect(treeChanges(before, treeHashes(h.inst.publish))).toEqual([]);
       expect(run.peakRssMB).toBeLessThanOrEqual(MAX_RSS_MB);
     } finally {

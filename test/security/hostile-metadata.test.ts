@@ -55,10 +55,14 @@ class Upstream {
     for (const d of this.devices.keys()) devices[d] = { index: `/up/${d}/index.json` };
     this.server.routes.set("/channels.json", dumpPyJson({ up: { devices } }));
     const entry = { checksum: sha256(f.data), order: 0, path: f.path, signature: `${f.path}.asc`, size: f.data.length };
-    const index = { global: { generated_at: "Mon Jan 03 10:00:00 UTC 2022" }, images: [{ type: "full", version: 1, description: "", files: [entry] }] };
+    const index = {
+      global: { generated_at: "Mon Jan 03 10:00:00 UTC 2022" },
+      images: [{ type: "full", version: 1, description: "", files: [entry] }],
+    };
     this.server.routes.set(`/up/${device}/index.json`, dumpPyJson(index));
     this.server.routes.set(f.path, f.data);
-    if (f.detail !== undefined || f.sidecar) this.server.routes.set(sidecarPath(f.path), dumpPyJson({ generator: "http", ...(f.sidecar ?? { version_detail: f.detail }) }));
+    if (f.detail !== undefined || f.sidecar)
+      this.server.routes.set(sidecarPath(f.path), dumpPyJson({ generator: "http", ...(f.sidecar ?? { version_detail: f.detail }) }));
   }
 }
 
@@ -129,14 +133,20 @@ describe("a hostile upstream's metadata", () => {
     const rep = await verifyTree(await loadConfig(inst.config));
     // (This instance publishes no keyrings: those errors are not the subject here.)
     expect(rep.problems.filter((p) => p.severity === "error" && !p.file.startsWith("gpg/"))).toEqual([]);
-    expect(rep.problems.filter((p) => p.message.startsWith("unverified upstream")).map((p) => p.file)).toEqual([`pool/ubports-${"0123456789abcdef".repeat(11)}.tar.xz`]);
+    expect(rep.problems.filter((p) => p.message.startsWith("unverified upstream")).map((p) => p.file)).toEqual([
+      `pool/ubports-${"0123456789abcdef".repeat(11)}.tar.xz`,
+    ]);
   });
 
   const evilData = xzTarball("evil\n");
   const cases: [string, UpstreamFile, (u: string) => string[]][] = [
     [
       "a version_detail injecting [service] base: and [gpg] lines",
-      { path: "/pool/dev-1.tar.xz", data: evilData, detail: "device=1\n[service]\nbase: evil.example.com\n[gpg]\narchive_master: /tmp/evil.tar.xz" },
+      {
+        path: "/pool/dev-1.tar.xz",
+        data: evilData,
+        detail: "device=1\n[service]\nbase: evil.example.com\n[gpg]\narchive_master: /tmp/evil.tar.xz",
+      },
       (u) => [`the upstream sidecar ${u}/pool/dev-1.json`, '(key "device")', 'control character "\\n"'],
     ],
     [
@@ -154,13 +164,21 @@ describe("a hostile upstream's metadata", () => {
       { path: "/pool/device-1\nformat data\nx.tar.xz", data: evilData },
       (u) => ['refusing remote file path "/pool/device-1\\nformat data\\nx.tar.xz"', `from ${u}/up/`, "has a control character"],
     ],
-    ["an index path with a space", { path: "/pool/dev 4.tar.xz", data: evilData }, (u) => ['refusing remote file path "/pool/dev 4.tar.xz"', `from ${u}/up/`, "has whitespace"]],
+    [
+      "an index path with a space",
+      { path: "/pool/dev 4.tar.xz", data: evilData },
+      (u) => ['refusing remote file path "/pool/dev 4.tar.xz"', `from ${u}/up/`, "has whitespace"],
+    ],
     [
       "an index path in a dot directory the temp sweep deletes",
       { path: "/pool/.tmp-evil/x.tar.xz", data: evilData },
       (u) => ['refusing remote file path "/pool/.tmp-evil/x.tar.xz"', `from ${u}/up/`, '".tmp-evil" starts with a dot'],
     ],
-    ["an index path to a dot file", { path: "/pool/.dev-5.tar.xz", data: evilData }, (u) => ['refusing remote file path "/pool/.dev-5.tar.xz"', `from ${u}/up/`, "starts with a dot"]],
+    [
+      "an index path to a dot file",
+      { path: "/pool/.dev-5.tar.xz", data: evilData },
+      (u) => ['refusing remote file path "/pool/.dev-5.tar.xz"', `from ${u}/up/`, "starts with a dot"],
+    ],
     [
       "an index path outside the pool (a future version tarball of ours)",
       { path: "/devel/bad/version-9.tar.xz", data: evilData },
@@ -168,29 +186,32 @@ describe("a hostile upstream's metadata", () => {
     ],
   ];
 
-  it.each(cases)("%s: one error naming the URL and key, exit 1, the other device imports, the tree is byte-identical", async (_name, file, parts) => {
-    const dev = `case${cases.findIndex((c) => c[1] === file)}`;
-    up.set(dev, file);
-    useCase(dev);
-    const before = snapshot(inst.publish);
-    const r = await runImport(inst);
-    expect(r.status, r.stdout + r.stderr).toBe(1);
-    expect(r.peakRssMB).toBeLessThanOrEqual(MAX_RSS_MB);
-    expect(readdirSync(r.cwd)).toEqual([]); // nothing written outside the instance
-    const errors = errorLines(r);
-    expect(errors, r.stdout + r.stderr).toHaveLength(1);
-    expect(errors[0]).toContain("devel/bad");
-    const text = errors[0].startsWith("si: error:") ? errors[0] : (JSON.parse(errors[0]) as { msg: string }).msg;
-    for (const part of parts(up.url)) expect(text).toContain(part);
-    expect(snapshot(inst.publish)).toEqual(before);
-    expect(existsSync("/tmp/evil.tar.xz")).toBe(false);
-    // The good device still imports: a new build of its input is published in the same run.
-    server.routes.set("/good.version", `${dev}\n`);
-    const good = await inst.siAsync("import-images");
-    expect(good.status).toBe(1); // bad still fails
-    const idx = JSON.parse(readFileSync(join(inst.publish, "devel/good/index.json"), "utf8")) as IndexDoc;
-    expect(idx.images.at(-1)!.version_detail).toContain(`device=${dev}`);
-  });
+  it.each(cases)(
+    "%s: one error naming the URL and key, exit 1, the other device imports, the tree is byte-identical",
+    async (_name, file, parts) => {
+      const dev = `case${cases.findIndex((c) => c[1] === file)}`;
+      up.set(dev, file);
+      useCase(dev);
+      const before = snapshot(inst.publish);
+      const r = await runImport(inst);
+      expect(r.status, r.stdout + r.stderr).toBe(1);
+      expect(r.peakRssMB).toBeLessThanOrEqual(MAX_RSS_MB);
+      expect(readdirSync(r.cwd)).toEqual([]); // nothing written outside the instance
+      const errors = errorLines(r);
+      expect(errors, r.stdout + r.stderr).toHaveLength(1);
+      expect(errors[0]).toContain("devel/bad");
+      const text = errors[0].startsWith("si: error:") ? errors[0] : (JSON.parse(errors[0]) as { msg: string }).msg;
+      for (const part of parts(up.url)) expect(text).toContain(part);
+      expect(snapshot(inst.publish)).toEqual(before);
+      expect(existsSync("/tmp/evil.tar.xz")).toBe(false);
+      // The good device still imports: a new build of its input is published in the same run.
+      server.routes.set("/good.version", `${dev}\n`);
+      const good = await inst.siAsync("import-images");
+      expect(good.status).toBe(1); // bad still fails
+      const idx = JSON.parse(readFileSync(join(inst.publish, "devel/good/index.json"), "utf8")) as IndexDoc;
+      expect(idx.images.at(-1)!.version_detail).toContain(`device=${dev}`);
+    },
+  );
 });
 
 describe("cross-channel pool poisoning", () => {
@@ -199,9 +220,25 @@ describe("cross-channel pool poisoning", () => {
     try {
       const up = new Upstream(server);
       // The upstream even forges a sidecar that looks like one our http generator writes.
-      up.set("poison", { path: "/pool/img-7.tar.xz", data: xzTarball("a's upstream\n"), sidecar: { url: `${server.url}/img.tar.xz`, version: "7", version_detail: "img=7" } });
-      const channelA = ["[channel_a]", "type = auto", "files = img, version", `file_img = remote-system-image;${up.url};up;img;device=poison`, "file_version = version"].join("\n");
-      const channelB = ["[channel_b]", "type = auto", "files = img, version", `file_img = http;${up.url}/img.tar.xz;name=img,monitor=${up.url}/img.version`, "file_version = version"].join("\n");
+      up.set("poison", {
+        path: "/pool/img-7.tar.xz",
+        data: xzTarball("a's upstream\n"),
+        sidecar: { url: `${server.url}/img.tar.xz`, version: "7", version_detail: "img=7" },
+      });
+      const channelA = [
+        "[channel_a]",
+        "type = auto",
+        "files = img, version",
+        `file_img = remote-system-image;${up.url};up;img;device=poison`,
+        "file_version = version",
+      ].join("\n");
+      const channelB = [
+        "[channel_b]",
+        "type = auto",
+        "files = img, version",
+        `file_img = http;${up.url}/img.tar.xz;name=img,monitor=${up.url}/img.version`,
+        "file_version = version",
+      ].join("\n");
       const inst = await instance(up, `channels = a\n${channelA}`);
       const tree = new Tree(await loadConfig(inst.config));
       for (const ch of ["a", "b"]) {
@@ -220,7 +257,9 @@ describe("cross-channel pool poisoning", () => {
       const errors = errorLines(r);
       expect(errors, r.stdout + r.stderr).toHaveLength(1);
       const text = errors[0].startsWith("si: error:") ? errors[0] : (JSON.parse(errors[0]) as { msg: string }).msg;
-      expect(text).toContain(`Cannot generate http for b/mako: pool file ${join(inst.publish, "pool/img-7.tar.xz")} belongs to another source`);
+      expect(text).toContain(
+        `Cannot generate http for b/mako: pool file ${join(inst.publish, "pool/img-7.tar.xz")} belongs to another source`,
+      );
       expect(text).toContain(`made by remote-system-image from ${up.url}/pool/img-7.tar.xz (upstream up/poison) for channel a/mako`);
       expect(text).toContain(`this is http from ${up.url}/img.tar.xz version 7 for channel b/mako`);
       expect(snapshot(inst.publish)).toEqual(before);
@@ -241,11 +280,14 @@ describe("defence in depth: the tree API on its own", () => {
     const config = await loadConfig(inst.config);
     const signer = new LocalSigner(config.gpg_key_path);
     const dest = join(inst.publish, "version-1.tar.xz");
-    const write = (over: object) => writeVersionTarball(dest, config, { channel: "devel", device: "mako", version: 1, ...over }, { signer, level: 0 });
+    const write = (over: object) =>
+      writeVersionTarball(dest, config, { channel: "devel", device: "mako", version: 1, ...over }, { signer, level: 0 });
     await expect(write({ versionDetail: "tag=x\n[service]\nbase: evil.example.com" })).rejects.toThrow(
       /the channel.ini value of version_detail has the control character "\\n"/,
     );
-    await expect(write({ channel: "devel\nbase: evil.example.com" })).rejects.toThrow(/channel.ini value of channel has the control character/);
+    await expect(write({ channel: "devel\nbase: evil.example.com" })).rejects.toThrow(
+      /channel.ini value of channel has the control character/,
+    );
     await expect(write({ channelTarget: "x\r" })).rejects.toThrow(/channel_target has the control character "\\r"/);
     await expect(write({ versionDetail: `a=${"x".repeat(1030)}` })).rejects.toThrow(/version_detail is longer than 1024 characters/);
     expect(readdirSync(inst.publish)).toEqual([]); // nothing written, not even a temporary
@@ -260,11 +302,19 @@ describe("defence in depth: the tree API on its own", () => {
     await tree.createChannel("devel");
     await tree.createDevice("devel", "mako");
     const dev = await tree.getDevice("devel", "mako");
-    await expect(dev.createImage("full", 1, "ok", ["pool/a b.tar.xz"])).rejects.toThrow(/file path "\/pool\/a b.tar.xz": the component "a b.tar.xz" has whitespace/);
+    await expect(dev.createImage("full", 1, "ok", ["pool/a b.tar.xz"])).rejects.toThrow(
+      /file path "\/pool\/a b.tar.xz": the component "a b.tar.xz" has whitespace/,
+    );
     await expect(dev.createImage("full", 1, "ok", ["pool/.x/a.tar.xz"])).rejects.toThrow(/"\.x" starts with a dot/);
-    await expect(dev.createImage("full", 1, "line\nbreak", ["pool/a.tar.xz"])).rejects.toThrow(/devel\/mako\/index.json: description has the control character "\\n"/);
-    await expect(dev.createImage("full", 1, "ok", ["pool/a.tar.xz"], { versionDetail: "a=1\n[x]" })).rejects.toThrow(/index.json: version_detail has the control character "\\n"/);
-    await expect(dev.setDescription("full", 1, "ok", { fr: "x".repeat(2000) })).rejects.toThrow(/description_fr is longer than 1024 characters/);
+    await expect(dev.createImage("full", 1, "line\nbreak", ["pool/a.tar.xz"])).rejects.toThrow(
+      /devel\/mako\/index.json: description has the control character "\\n"/,
+    );
+    await expect(dev.createImage("full", 1, "ok", ["pool/a.tar.xz"], { versionDetail: "a=1\n[x]" })).rejects.toThrow(
+      /index.json: version_detail has the control character "\\n"/,
+    );
+    await expect(dev.setDescription("full", 1, "ok", { fr: "x".repeat(2000) })).rejects.toThrow(
+      /description_fr is longer than 1024 characters/,
+    );
     expect((JSON.parse(readFileSync(join(inst.publish, "devel/mako/index.json"), "utf8")) as IndexDoc).images).toEqual([]);
   });
 });

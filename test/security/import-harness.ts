@@ -122,7 +122,8 @@ export function errorLines(run: CliRun): { msg: string; channel?: string; device
   // failed device; the JSON log must hold the same number of error records (nothing hidden).
   const lines = run.stderr.split("\n").filter((l) => l.startsWith("si: error: "));
   const logged = run.stdout.split("\n").filter((l) => l.includes('"level":"error"'));
-  if (logged.length !== lines.length) throw new Error(`${lines.length} si: error lines but ${logged.length} logged errors:\n${run.stdout}\n${run.stderr}`);
+  if (logged.length !== lines.length)
+    throw new Error(`${lines.length} si: error lines but ${logged.length} logged errors:\n${run.stdout}\n${run.stderr}`);
   return lines.map((l) => {
     const rest = l.slice("si: error: ".length);
     const colon = rest.indexOf(": ");
@@ -155,7 +156,17 @@ export function treeChanges(before: Map<string, string>, after: Map<string, stri
   return out.sort();
 }
 
-const fileHeader = (name: string, size: number): TarHeader => ({ name, type: "file", mode: 0o644, uid: 0, gid: 0, uname: "root", gname: "root", mtime: 1_700_000_000, size });
+const fileHeader = (name: string, size: number): TarHeader => ({
+  name,
+  type: "file",
+  mode: 0o644,
+  uid: 0,
+  gid: 0,
+  uname: "root",
+  gname: "root",
+  mtime: 1_700_000_000,
+  size,
+});
 
 /**
  * A decompression bomb: a tar.xz whose one member `system/zeros` claims `claimed` bytes of
@@ -166,7 +177,10 @@ const fileHeader = (name: string, size: number): TarHeader => ({ name, type: "fi
 export function xzBomb(path: string, claimed: number): void {
   const chunk = 64 * 1024 ** 2;
   const zeros = execFileSync("xz", ["-z", "-c", "-1", "-T1"], { input: Buffer.alloc(chunk), maxBuffer: 1 << 24 });
-  const first = execFileSync("xz", ["-z", "-c", "-1", "-T1"], { input: Buffer.concat([encodeGnuHeader(fileHeader("system/zeros", claimed)), Buffer.alloc(chunk)]), maxBuffer: 1 << 24 });
+  const first = execFileSync("xz", ["-z", "-c", "-1", "-T1"], {
+    input: Buffer.concat([encodeGnuHeader(fileHeader("system/zeros", claimed)), Buffer.alloc(chunk)]),
+    maxBuffer: 1 << 24,
+  });
   const parts = [first];
   for (let done = chunk; done < claimed; done += chunk) parts.push(zeros);
   writeFileSync(path, Buffer.concat(parts));

@@ -78,7 +78,11 @@ describe("si rotate-key image-signing", () => {
     const index = join(publish, "devel/mako/index.json");
     // A long grace: killed after channels.json is re-signed, before the rest is.
     const { spawn } = await import("node:child_process");
-    const child = spawn(process.execPath, [join(REPO, "bin/si.js"), "--config", fx.inst.config, "rotate-key", "image-signing", "--bits", "2048", "--grace", "600"], { stdio: "ignore" });
+    const child = spawn(
+      process.execPath,
+      [join(REPO, "bin/si.js"), "--config", fx.inst.config, "rotate-key", "image-signing", "--bits", "2048", "--grace", "600"],
+      { stdio: "ignore" },
+    );
     for (let i = 0; i < 600 && readFileSync(chanAsc, "utf8") === before; i++) await new Promise((r) => setTimeout(r, 100));
     child.kill("SIGKILL");
     await new Promise((r) => child.once("exit", r));

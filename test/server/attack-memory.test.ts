@@ -59,7 +59,8 @@ function holders(port: number, n: number) {
 }
 
 const rssMiB = (pid: number) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))![1]) / 1024;
-const workerPids = (pid: number) => readFileSync(`/proc/${pid}/task/${pid}/children`, "utf8").trim().split(/\s+/).filter(Boolean).map(Number);
+const workerPids = (pid: number) =>
+  readFileSync(`/proc/${pid}/task/${pid}/children`, "utf8").trim().split(/\s+/).filter(Boolean).map(Number);
 const portOf = (url: unknown) => Number(new URL(String(url)).port);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -115,16 +116,22 @@ describe("clients that never read (issue 14.2)", () => {
       // Bound: the 16 MiB pool of large chunks plus, per connection, one 16 KiB chunk and
       // Node's socket state (measured: +25 to +50 MiB). Before: one 256 KiB chunk stuck per
       // connection, +80 MiB after 3 s, +110 after 5 s and growing.
-      for (const [i, mib] of during.entries()) expect(mib, `worker ${i} RSS with 600 stalled clients (from ${base[i].toFixed(0)} MiB)`).toBeLessThan(base[i] + 80);
+      for (const [i, mib] of during.entries())
+        expect(mib, `worker ${i} RSS with 600 stalled clients (from ${base[i].toFixed(0)} MiB)`).toBeLessThan(base[i] + 80);
 
       await stalled.close();
       // Measured: +40 to +55 MiB per worker (what glibc and V8 keep of the connections'
       // bookkeeping). Before: +190 to +230 MiB, for good.
-      const after = await eventually(() => {
-        const now = pids.map(rssMiB);
-        return now.every((mib, i) => mib < base[i] + 90) ? now : undefined;
-      }, "worker RSS back within 90 MiB of where it started", 10_000).catch(() => pids.map(rssMiB));
-      for (const [i, mib] of after.entries()) expect(mib, `worker ${i} RSS 10 s after the clients left (from ${base[i].toFixed(0)} MiB)`).toBeLessThan(base[i] + 90);
+      const after = await eventually(
+        () => {
+          const now = pids.map(rssMiB);
+          return now.every((mib, i) => mib < base[i] + 90) ? now : undefined;
+        },
+        "worker RSS back within 90 MiB of where it started",
+        10_000,
+      ).catch(() => pids.map(rssMiB));
+      for (const [i, mib] of after.entries())
+        expect(mib, `worker ${i} RSS 10 s after the clients left (from ${base[i].toFixed(0)} MiB)`).toBeLessThan(base[i] + 90);
       expect(await download(port)).toEqual({ status: 200, bytes: POOL_SIZE });
     } finally {
       for (const x of h) x.kill();

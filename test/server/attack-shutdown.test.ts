@@ -60,7 +60,13 @@ async function openEverything(http: number, https: number): Promise<Socket[]> {
 describe("stopping on time (issue 14.5)", () => {
   it("close() cuts a stalled download at the grace period and every other connection at once", async () => {
     const grace = 1_500;
-    const server = await startServer(site.config, { address: "127.0.0.1", httpPort: 0, httpsPort: 0, logger: collectingLogger(), shutdownTimeoutMs: grace });
+    const server = await startServer(site.config, {
+      address: "127.0.0.1",
+      httpPort: 0,
+      httpsPort: 0,
+      logger: collectingLogger(),
+      shutdownTimeoutMs: grace,
+    });
     const others = await openEverything(server.httpPort!, server.httpsPort!);
     // A download whose client stopped reading: in flight until the grace period ends.
     let status = 0;
@@ -91,10 +97,22 @@ describe("stopping on time (issue 14.5)", () => {
   }, 60_000);
 
   it("si serve --workers 2 with stalled TLS handshakes and idle sockets open exits 0 at once on SIGTERM", async () => {
-    const s = spawnServe(join(site.base, "etc/config"), "--address", "127.0.0.1", "--http-port", "0", "--https-port", "0", "--workers", "2", "--no-schedule");
+    const s = spawnServe(
+      join(site.base, "etc/config"),
+      "--address",
+      "127.0.0.1",
+      "--http-port",
+      "0",
+      "--https-port",
+      "0",
+      "--workers",
+      "2",
+      "--no-schedule",
+    );
     const socks: Socket[] = [];
     try {
-      const portOf = async (name: string) => Number(new URL(String((await s.waitFor((l) => l.event === "listening" && l.listener === name)).url)).port);
+      const portOf = async (name: string) =>
+        Number(new URL(String((await s.waitFor((l) => l.event === "listening" && l.listener === name)).url)).port);
       const http = await portOf("http");
       const https = await portOf("https");
       expect((await fetchRaw({ port: http }, "GET", "/channels.json")).status).toBe(200);

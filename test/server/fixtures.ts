@@ -120,8 +120,7 @@ export function rawExchange(port: number, head: string | Buffer): Promise<{ stat
 }
 
 /** A GET line with Connection: close, for rawExchange. */
-export const rawGet = (target: string, method = "GET") =>
-  `${method} ${target} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n`;
+export const rawGet = (target: string, method = "GET") => `${method} ${target} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n`;
 
 export interface Collector extends ServerLogger {
   entries: LogEntry[];

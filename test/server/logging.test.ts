@@ -9,7 +9,18 @@ import { request } from "node:http";
 import { join } from "node:path";
 import { jsonLineLogger, type LogEntry } from "../../src/server/log.js";
 import { startServer, type RunningServer } from "../../src/server/start.js";
-import { CHANNELS, collectingLogger, eventually, fetchRaw, makeSite, rawExchange, rawGet, type Collector, type Site, type Target } from "./fixtures.js";
+import {
+  CHANNELS,
+  collectingLogger,
+  eventually,
+  fetchRaw,
+  makeSite,
+  rawExchange,
+  rawGet,
+  type Collector,
+  type Site,
+  type Target,
+} from "./fixtures.js";
 
 let site: Site;
 let server: RunningServer;
@@ -71,12 +82,15 @@ describe("access log", () => {
     const fds = () => readdirSync("/proc/self/fd").length;
     const before = fds();
     await new Promise<void>((resolve, reject) => {
-      const req = request({ host: "127.0.0.1", port: http.port, path: "/pool/huge.tar.xz", agent: false, headers: { "User-Agent": "marker-abort" } }, (res) => {
-        res.once("data", () => {
-          req.destroy();
-          resolve();
-        });
-      });
+      const req = request(
+        { host: "127.0.0.1", port: http.port, path: "/pool/huge.tar.xz", agent: false, headers: { "User-Agent": "marker-abort" } },
+        (res) => {
+          res.once("data", () => {
+            req.destroy();
+            resolve();
+          });
+        },
+      );
       req.on("error", (err: NodeJS.ErrnoException) => (err.code === "ECONNRESET" ? undefined : reject(err)));
       req.end();
     });
@@ -124,11 +138,21 @@ describe("unknown channel / device warnings", () => {
     await fetchRaw(http, "HEAD", "/channels.json", { "User-Agent": ua("flo", "16.04/devel") });
     await fetchRaw(http, "GET", "/channels.json", { "User-Agent": ua("flo", "16.04/devel") });
     await accessFor("device=flo;");
-    await eventually(() => (logger.entries.filter((e) => e.user_agent === ua("flo", "16.04/devel")).length >= 3 ? true : undefined), "GET line");
+    await eventually(
+      () => (logger.entries.filter((e) => e.user_agent === ua("flo", "16.04/devel")).length >= 3 ? true : undefined),
+      "GET line",
+    );
     const w = warningsFor("flo");
     // HEAD + GET is one client run: one warning.
     expect(w).toHaveLength(1);
-    expect(w[0]).toMatchObject({ level: "warn", event: "unknown-device", channel: "16.04/devel", device: "flo", build: "7", path: "/channels.json" });
+    expect(w[0]).toMatchObject({
+      level: "warn",
+      event: "unknown-device",
+      channel: "16.04/devel",
+      device: "flo",
+      build: "7",
+      path: "/channels.json",
+    });
     expect(String(w[0].msg)).toContain("Already up-to-date");
   });
 
@@ -146,7 +170,9 @@ describe("unknown channel / device warnings", () => {
     await fetchRaw(http, "GET", "//16.04/devel/mako/version-99.tar.xz", { "User-Agent": "installer-2" });
     await fetchRaw(http, "GET", "/pool/missing.tar.xz", { "User-Agent": "installer-3" });
     await accessFor("installer-3");
-    expect(warningsFor("manta")).toEqual([expect.objectContaining({ event: "unknown-device", channel: "16.04/devel", path: "/16.04/devel/manta/index.json" })]);
+    expect(warningsFor("manta")).toEqual([
+      expect.objectContaining({ event: "unknown-device", channel: "16.04/devel", path: "/16.04/devel/manta/index.json" }),
+    ]);
     expect(logger.entries.filter((e) => e.level === "warn" && e.path === "/16.04/devel/mako/version-99.tar.xz")).toEqual([
       expect.objectContaining({ event: "missing-file", device: "mako" }),
     ]);
@@ -155,7 +181,10 @@ describe("unknown channel / device warnings", () => {
 
   it("re-reads channels.json when it changes, and survives a malformed or missing one", async () => {
     const file = join(site.publish, "channels.json");
-    const doc = { ...CHANNELS, "16.04/devel": { devices: { ...CHANNELS["16.04/devel"].devices, flo: { index: "/16.04/devel/flo/index.json" } } } };
+    const doc = {
+      ...CHANNELS,
+      "16.04/devel": { devices: { ...CHANNELS["16.04/devel"].devices, flo: { index: "/16.04/devel/flo/index.json" } } },
+    };
     writeFileSync(file, JSON.stringify(doc, null, 4));
     await fetchRaw(http, "GET", "/channels.json", { "User-Agent": ua("flo", "16.04/devel", 8) });
     await accessFor("build=8");

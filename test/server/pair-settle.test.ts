@@ -25,7 +25,14 @@ afterEach(async () => {
 afterAll(() => rmSync(site.base, { recursive: true, force: true }));
 
 async function serve(staticOptions?: StaticTreeOptions): Promise<Target> {
-  server = await startServer(site.config, { address: "127.0.0.1", httpPort: 0, httpsPort: null, accessLog: false, logger: { log() {} }, staticOptions });
+  server = await startServer(site.config, {
+    address: "127.0.0.1",
+    httpPort: 0,
+    httpsPort: null,
+    accessLog: false,
+    logger: { log() {} },
+    staticOptions,
+  });
   return { port: server.httpPort! };
 }
 

@@ -152,14 +152,31 @@ describe("client User-Agent and channels.json", () => {
     expect(channelDevices("{")).toBeUndefined();
     expect(channelDevices("[1]")).toBeUndefined();
     expect(channelDevices("null")).toBeUndefined();
-    expect(channelDevices('{"a": null, "b": 3}')).toEqual(new Map([["a", new Set()], ["b", new Set()]]));
+    expect(channelDevices('{"a": null, "b": 3}')).toEqual(
+      new Map([
+        ["a", new Set()],
+        ["b", new Set()],
+      ]),
+    );
   });
 
   it("locates 404s below channel/device directories", () => {
     expect(locateMissing("/16.04/devel/flo/index.json", doc)).toEqual({ channel: "16.04/devel", device: "flo", problem: "unknown device" });
-    expect(locateMissing("/16.04/devel/mako/version-9.tar.xz", doc)).toEqual({ channel: "16.04/devel", device: "mako", problem: "missing file" });
-    expect(locateMissing("/16.04/stable/mako/index.json", doc)).toEqual({ channel: "16.04/stable", device: "mako", problem: "unknown channel" });
-    expect(locateMissing("/16.04/stable/mako/index.json", undefined)).toEqual({ channel: "16.04/stable", device: "mako", problem: "missing file" });
+    expect(locateMissing("/16.04/devel/mako/version-9.tar.xz", doc)).toEqual({
+      channel: "16.04/devel",
+      device: "mako",
+      problem: "missing file",
+    });
+    expect(locateMissing("/16.04/stable/mako/index.json", doc)).toEqual({
+      channel: "16.04/stable",
+      device: "mako",
+      problem: "unknown channel",
+    });
+    expect(locateMissing("/16.04/stable/mako/index.json", undefined)).toEqual({
+      channel: "16.04/stable",
+      device: "mako",
+      problem: "missing file",
+    });
     expect(locateMissing("/pool/x/y/z.tar.xz", doc)).toBeUndefined();
     expect(locateMissing("/gpg/blacklist.tar.xz", doc)).toBeUndefined();
     expect(locateMissing("/channels.json", doc)).toBeUndefined();

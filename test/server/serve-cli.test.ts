@@ -33,44 +33,49 @@ const spawnServe = (...args: string[]) => spawnServeAt(join(site.base, "etc/conf
 const portOf = (url: unknown) => Number(new URL(String(url)).port);
 
 describe("si serve", () => {
-  it.each(["1", "2"])("with --workers %s: prints its URLs, serves HTTP and HTTPS, exits 0 on SIGTERM after finishing a download", async (workers) => {
-    const s = spawnServe("--address", "127.0.0.1", "--http-port", "0", "--https-port", "0", "--workers", workers);
-    try {
-      const httpLine = await s.waitFor((l) => l.event === "listening" && l.listener === "http");
-      const httpsLine = await s.waitFor((l) => l.event === "listening" && l.listener === "https");
-      expect(String(httpLine.url)).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/$/);
-      expect(String(httpsLine.url)).toMatch(/^https:\/\/127\.0\.0\.1:\d+\/$/);
-      const ca = readFileSync(site.config.tls_cert!);
-      expect((await fetchRaw({ port: portOf(httpsLine.url), ca }, "HEAD", "/channels.json")).status).toBe(200);
+  it.each(["1", "2"])(
+    "with --workers %s: prints its URLs, serves HTTP and HTTPS, exits 0 on SIGTERM after finishing a download",
+    async (workers) => {
+      const s = spawnServe("--address", "127.0.0.1", "--http-port", "0", "--https-port", "0", "--workers", workers);
+      try {
+        const httpLine = await s.waitFor((l) => l.event === "listening" && l.listener === "http");
+        const httpsLine = await s.waitFor((l) => l.event === "listening" && l.listener === "https");
+        expect(String(httpLine.url)).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/$/);
+        expect(String(httpsLine.url)).toMatch(/^https:\/\/127\.0\.0\.1:\d+\/$/);
+        const ca = readFileSync(site.config.tls_cert!);
+        expect((await fetchRaw({ port: portOf(httpsLine.url), ca }, "HEAD", "/channels.json")).status).toBe(200);
 
-      // Start a large download, stop reading it, and ask the server to stop meanwhile.
-      const port = portOf(httpLine.url);
-      let received = 0;
-      const done = new Promise<{ status: number; received: number }>((resolve, reject) => {
-        const req = request({ host: "127.0.0.1", port, path: "/pool/big.tar.xz", agent: false }, (res) => {
-          res.pause();
-          s.child.kill("SIGTERM");
-          void s.waitFor((l) => l.event === "stopping").then(() => {
-            res.on("data", (c: Buffer) => (received += c.length));
-            // 'close' also comes when the server cuts the transfer: resolve with what arrived.
-            res.on("close", () => resolve({ status: res.statusCode!, received }));
-            res.on("error", () => undefined);
-            res.resume();
+        // Start a large download, stop reading it, and ask the server to stop meanwhile.
+        const port = portOf(httpLine.url);
+        let received = 0;
+        const done = new Promise<{ status: number; received: number }>((resolve, reject) => {
+          const req = request({ host: "127.0.0.1", port, path: "/pool/big.tar.xz", agent: false }, (res) => {
+            res.pause();
+            s.child.kill("SIGTERM");
+            void s
+              .waitFor((l) => l.event === "stopping")
+              .then(() => {
+                res.on("data", (c: Buffer) => (received += c.length));
+                // 'close' also comes when the server cuts the transfer: resolve with what arrived.
+                res.on("close", () => resolve({ status: res.statusCode!, received }));
+                res.on("error", () => undefined);
+                res.resume();
+              });
           });
+          req.on("error", reject);
+          req.end();
         });
-        req.on("error", reject);
-        req.end();
-      });
-      const r = await done;
-      expect(r).toEqual({ status: 200, received: BIG });
-      expect(await s.exit).toBe(0);
-      expect(s.lines.at(-1)).toMatchObject({ event: "stopped" });
-      expect(s.lines.find((l) => l.event === "access" && l.path === "/pool/big.tar.xz")).toMatchObject({ status: 200, bytes: BIG });
-      expect(s.stderr()).toBe("");
-    } finally {
-      s.child.kill("SIGKILL");
-    }
-  });
+        const r = await done;
+        expect(r).toEqual({ status: 200, received: BIG });
+        expect(await s.exit).toBe(0);
+        expect(s.lines.at(-1)).toMatchObject({ event: "stopped" });
+        expect(s.lines.find((l) => l.event === "access" && l.path === "/pool/big.tar.xz")).toMatchObject({ status: 200, bytes: BIG });
+        expect(s.stderr()).toBe("");
+      } finally {
+        s.child.kill("SIGKILL");
+      }
+    },
+  );
 
   it("exits 0 on SIGINT with no traffic, and refuses connections once stopping", async () => {
     const s = spawnServe("--address", "127.0.0.1", "--http-port", "0", "--https-port", "off", "--no-access-log", "--workers", "1");
@@ -93,7 +98,8 @@ describe("si serve", () => {
       const line = await s.waitFor((l) => l.event === "listening" && l.listener === "https");
       await s.waitFor((l) => l.event === "listening" && l.listener === "http");
       const ca = readFileSync(site.config.tls_cert!);
-      const workers = () => readFileSync(`/proc/${s.child.pid}/task/${s.child.pid}/children`, "utf8").trim().split(/\s+/).filter(Boolean).map(Number);
+      const workers = () =>
+        readFileSync(`/proc/${s.child.pid}/task/${s.child.pid}/children`, "utf8").trim().split(/\s+/).filter(Boolean).map(Number);
       expect(workers()).toHaveLength(2);
       const victim = workers()[0];
       process.kill(victim, "SIGKILL");
@@ -116,9 +122,13 @@ describe("si serve", () => {
   it("re-reads the certificate on SIGHUP in every worker", async () => {
     const other = await makeSite();
     const cfg = join(other.base, "etc/config");
-    const child = spawn(process.execPath, [join(REPO, "bin/si.js"), "--config", cfg, "serve", "--address", "127.0.0.1", "--https-port", "0", "--workers", "2"], {
-      stdio: ["ignore", "pipe", "pipe"],
-    });
+    const child = spawn(
+      process.execPath,
+      [join(REPO, "bin/si.js"), "--config", cfg, "serve", "--address", "127.0.0.1", "--https-port", "0", "--workers", "2"],
+      {
+        stdio: ["ignore", "pipe", "pipe"],
+      },
+    );
     const lines: Record<string, unknown>[] = [];
     const seen = (pred: (l: Record<string, unknown>) => boolean, n = 1) =>
       new Promise<void>((resolve) => {
@@ -209,7 +219,9 @@ describe("TLS", () => {
     const server = await startServer(s2.config, { address: "127.0.0.1", httpPort: null, httpsPort: 0, logger: collectingLogger() });
     try {
       const port = server.httpsPort!;
-      await expect(fetchRaw({ port, ca: Buffer.from("") }, "GET", "/channels.json")).rejects.toThrow(/self[- ]signed|unable to verify|certificate/i);
+      await expect(fetchRaw({ port, ca: Buffer.from("") }, "GET", "/channels.json")).rejects.toThrow(
+        /self[- ]signed|unable to verify|certificate/i,
+      );
       const fingerprint = () =>
         new Promise<string>((resolve, reject) => {
           const sock = tlsConnect({ host: "127.0.0.1", port, servername: "localhost", rejectUnauthorized: false }, () => {

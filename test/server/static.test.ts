@@ -145,7 +145,14 @@ describe("security: nothing outside publish_path, no hidden files", () => {
   });
 
   it("answers a raw NUL byte in the path with an error, never the file", async () => {
-    const r = await rawExchange(http.port, Buffer.concat([Buffer.from("GET /channels.json"), Buffer.from([0]), Buffer.from(".asc HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")]));
+    const r = await rawExchange(
+      http.port,
+      Buffer.concat([
+        Buffer.from("GET /channels.json"),
+        Buffer.from([0]),
+        Buffer.from(".asc HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
+      ]),
+    );
     expect([400, 404]).toContain(r.status);
   });
 
@@ -180,7 +187,10 @@ describe("security: nothing outside publish_path, no hidden files", () => {
 
 describe("updates are visible within a second", () => {
   it("serves the new bytes and a new ETag after an atomic rename, small and large files alike", async () => {
-    for (const [name, size] of [["live.json", 50], ["live.tar.xz", 600_000]] as const) {
+    for (const [name, size] of [
+      ["live.json", 50],
+      ["live.tar.xz", 600_000],
+    ] as const) {
       const p = join(site.publish, "pool", name);
       writeFileSync(p, Buffer.alloc(size, 1));
       const a = await fetchRaw(http, "GET", `/pool/${name}`);
@@ -304,16 +314,18 @@ describe("abuse", () => {
     const idle: Socket[] = [];
     try {
       await Promise.all(
-        Array.from({ length: 500 }, (_, i) =>
-          new Promise<void>((resolve, reject) => {
-            // Half send nothing at all, half a partial request line.
-            const s = connect(http.port, "127.0.0.1", () => {
-              if (i % 2) s.write("GET /chan");
-              resolve();
-            });
-            s.on("error", reject);
-            idle.push(s);
-          }),
+        Array.from(
+          { length: 500 },
+          (_, i) =>
+            new Promise<void>((resolve, reject) => {
+              // Half send nothing at all, half a partial request line.
+              const s = connect(http.port, "127.0.0.1", () => {
+                if (i % 2) s.write("GET /chan");
+                resolve();
+              });
+              s.on("error", reject);
+              idle.push(s);
+            }),
         ),
       );
       const replies = await Promise.all(Array.from({ length: 20 }, () => fetchRaw(http, "GET", "/channels.json")));

@@ -43,8 +43,10 @@ function checkWalkthrough(fx: AdminFixture): void {
   expect(Object.keys(channels).sort()).toEqual(["old", "rc", "stable", "test"]);
   expect(channels.stable).toMatchObject({ alias: "test" });
   expect(channels.old).toMatchObject({ redirect: "test", hidden: true });
-  for (const k of ["archive-master", "image-master", "image-signing", "blacklist"]) expect(existsSync(join(fx.pub, "gpg", `${k}.tar.xz.asc`)), k).toBe(true);
-  const summary = (c: string) => readIndex(fx, c, "mako").images.map((i) => [i.type, i.version, i["phased-percentage"] ?? 100, i.version_detail]);
+  for (const k of ["archive-master", "image-master", "image-signing", "blacklist"])
+    expect(existsSync(join(fx.pub, "gpg", `${k}.tar.xz.asc`)), k).toBe(true);
+  const summary = (c: string) =>
+    readIndex(fx, c, "mako").images.map((i) => [i.type, i.version, i["phased-percentage"] ?? 100, i.version_detail]);
   expect(summary("test")).toEqual([
     ["full", 1, 100, "ubports=1111"],
     ["full", 2, 40, "ubports=1111,tag=OTA-1,version=2"],
@@ -106,7 +108,9 @@ pub.create_device("x", "mako"); "done"`;
       "si: error: pub.remove_channel('nope'): Couldn't find channel: nope",
     ]);
     // The device's index: the content-named copy of x/mako/index.json (src/tree/versioned-index.ts).
-    expect(JSON.parse(readFileSync(join(fx.pub, "channels.json"), "utf8"))).toEqual({ x: { devices: { mako: { index: expect.stringMatching(/^\/x\/mako\/index-[0-9a-f]{16}\.json$/) as string } } } });
+    expect(JSON.parse(readFileSync(join(fx.pub, "channels.json"), "utf8"))).toEqual({
+      x: { devices: { mako: { index: expect.stringMatching(/^\/x\/mako\/index-[0-9a-f]{16}\.json$/) as string } } },
+    });
 
     // An awaited failure ends the script there; operations already started still finish.
     const before = fingerprint(fx.pub);
@@ -165,10 +169,15 @@ _, status = os.waitpid(pid, 0)
 out.append("EXIT %d" % os.waitstatus_to_exitcode(status))
 print("\\n=====\\n".join(out))
 `;
-    const r = spawnSync("python3", ["-c", driver, process.execPath, join(REPO, "bin/si.js"), "--config", fx.inst.config, "shell"], { encoding: "utf8", timeout: 120_000 });
+    const r = spawnSync("python3", ["-c", driver, process.execPath, join(REPO, "bin/si.js"), "--config", fx.inst.config, "shell"], {
+      encoding: "utf8",
+      timeout: 120_000,
+    });
     expect(r.status, r.stdout + r.stderr).toBe(0);
     const [greet, listed, completed, ops, failed, exit] = r.stdout.split("\n=====\n");
-    expect(greet).toContain("Welcome to the system-image shell.\r\nThe configuration is available as: conf\r\nThe system-image tree is available as: pub");
+    expect(greet).toContain(
+      "Welcome to the system-image shell.\r\nThe configuration is available as: conf\r\nThe system-image tree is available as: pub",
+    );
     expect(listed).toContain("{ test: { devices: {} } }");
     expect(completed).toMatch(/pub\.create_channel\s/);
     expect(completed).toContain("pub.create_channel_alias");

@@ -60,7 +60,13 @@ describe("aliases (test_alias)", () => {
       [1, "/alias/device/version-1234.tar.xz"],
     ]);
     const ini = await readVersionIni(join(pub, "alias/device/version-1234.tar.xz"));
-    expect(ini).toMatchObject({ channel: "alias", device: "device", build_number: "1234", channel_target: "parent", version_detail: "test" });
+    expect(ini).toMatchObject({
+      channel: "alias",
+      device: "device",
+      build_number: "1234",
+      channel_target: "parent",
+      version_detail: "test",
+    });
     // No sidecar for alias copies (§1.5).
     expect(existsSync(join(pub, "alias/device/version-1234.json"))).toBe(false);
     // The redirect to the alias follows its device list.
@@ -103,7 +109,9 @@ describe("aliases (test_alias)", () => {
     // Same version, but the tarball was remade for the new target, and the index knows its checksum.
     expect((await readVersionIni(join(pub, "stable/device/version-1234.tar.xz")))!.channel_target).toBe("two");
     const { createHash } = await import("node:crypto");
-    const sum = createHash("sha256").update(readFileSync(join(pub, "stable/device/version-1234.tar.xz"))).digest("hex");
+    const sum = createHash("sha256")
+      .update(readFileSync(join(pub, "stable/device/version-1234.tar.xz")))
+      .digest("hex");
     expect(img.files[1].checksum).toBe(sum);
     verifyTree(pub);
   });
@@ -172,7 +180,9 @@ describe("per-device redirects (test_per_device_redirect, test_cleanup_device_re
     };
     expect(await msg(tree.create_per_device_channel_redirect("device", "redirect1", "parent"))).toBe("Couldn't find channel: redirect1");
     expect(await msg(tree.create_per_device_channel_redirect("other", "redirect", "parent"))).toBe("Device already exists: other");
-    expect(await msg(tree.create_per_device_channel_redirect("device", "redirect", "parent1"))).toBe("Couldn't find target channel: parent1");
+    expect(await msg(tree.create_per_device_channel_redirect("device", "redirect", "parent1"))).toBe(
+      "Couldn't find target channel: parent1",
+    );
     expect(await msg(tree.create_per_device_channel_redirect("device2", "redirect", "parent"))).toBe(
       "Couldn't find device on target channel: parent, device2",
     );

@@ -51,7 +51,10 @@ describe("a refused operation changes nothing", () => {
       [dev.remove_image("full", 999), `Couldn't find a match. (full image 999 in ${dev.indexpath})`],
       [dev.set_phased_percentage(999, 10), `Version doesn't exist: 999 (${dev.indexpath})`],
       [dev.set_description("full", 999, "x"), `Couldn't find a match. (full image 999 in ${dev.indexpath})`],
-      [dev.create_image("full", 1300, "x", ["parent/device/missing"]), `Specified file doesn't exists: ${join(pub, "parent/device/missing")}`],
+      [
+        dev.create_image("full", 1300, "x", ["parent/device/missing"]),
+        `Specified file doesn't exists: ${join(pub, "parent/device/missing")}`,
+      ],
     ];
     for (const [op, message] of cases) {
       const before = fingerprint(pub);
@@ -161,7 +164,12 @@ describe("the operation queue", () => {
     };
     for (const n of names) {
       // The first is the biggest: without the queue it would finish last.
-      await signedFile(signer, join(config.gpg_keyring_path, `${n}.tar.xz`), Buffer.alloc(n === "archive-master" ? 8 << 20 : 10, n), signers[n]);
+      await signedFile(
+        signer,
+        join(config.gpg_keyring_path, `${n}.tar.xz`),
+        Buffer.alloc(n === "archive-master" ? 8 << 20 : 10, n),
+        signers[n],
+      );
     }
     const done: string[] = [];
     // What an admin types in the shell: no await.
@@ -174,7 +182,9 @@ describe("the operation queue", () => {
     const publishEvents = events.filter((e) => e.op === "publish_keyring").map((e) => `${e.phase}:${String(e.args[0])}`);
     expect(publishEvents).toEqual([...names.flatMap((n) => [`start:${n}`, `end:${n}`]), "start:missing", "error:missing"]);
     for (const n of names) {
-      expect(readFileSync(join(pub, "gpg", `${n}.tar.xz`)).equals(readFileSync(join(config.gpg_keyring_path, `${n}.tar.xz`))), n).toBe(true);
+      expect(readFileSync(join(pub, "gpg", `${n}.tar.xz`)).equals(readFileSync(join(config.gpg_keyring_path, `${n}.tar.xz`))), n).toBe(
+        true,
+      );
     }
     verifyTree(pub);
   });

@@ -90,7 +90,9 @@ describe("Device images (test_index)", () => {
     expect((await rejection(dev.create_image("delta", 2, "x", ["pool/a.tar.xz"], 70000))).message).toContain("Invalid base: 70000");
     expect((await rejection(dev.create_image("full", 2, "x", ["pool//a.tar.xz"]))).message).toContain("empty segment");
     expect((await rejection(dev.create_image("full", 2, "x", ["pool/a.tar.xz", "pool/a.tar.xz"]))).message).toContain("twice");
-    expect((await rejection(dev.create_image("other", 2, "x", ["pool/a.tar.xz"]))).message).toBe("Invalid image type: other (cannot create other image 2)");
+    expect((await rejection(dev.create_image("other", 2, "x", ["pool/a.tar.xz"]))).message).toBe(
+      "Invalid image type: other (cannot create other image 2)",
+    );
     await dev.create_image("full", 2, "x", ["pool/a.tar.xz"]);
     const err = await rejection(dev.create_image("full", 3, "x", ["other/a.tar.xz"]));
     expect(err.message).toContain("/other/a.tar.xz and /pool/a.tar.xz have the same file name 'a.tar.xz'");
@@ -126,7 +128,10 @@ describe("missing and orphaned files (test_file_lists)", () => {
 
     const keyring = await signedFile(signer, join(tree.path, "gpg/device.tar.xz"));
     await tree.set_device_keyring("test", "test", keyring);
-    expect((await tree.list_channels()).test.devices.test.keyring).toEqual({ path: "/gpg/device.tar.xz", signature: "/gpg/device.tar.xz.asc" });
+    expect((await tree.list_channels()).test.devices.test.keyring).toEqual({
+      path: "/gpg/device.tar.xz",
+      signature: "/gpg/device.tar.xz.asc",
+    });
     expect(await tree.list_orphaned_files()).toEqual([]);
 
     const image = await signedFile(signer, join(tree.path, "test/test/image.tar.xz"));

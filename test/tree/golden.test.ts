@@ -44,8 +44,20 @@ describe("golden documents", () => {
     const vd1 = "tag=2026-11-29,ubports=1111,keyring=archive-master,version=1";
     const vd2 = "tag=2026-11-29/2,ubports=2222,keyring=archive-master,version=2";
     await dev.create_image("full", 1, vd1, ["pool/ubports-1111.tar.xz", "pool/keyring-abcd.tar.xz"], { version_detail: vd1 });
-    await dev.create_image("full", 2, "x", [join(pub, "pool/ubports-2222.tar.xz"), "/pool/keyring-abcd.tar.xz"], { versionDetail: vd2, minversion: 1 });
-    await dev.create_image("delta", 2, vd2, ["pool/ubports-2222.delta-ubports-1111.tar.xz", "pool/keyring-abcd.tar.xz"], 1, true, null, vd2);
+    await dev.create_image("full", 2, "x", [join(pub, "pool/ubports-2222.tar.xz"), "/pool/keyring-abcd.tar.xz"], {
+      versionDetail: vd2,
+      minversion: 1,
+    });
+    await dev.create_image(
+      "delta",
+      2,
+      vd2,
+      ["pool/ubports-2222.delta-ubports-1111.tar.xz", "pool/keyring-abcd.tar.xz"],
+      1,
+      true,
+      null,
+      vd2,
+    );
     await dev.set_phased_percentage(2, 50);
     await dev.set_description("full", 2, "Zweite Version \u2013 \u00fcber alles \u{1F600}", { fr: "essai" });
     expect(readFileSync(join(pub, "devel/mako/index.json"), "utf8")).toBe(golden("index.json"));
@@ -60,7 +72,13 @@ describe("golden documents", () => {
     await writeVersionTarball(
       tarball,
       config,
-      { channel: "stable", device: "mako", version: 2, channelTarget: "devel", versionDetail: "tag=2026-11-29/2,ubports=20220102-1,version=2" },
+      {
+        channel: "stable",
+        device: "mako",
+        version: 2,
+        channelTarget: "devel",
+        versionDetail: "tag=2026-11-29/2,ubports=20220102-1,version=2",
+      },
       { signer: fx.signer },
     );
     const ini = execFileSync("tar", ["-xJOf", tarball, "system/etc/system-image/channel.ini"], { encoding: "utf8" });

@@ -63,9 +63,9 @@ describe("generate_version_tarball (test_generate_version_tarball)", () => {
 
   it("refuses to write without public_fqdn and ports, naming what is missing", async () => {
     const dir = scratch();
-    await expect(writeVersionTarFile(join(dir, "x.tar"), { path: "/etc/config" }, { channel: "c", device: "d", version: 1 })).rejects.toThrow(
-      "public_fqdn, public_http_port, public_https_port not set in [global] of /etc/config",
-    );
+    await expect(
+      writeVersionTarFile(join(dir, "x.tar"), { path: "/etc/config" }, { channel: "c", device: "d", version: 1 }),
+    ).rejects.toThrow("public_fqdn, public_http_port, public_https_port not set in [global] of /etc/config");
   });
 });
 

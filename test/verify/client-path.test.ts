@@ -6,7 +6,16 @@
 import { describe, expect, it } from "vitest";
 import { execFileSync } from "node:child_process";
 import type { Image } from "../../src/model/index-doc.js";
-import { MiB, choosePath, getCandidates, imageHash, pathLabel, pySetOrder, ubuntuCommand, weightedScores } from "../../src/verify/client-path.js";
+import {
+  MiB,
+  choosePath,
+  getCandidates,
+  imageHash,
+  pathLabel,
+  pySetOrder,
+  ubuntuCommand,
+  weightedScores,
+} from "../../src/verify/client-path.js";
 import { devicePhase, pyRandomFromString } from "../../src/verify/py-random.js";
 
 const python = (script: string, input: unknown): unknown =>
@@ -16,12 +25,19 @@ let n = 0;
 function img(type: "full" | "delta", version: number, opts: Partial<Image> & { size?: number } = {}): Image {
   const { size = 1000, ...rest } = opts;
   const name = `f${n++}`;
-  return { type, version, description: "", files: [{ path: `/pool/${name}.tar.xz`, signature: `/pool/${name}.tar.xz.asc`, checksum: "0".repeat(64), size, order: 0 }], ...rest };
+  return {
+    type,
+    version,
+    description: "",
+    files: [{ path: `/pool/${name}.tar.xz`, signature: `/pool/${name}.tar.xz.asc`, checksum: "0".repeat(64), size, order: 0 }],
+    ...rest,
+  };
 }
 const full = (v: number, o?: Partial<Image> & { size?: number }) => img("full", v, o);
 const delta = (base: number, v: number, o?: Partial<Image> & { size?: number }) => img("delta", v, { base, ...o });
 const labels = (paths: Image[][]) => paths.map(pathLabel);
-const choose = (images: Image[], build: number, phase = 50) => pathLabel(choosePath(getCandidates(images, build), { channel: null, machineId: "x", phaseOverride: phase }).winner);
+const choose = (images: Image[], build: number, phase = 50) =>
+  pathLabel(choosePath(getCandidates(images, build), { channel: null, machineId: "x", phaseOverride: phase }).winner);
 
 describe("CPython compatibility", () => {
   it("iterates a set of images in CPython's order, for many random insertion sequences", () => {
@@ -85,7 +101,11 @@ describe("getCandidates", () => {
 
 describe("WeightedScorer and phasing", () => {
   it("scores 100 per bootme, 1 per whole MiB over the smallest, 9001 per version short", () => {
-    const paths = [[full(1, { size: 3 * MiB }), delta(1, 2, { size: MiB - 1 })], [full(2, { size: 3 * MiB + 10 })], [full(1, { size: 10, bootme: true })]];
+    const paths = [
+      [full(1, { size: 3 * MiB }), delta(1, 2, { size: MiB - 1 })],
+      [full(2, { size: 3 * MiB + 10 })],
+      [full(1, { size: 10, bootme: true })],
+    ];
     // Smallest: the 10-byte path; 4 MiB - 1 and 3 MiB + 10 over it both count 3 whole MiB.
     expect(weightedScores(paths)).toEqual([3, 3, 100 + 9001]);
   });

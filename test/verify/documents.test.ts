@@ -12,20 +12,38 @@ import { armorDamage, crc24 } from "../../src/verify/armor.js";
 import { checkLatestLines, longVersion } from "../../src/verify/check-latest.js";
 import { checkChannels, checkIndex, generatedAtProblem } from "../../src/verify/documents.js";
 
-const file = (path: string, extra: Record<string, unknown> = {}) => ({ path, signature: `${path}.asc`, checksum: "a".repeat(64), size: 10, order: 0, ...extra });
+const file = (path: string, extra: Record<string, unknown> = {}) => ({
+  path,
+  signature: `${path}.asc`,
+  checksum: "a".repeat(64),
+  size: 10,
+  order: 0,
+  ...extra,
+});
 const index = (images: unknown[], generated_at = "Sun Nov 29 05:43:07 UTC 2026") => JSON.stringify({ global: { generated_at }, images });
 const messages = (r: { findings: { error: boolean; message: string }[] }) => r.findings.map((f) => `${f.error ? "E" : "W"} ${f.message}`);
 
 describe("checkIndex", () => {
   it("accepts what the reference writes", () => {
-    const r = checkIndex(index([{ type: "full", version: 1, files: [file("/pool/a.tar.xz")] }, { type: "delta", base: 1, version: 2, files: [file("/pool/b.tar.xz")] }]));
+    const r = checkIndex(
+      index([
+        { type: "full", version: 1, files: [file("/pool/a.tar.xz")] },
+        { type: "delta", base: 1, version: 2, files: [file("/pool/b.tar.xz")] },
+      ]),
+    );
     expect(messages(r)).toEqual([]);
     expect(r.doc!.images).toHaveLength(2);
   });
 
   it("refuses generated_at that the client cannot parse", () => {
     expect(generatedAtProblem("Sun Nov 29 05:43:07 UTC 2026")).toBeNull();
-    for (const bad of ["2026-11-29T05:43:07Z", "Sun Nov 29 05:43:07 CET 2026", "dim. nov. 29 05:43:07 UTC 2026", "Sun Nov 29 25:43:07 UTC 2026", undefined]) {
+    for (const bad of [
+      "2026-11-29T05:43:07Z",
+      "Sun Nov 29 05:43:07 CET 2026",
+      "dim. nov. 29 05:43:07 UTC 2026",
+      "Sun Nov 29 25:43:07 UTC 2026",
+      undefined,
+    ]) {
       expect(generatedAtProblem(bad)).not.toBeNull();
     }
   });
@@ -78,7 +96,12 @@ describe("checkIndex", () => {
       "E /pool/keyring.tar.xz and /devel/mako/keyring.tar.xz share the basename keyring.tar.xz along upgrade path 1:2 (client: DuplicateDestinationError)",
     ]);
     // The same URL twice along a path is fine: the client downloads it once.
-    const same = checkIndex(index([{ type: "full", version: 1, files: [file("/pool/k.tar.xz")] }, { type: "delta", base: 1, version: 2, files: [file("/pool/k.tar.xz")] }]));
+    const same = checkIndex(
+      index([
+        { type: "full", version: 1, files: [file("/pool/k.tar.xz")] },
+        { type: "delta", base: 1, version: 2, files: [file("/pool/k.tar.xz")] },
+      ]),
+    );
     expect(messages(same)).toEqual([]);
   });
 
@@ -93,9 +116,19 @@ describe("checkChannels", () => {
   it("requires devices on every channel and well-formed device entries", () => {
     const r = checkChannels(
       JSON.stringify({
-        good: { devices: { mako: { index: "/good/mako/index.json", keyring: { path: "/good/mako/device.tar.xz", signature: "/good/mako/device.tar.xz.asc" } } } },
+        good: {
+          devices: {
+            mako: {
+              index: "/good/mako/index.json",
+              keyring: { path: "/good/mako/device.tar.xz", signature: "/good/mako/device.tar.xz.asc" },
+            },
+          },
+        },
         bare: { hidden: true },
-        odd: { hidden: "yes", devices: { a: { index: "//odd/a/index.json" }, b: {}, c: { index: "/odd/c/index.json", keyring: { path: "/x" } } } },
+        odd: {
+          hidden: "yes",
+          devices: { a: { index: "//odd/a/index.json" }, b: {}, c: { index: "/odd/c/index.json", keyring: { path: "/x" } } },
+        },
         keys: { devices: {} },
       }),
     );
@@ -115,7 +148,11 @@ describe("armorDamage", () => {
   const gpgArmored = () => {
     const dir = mkdtempSync(join(tmpdir(), "si-armor-"));
     writeFileSync(join(dir, "x"), "data");
-    execFileSync("gpg", ["--homedir", dir, "--batch", "--passphrase", "", "--quick-gen-key", "t <t@example.com>", "rsa2048", "sign", "never"], { stdio: "ignore" });
+    execFileSync(
+      "gpg",
+      ["--homedir", dir, "--batch", "--passphrase", "", "--quick-gen-key", "t <t@example.com>", "rsa2048", "sign", "never"],
+      { stdio: "ignore" },
+    );
     execFileSync("gpg", ["--homedir", dir, "--batch", "--armor", "--detach-sign", join(dir, "x")], { stdio: "ignore" });
     execFileSync("gpgconf", ["--homedir", dir, "--kill", "gpg-agent"]); // the agent key generation started
     return readFileSync(join(dir, "x.asc"), "utf8");
@@ -139,8 +176,13 @@ describe("armorDamage", () => {
 });
 
 describe("check-latest", () => {
-  const img = (type: string, version: number, description: string, base?: number, paths: string[] = []): Image =>
-    ({ type, version, base, description, files: paths.map((p) => file(p)) });
+  const img = (type: string, version: number, description: string, base?: number, paths: string[] = []): Image => ({
+    type,
+    version,
+    base,
+    description,
+    files: paths.map((p) => file(p)),
+  });
 
   it("prints the latest full and the deltas to it whose base full is present", () => {
     const doc: IndexDoc = {
@@ -161,7 +203,12 @@ describe("check-latest", () => {
   });
 
   it("derives the long version from file names when the description has no version=", () => {
-    const i = img("full", 7, "Full", undefined, ["/pool/ubuntu-20130506.full.tar.xz", "/pool/mako-20130505.tar.xz", "/pool/custom-3.delta.x.tar.xz", "/pool/other-1.tar.xz"]);
+    const i = img("full", 7, "Full", undefined, [
+      "/pool/ubuntu-20130506.full.tar.xz",
+      "/pool/mako-20130505.tar.xz",
+      "/pool/custom-3.delta.x.tar.xz",
+      "/pool/other-1.tar.xz",
+    ]);
     expect(longVersion(i, "mako")).toBe("7 (ubuntu=20130506, mako=20130505.tar.xz, custom=3)");
   });
 });

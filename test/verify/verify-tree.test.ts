@@ -60,8 +60,12 @@ function copyTree(opts: { keyrings?: string } = {}): Copy {
 const signer = () => new LocalSigner(t.inst.keys);
 /** The index devel/mako's devices read: the content-named copy channels.json names (src/tree/versioned-index.ts). */
 const namedIndex = (www: string) =>
-  (JSON.parse(readFileSync(join(www, "channels.json"), "utf8")) as Record<string, { devices: Record<string, { index: string }> }>).devel.devices.mako.index.slice(1);
-const files = (r: TreeReport, severity?: "error" | "warning") => [...new Set(r.problems.filter((p) => !severity || p.severity === severity).map((p) => p.file))];
+  (
+    JSON.parse(readFileSync(join(www, "channels.json"), "utf8")) as Record<string, { devices: Record<string, { index: string }> }>
+  ).devel.devices.mako.index.slice(1);
+const files = (r: TreeReport, severity?: "error" | "warning") => [
+  ...new Set(r.problems.filter((p) => !severity || p.severity === severity).map((p) => p.file)),
+];
 
 beforeAll(async () => {
   t = await buildImportedTree();
@@ -82,7 +86,9 @@ describe("si verify-tree", () => {
   });
 
   it("names exactly the file whose byte was flipped, for every file of the tree", async () => {
-    const all = walk(t.inst.publish).map((f) => relative(t.inst.publish, f)).sort();
+    const all = walk(t.inst.publish)
+      .map((f) => relative(t.inst.publish, f))
+      .sort();
     // Every kind: documents, pool tarballs, the delta, version tarballs, sidecars, each .asc, gpg/.
     expect(all.filter((f) => f.startsWith("gpg/") && f.endsWith(".tar.xz"))).toHaveLength(4);
     expect(all.some((f) => f.includes(".delta-"))).toBe(true);
@@ -118,7 +124,11 @@ describe("si verify-tree", () => {
     const lines = r.stdout.trimEnd().split("\n");
     expect(lines.slice(0, -1)).toEqual([
       `error: ${pool}: does not match its signature ${pool.split("/").pop()}.asc: the file changed after it was signed`,
-      expect.stringMatching(new RegExp(`^error: ${pool}: sha256 [0-9a-f]{64} differs from the checksum ${idx.images[0].files[1].checksum} in ${namedIndex(c.www)}: devices reject it \\(HASH ERROR\\)$`)),
+      expect.stringMatching(
+        new RegExp(
+          `^error: ${pool}: sha256 [0-9a-f]{64} differs from the checksum ${idx.images[0].files[1].checksum} in ${namedIndex(c.www)}: devices reject it \\(HASH ERROR\\)$`,
+        ),
+      ),
       `error: ${pool}: is 22 bytes, ${namedIndex(c.www)} says ${idx.images[0].files[1].size} (upgrade paths are scored by size)`,
     ]);
     expect(lines.at(-1)).toMatch(/^FAILED: 3 errors, 0 warnings; 23 signatures, 7 files, 1 index, 5 keyrings checked in /);
@@ -130,7 +140,14 @@ describe("si verify-tree", () => {
       [10, 0, "warning", /^image-signing keyring expires in 9 days \(/],
     ] as const) {
       const keyrings = mkdtempSync(join(tmpdir(), "si-keyrings-"));
-      await buildKeyrings({ keyPath: t.inst.keys, keyringPath: keyrings, signer: signer(), imageSigningDays: days, deviceSigningDays: 31, only: ["image-signing"] });
+      await buildKeyrings({
+        keyPath: t.inst.keys,
+        keyringPath: keyrings,
+        signer: signer(),
+        imageSigningDays: days,
+        deviceSigningDays: 31,
+        only: ["image-signing"],
+      });
       const c = copyTree();
       for (const f of ["image-signing.tar.xz", "image-signing.tar.xz.asc"]) copyFileSync(join(keyrings, f), join(c.www, "gpg", f));
       const { status: s, report } = await c.report();
@@ -139,7 +156,14 @@ describe("si verify-tree", () => {
     }
     // With --warn-days 5, ten days left is fine.
     const keyrings = mkdtempSync(join(tmpdir(), "si-keyrings-"));
-    await buildKeyrings({ keyPath: t.inst.keys, keyringPath: keyrings, signer: signer(), imageSigningDays: 10, deviceSigningDays: 31, only: ["image-signing"] });
+    await buildKeyrings({
+      keyPath: t.inst.keys,
+      keyringPath: keyrings,
+      signer: signer(),
+      imageSigningDays: 10,
+      deviceSigningDays: 31,
+      only: ["image-signing"],
+    });
     const c = copyTree();
     for (const f of ["image-signing.tar.xz", "image-signing.tar.xz.asc"]) copyFileSync(join(keyrings, f), join(c.www, "gpg", f));
     expect((await c.run("--warn-days", "5")).stdout).toMatch(/^OK: 0 errors, 0 warnings/);
@@ -169,7 +193,9 @@ describe("si verify-tree", () => {
     const c = copyTree({ keyrings: mkdtempSync(join(tmpdir(), "si-empty-")) });
     const { status, report } = await c.report();
     expect(status).toBe(0);
-    expect(report.problems).toEqual([{ severity: "warning", file: "gpg/archive-master.tar.xz", message: expect.stringMatching(/^the trust root .* is absent/) as string }]);
+    expect(report.problems).toEqual([
+      { severity: "warning", file: "gpg/archive-master.tar.xz", message: expect.stringMatching(/^the trust root .* is absent/) as string },
+    ]);
   });
 
   it("flags documents devices choke on, even when they are properly signed", async () => {
@@ -189,7 +215,9 @@ describe("si verify-tree", () => {
     const messages = (file: string) => report.problems.filter((p) => p.file === file).map((p) => p.message);
     expect(messages("channels.json")).toEqual([expect.stringMatching(/^channel "empty" has no "devices" object/)]);
     // The installers' index.json no longer holds what devices read.
-    expect(messages("devel/mako/index.json")).toEqual([expect.stringMatching(/^differs from devel\/mako\/index-[0-9a-f]{16}\.json, which channels\.json names/)]);
+    expect(messages("devel/mako/index.json")).toEqual([
+      expect.stringMatching(/^differs from devel\/mako\/index-[0-9a-f]{16}\.json, which channels\.json names/),
+    ]);
     expect(messages(namedIndex(c.www))).toEqual(
       expect.arrayContaining([
         expect.stringMatching(/^global\.generated_at "2026-11-29T05:43:07Z" is not like "Sun Nov 29 05:43:07 UTC 2026"/),
@@ -219,7 +247,9 @@ describe("si verify-tree", () => {
         severity: "error",
         file: namedIndex(c.www),
         message: expect.stringMatching(
-          new RegExp(`^image #0 \\(version 1\\) file #0 path "${bad.replace(/\./g, "\\.")}" is unsafe: the component "\\.hidden" starts with a dot \\(devices store files by basename`),
+          new RegExp(
+            `^image #0 \\(version 1\\) file #0 path "${bad.replace(/\./g, "\\.")}" is unsafe: the component "\\.hidden" starts with a dot \\(devices store files by basename`,
+          ),
         ) as string,
       },
     ]);
@@ -233,7 +263,11 @@ describe("si verify-tree", () => {
     const device = (await loadSigningKey(t.inst.keys, "device-signing")).fingerprint;
     const { report } = await c.report();
     expect(report.problems).toEqual([
-      { severity: "error", file: `${delta}.asc`, message: `is not a valid signature of ${delta} by image-signing: signed by ${device}, which is not in the trusted keyring` },
+      {
+        severity: "error",
+        file: `${delta}.asc`,
+        message: `is not a valid signature of ${delta} by image-signing: signed by ${device}, which is not in the trusted keyring`,
+      },
     ]);
   });
 
@@ -243,7 +277,8 @@ describe("si verify-tree", () => {
     await signer().signFile("device-signing", indexFile);
     expect(files((await c.report()).report)).toEqual([`${namedIndex(c.www)}.asc`]);
 
-    for (const f of ["device-signing.tar.xz", "device-signing.tar.xz.asc"]) copyFileSync(join(t.inst.keyrings, f), join(c.www, "devel/mako", f.replace("device-signing", "device")));
+    for (const f of ["device-signing.tar.xz", "device-signing.tar.xz.asc"])
+      copyFileSync(join(t.inst.keyrings, f), join(c.www, "devel/mako", f.replace("device-signing", "device")));
     const tree = new Tree(await loadConfig(c.config));
     await tree.setDeviceKeyring("devel", "mako", join(c.www, "devel/mako/device.tar.xz"));
     const ok = await c.report();
@@ -253,12 +288,20 @@ describe("si verify-tree", () => {
     // A device keyring for another model is refused by the device.
     const other = mkdtempSync(join(tmpdir(), "si-model-"));
     const gpg = (await loadSigningKey(t.inst.keys, "device-signing")).publicBinary;
-    await writeKeyringTarball(join(other, "device.tar.xz"), { type: "device-signing", model: "hammerhead", expiry: Math.floor(Date.now() / 1000) + 86400 * 60 }, gpg);
+    await writeKeyringTarball(
+      join(other, "device.tar.xz"),
+      { type: "device-signing", model: "hammerhead", expiry: Math.floor(Date.now() / 1000) + 86400 * 60 },
+      gpg,
+    );
     copyFileSync(join(other, "device.tar.xz"), join(c.www, "devel/mako/device.tar.xz"));
     await signer().signFile("image-signing", join(c.www, "devel/mako/device.tar.xz"));
     const bad = await c.report();
     expect(bad.report.problems).toEqual([
-      { severity: "error", file: "devel/mako/device.tar.xz", message: expect.stringMatching(/^keyring keyring\.json model is "hammerhead" but the keyring is for device "mako"/) as string },
+      {
+        severity: "error",
+        file: "devel/mako/device.tar.xz",
+        message: expect.stringMatching(/^keyring keyring\.json model is "hammerhead" but the keyring is for device "mako"/) as string,
+      },
     ]);
   });
 
@@ -269,7 +312,11 @@ describe("si verify-tree", () => {
     await signer().signFile("image-master", dest);
     const { status, report } = await c.report();
     expect(status).toBe(1);
-    expect(report.problems).toContainEqual({ severity: "error", file: "channels.json.asc", message: expect.stringMatching(/by image-signing: signed by blacklisted key/) as string });
+    expect(report.problems).toContainEqual({
+      severity: "error",
+      file: "channels.json.asc",
+      message: expect.stringMatching(/by image-signing: signed by blacklisted key/) as string,
+    });
     expect(files(report).every((f) => f.endsWith(".asc"))).toBe(true);
     expect(statSync(dest).size).toBeGreaterThan(0);
   });

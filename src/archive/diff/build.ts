@@ -97,7 +97,13 @@ export function plannedBlocks(size: number, blockSize: number, cores = available
 }
 
 /** `<tag>-removed.xz` + `<tag>.xz` (members written by a planned pass over the new image). */
-async function plannedParts(newPath: string, diff: ImageDiff, opts: BuildOptions, blockSize: number, tag: string): Promise<{ parts: string[]; bytes: number }> {
+async function plannedParts(
+  newPath: string,
+  diff: ImageDiff,
+  opts: BuildOptions,
+  blockSize: number,
+  tag: string,
+): Promise<{ parts: string[]; bytes: number }> {
   const head = removedMember(diff.changes.removed, opts.now);
   const first = join(opts.tmpDir, `${tag}-removed.xz`);
   const rest = `${tag}.xz`;
@@ -154,10 +160,25 @@ export async function buildDelta(oldPath: string, newPath: string, opts: BuildOp
     const head = removedMember(r.changes.removed, opts.now);
     const first = join(opts.tmpDir, "removed.xz");
     const [rest] = await Promise.all([r.finish(head.length), compressBuffer(opts.codec, opts.level, blockSize, head, first)]);
-    return { diff, parts: [first, join(opts.tmpDir, "rest.xz")], uncompressedBytes: head.length + rest, onePass: true, source, ...(fallback ? { why: fallback, newCatalogueStale: true } : {}) };
+    return {
+      diff,
+      parts: [first, join(opts.tmpDir, "rest.xz")],
+      uncompressedBytes: head.length + rest,
+      onePass: true,
+      source,
+      ...(fallback ? { why: fallback, newCatalogueStale: true } : {}),
+    };
   }
   await r.abort();
   const { parts, bytes } = await plannedParts(newPath, diff, opts, blockSize, "second-pass");
   const why = [fallback, r.why].filter(Boolean).join("; ");
-  return { diff, parts, uncompressedBytes: bytes, onePass: false, source, ...(why ? { why } : {}), ...(fallback ? { newCatalogueStale: true } : {}) };
+  return {
+    diff,
+    parts,
+    uncompressedBytes: bytes,
+    onePass: false,
+    source,
+    ...(why ? { why } : {}),
+    ...(fallback ? { newCatalogueStale: true } : {}),
+  };
 }

@@ -43,7 +43,20 @@ interface Header {
 
 /** One entry as a JSON array; trailing optional fields left out. */
 function encode(name: string, e: CatalogueEntry): string {
-  const row: unknown[] = [name, e.type, e.mode, e.uid, e.gid, e.mtime, e.size, e.ordinal, e.sha256 ?? "", e.linkname ?? null, e.devmajor !== undefined || e.devminor !== undefined ? [e.devmajor ?? 0, e.devminor ?? 0] : null, e.implicit ? 1 : 0];
+  const row: unknown[] = [
+    name,
+    e.type,
+    e.mode,
+    e.uid,
+    e.gid,
+    e.mtime,
+    e.size,
+    e.ordinal,
+    e.sha256 ?? "",
+    e.linkname ?? null,
+    e.devmajor !== undefined || e.devminor !== undefined ? [e.devmajor ?? 0, e.devminor ?? 0] : null,
+    e.implicit ? 1 : 0,
+  ];
   while (row.length > 9 && (row[row.length - 1] === null || row[row.length - 1] === 0)) row.pop();
   return JSON.stringify(row);
 }
@@ -56,7 +69,15 @@ function decode(line: string): [string, CatalogueEntry] | null {
   const [name, type, mode, uid, gid, mtime, size, ordinal, sha, link, dev, implicit] = row as unknown[];
   if (typeof name !== "string" || !TYPES.includes(type as TarEntryType)) return null;
   if (![mode, uid, gid, mtime, size, ordinal].every(isNum) || typeof sha !== "string") return null;
-  const e: CatalogueEntry = { type: type as TarEntryType, mode: mode as number, uid: uid as number, gid: gid as number, mtime: mtime as number, size: size as number, ordinal: ordinal as number };
+  const e: CatalogueEntry = {
+    type: type as TarEntryType,
+    mode: mode as number,
+    uid: uid as number,
+    gid: gid as number,
+    mtime: mtime as number,
+    size: size as number,
+    ordinal: ordinal as number,
+  };
   if (sha !== "") {
     if (!/^[0-9a-f]{64}$/.test(sha)) return null;
     e.sha256 = sha;
@@ -75,7 +96,14 @@ function decode(line: string): [string, CatalogueEntry] | null {
 
 /** Lines of the file, batched so gzip sees large writes. */
 async function* lines(cat: Catalogue, poolSha256: string): AsyncGenerator<string> {
-  const header: Header = { format: FORMAT, version: VERSION, sha256: poolSha256, members: cat.members, contentBytes: cat.contentBytes, entries: cat.entries.size };
+  const header: Header = {
+    format: FORMAT,
+    version: VERSION,
+    sha256: poolSha256,
+    members: cat.members,
+    contentBytes: cat.contentBytes,
+    entries: cat.entries.size,
+  };
   let batch = JSON.stringify(header) + "\n";
   for (const [name, e] of cat.all()) {
     batch += encode(name, e) + "\n";

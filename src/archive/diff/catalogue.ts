@@ -65,7 +65,13 @@ export class Catalogue {
 
   private newRow(): number {
     if (this.rows === this.pages.length * PAGE) {
-      this.pages.push({ flags: new Uint8Array(PAGE), mode: new Uint32Array(PAGE), ordinal: new Int32Array(PAGE), nums: new Float64Array(4 * PAGE), sha: new Uint8Array(32 * PAGE) });
+      this.pages.push({
+        flags: new Uint8Array(PAGE),
+        mode: new Uint32Array(PAGE),
+        ordinal: new Int32Array(PAGE),
+        nums: new Float64Array(4 * PAGE),
+        sha: new Uint8Array(32 * PAGE),
+      });
     }
     return this.rows++;
   }

@@ -142,7 +142,9 @@ export function compareCatalogues(oldCat: Catalogue, newCat: Catalogue, policy: 
     const why = unsafeRemoval(p);
     if (why) warnings.push(`not listing '${p}' in removed: ${why}`);
     else if (/[\s*?[\\]/.test(p)) {
-      warnings.push(`removed line '${p}' has whitespace, a glob or a backslash: the recovery's unquoted rm -Rf $file mangles it (client-protocol §8.3)`);
+      warnings.push(
+        `removed line '${p}' has whitespace, a glob or a backslash: the recovery's unquoted rm -Rf $file mangles it (client-protocol §8.3)`,
+      );
     }
     return !why;
   });

@@ -77,7 +77,8 @@ export abstract class OnePassDecider {
   protected checkSpeculation(name: string): void {
     const b = this.newCat.get(name)!;
     if (b.type === "file" && b.sha256 === undefined) return; // still streaming: the final check decides
-    if (!entryChanged(this.oldCat.get(name)!, b, this.policy)) this.fail(`a speculation proved wrong ('${name}' is in the old image after all)`);
+    if (!entryChanged(this.oldCat.get(name)!, b, this.policy))
+      this.fail(`a speculation proved wrong ('${name}' is in the old image after all)`);
   }
 
   protected tryDecide(item: Item): void {

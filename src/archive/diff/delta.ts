@@ -72,12 +72,23 @@ export function deltaFileName(sourcePath: string, targetPath: string): string {
 }
 
 /** Makes `outPath` (xz-compressed delta) from two image files; atomic rename at the end. */
-export async function makeDelta(oldPath: string, newPath: string, outPath: string, opts: DeltaOptions = {}): Promise<DeltaSummary & { onePass: boolean; why?: string; source: DeltaSource }> {
+export async function makeDelta(
+  oldPath: string,
+  newPath: string,
+  outPath: string,
+  opts: DeltaOptions = {},
+): Promise<DeltaSummary & { onePass: boolean; why?: string; source: DeltaSource }> {
   const tmpDir = await mkdtemp(join(dirname(outPath), `.${basename(outPath)}.tmp-`));
   const tmp = join(tmpDir, "delta.tar.xz");
   try {
     const { xzLevel, now, ...rest } = opts;
-    const built = await buildDelta(oldPath, newPath, { ...rest, codec: defaultCodec(), level: xzLevel ?? 9, now: now ?? new Date(), tmpDir });
+    const built = await buildDelta(oldPath, newPath, {
+      ...rest,
+      codec: defaultCodec(),
+      level: xzLevel ?? 9,
+      now: now ?? new Date(),
+      tmpDir,
+    });
     const hasher = new HashingStream();
     const file = createWriteStream(tmp, { flags: "wx" });
     const written = pipeline(hasher, file);

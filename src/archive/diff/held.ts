@@ -22,7 +22,12 @@ export class HeldContent {
   private path: string | undefined;
 
   /** `inMemory`: keep the bytes in memory, else spill them to `dir/spill-<id>`. */
-  constructor(readonly size: number, inMemory: boolean, dir: string, id: number) {
+  constructor(
+    readonly size: number,
+    inMemory: boolean,
+    dir: string,
+    id: number,
+  ) {
     if (inMemory) this.chunks = [];
     else {
       this.path = join(dir, `spill-${id}`);

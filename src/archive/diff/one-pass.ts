@@ -253,5 +253,7 @@ async function sha256Of(body: AsyncIterable<unknown>): Promise<Buffer> {
 /** Errors name the image (as scan.ts does). */
 function imageError(err: unknown, path: string): ArchiveError {
   if (err instanceof ArchiveError && err.message.includes(path)) return err;
-  return new ArchiveError(`Cannot read image '${path}': ${errorMessage(err).replace(/^Cannot read tar archive: /, "")}`, "Exception", { cause: err });
+  return new ArchiveError(`Cannot read image '${path}': ${errorMessage(err).replace(/^Cannot read tar archive: /, "")}`, "Exception", {
+    cause: err,
+  });
 }

@@ -59,7 +59,10 @@ export class OrderedOutput {
   private readonly compressor: Duplex;
   private readonly compressed: Promise<void>;
 
-  constructor(private readonly opts: OutputOptions, private readonly decisions: Decisions) {
+  constructor(
+    private readonly opts: OutputOptions,
+    private readonly decisions: Decisions,
+  ) {
     this.compressor = opts.codec.compress({ level: opts.level, blockSize: opts.blockSize });
     this.compressed = pipeline(this.compressor, createWriteStream(join(opts.tmpDir, "rest.xz"), { flags: "wx" }));
     this.compressed.catch(() => undefined); // awaited in finish()/abort()

@@ -48,7 +48,8 @@ export async function openImageTar(path: string, opts: { maxExpanded?: number } 
   const cap = new Transform({
     transform(chunk: Buffer, _enc, cb) {
       total += chunk.length;
-      if (total > max) return cb(new ArchiveError(`Cannot read image '${path}': it expands to more than ${max} bytes (decompression bomb?)`));
+      if (total > max)
+        return cb(new ArchiveError(`Cannot read image '${path}': it expands to more than ${max} bytes (decompression bomb?)`));
       cb(null, chunk);
     },
   });
@@ -70,7 +71,9 @@ export async function scanImage(path: string): Promise<Catalogue> {
     }
   } catch (err) {
     if (err instanceof ArchiveError && err.message.includes(path)) throw err;
-    throw new ArchiveError(`Cannot read image '${path}': ${errorMessage(err).replace(/^Cannot read tar archive: /, "")}`, "Exception", { cause: err });
+    throw new ArchiveError(`Cannot read image '${path}': ${errorMessage(err).replace(/^Cannot read tar archive: /, "")}`, "Exception", {
+      cause: err,
+    });
   }
   cat.addImplicitParents();
   return cat;

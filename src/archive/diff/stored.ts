@@ -54,7 +54,8 @@ export function storedCatalogues(source: string, target: string, known: (path: s
       }
     };
     if (built.source === "images") await write(source, built.diff.oldCat, sourceSha);
-    if (built.source !== "catalogues" && (built.newCatalogueStale || neu === undefined || (await neu) === null)) await write(target, built.diff.newCat, targetSha);
+    if (built.source !== "catalogues" && (built.newCatalogueStale || neu === undefined || (await neu) === null))
+      await write(target, built.diff.newCat, targetSha);
     return warnings;
   };
   return { old, ...(neu ? { new: neu } : {}), record };

@@ -70,7 +70,9 @@ export class TarInspector {
       this.expanded += chunk.length;
       if (this.expanded > max_bytes) throw this.refusal(`it expands to more than ${max_bytes} bytes (image_max_bytes)`);
       if (this.expanded > RATIO_GRACE_BYTES && this.compressed > 0 && this.expanded > max_ratio * this.compressed) {
-        throw this.refusal(`it expands more than ${max_ratio} times (${this.expanded} bytes from ${this.compressed} compressed; image_max_ratio)`);
+        throw this.refusal(
+          `it expands more than ${max_ratio} times (${this.expanded} bytes from ${this.compressed} compressed; image_max_ratio)`,
+        );
       }
       yield chunk;
     }
@@ -93,8 +95,10 @@ export class TarInspector {
         const { header } = entry;
         this.current = header.name;
         if (++this.members > max_members) throw this.refusal(`more than ${max_members} members (image_max_members)`);
-        this.nameBytes += MEMBER_OVERHEAD + Buffer.byteLength(header.name) + (header.linkname === undefined ? 0 : Buffer.byteLength(header.linkname));
-        if (this.nameBytes > MAX_NAME_TOTAL) throw this.refusal(`its ${this.members} member names and entries need more than ${MAX_NAME_TOTAL >> 20} MiB of catalogue`);
+        this.nameBytes +=
+          MEMBER_OVERHEAD + Buffer.byteLength(header.name) + (header.linkname === undefined ? 0 : Buffer.byteLength(header.linkname));
+        if (this.nameBytes > MAX_NAME_TOTAL)
+          throw this.refusal(`its ${this.members} member names and entries need more than ${MAX_NAME_TOTAL >> 20} MiB of catalogue`);
         const problem = rules.check(header);
         if (problem !== undefined) throw this.refusal(problem);
         seen?.add(normaliseMemberPath(header.name).path!);

@@ -72,9 +72,14 @@ export class MemberRules {
       if (target.problem !== undefined) return `${target.problem} '${header.linkname}'`;
       const via = this.linkOnPath(target.path);
       if (via !== undefined) return `hard-link target '${header.linkname}' is reached through the symlink '${via}'`;
-      if (target.path === "" || !this.opts.isEarlierMember(target.path)) return `hard-link target '${header.linkname}' is not an earlier member of the archive`;
+      if (target.path === "" || !this.opts.isEarlierMember(target.path))
+        return `hard-link target '${header.linkname}' is not an earlier member of the archive`;
     }
-    if ((header.type === "character-device" || header.type === "block-device") && !this.opts.allowDevices && !path.startsWith("system/dev/")) {
+    if (
+      (header.type === "character-device" || header.type === "block-device") &&
+      !this.opts.allowDevices &&
+      !path.startsWith("system/dev/")
+    ) {
       return `${header.type === "character-device" ? "character" : "block"} device node outside system/dev/ (image_allow_devices = false)`;
     }
     if (header.type === "symlink") this.symlinks.add(path);

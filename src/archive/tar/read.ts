@@ -64,7 +64,12 @@ function nulTerminated(buf: Buffer): string {
 }
 
 /** Decodes one member header block, applying pending long names and pax overrides. */
-function decodeHeader(block: Buffer, longName: string | undefined, longLink: string | undefined, pax: Map<string, string>): TarHeader & { dataSize: number } {
+function decodeHeader(
+  block: Buffer,
+  longName: string | undefined,
+  longLink: string | undefined,
+  pax: Map<string, string>,
+): TarHeader & { dataSize: number } {
   const typeflag = String.fromCharCode(block[156]);
   let name = readString(block, F.name);
   if (block.subarray(257, 263).equals(POSIX_MAGIC) && block[345] !== 0) name = `${readString(block, F.prefix)}/${name}`;
@@ -86,7 +91,8 @@ function decodeHeader(block: Buffer, longName: string | undefined, longLink: str
   if (pax.has("uname")) uname = pax.get("uname")!;
   if (pax.has("gname")) gname = pax.get("gname")!;
   // A pax size is text: "abc" or "-1" would make a member of NaN or negative length.
-  if (!Number.isSafeInteger(size) || size < 0) throw new ArchiveError(`Cannot read tar archive: member '${name}' has an invalid size ${JSON.stringify(pax.get("size") ?? size)}`);
+  if (!Number.isSafeInteger(size) || size < 0)
+    throw new ArchiveError(`Cannot read tar archive: member '${name}' has an invalid size ${JSON.stringify(pax.get("size") ?? size)}`);
   // §6.1: an old-style regular entry ending in "/" is a directory.
   if (typeflag === "\0" && name.endsWith("/")) type = "directory";
   if (type === "directory") name = name.replace(/\/+$/, "");
@@ -142,7 +148,10 @@ export async function* readTar(input: TarInput): AsyncGenerator<TarEntry> {
           // Keep a little of a long name to say which member it was; skip the rest unread.
           const head = (await src.readSome(Math.min(size, 256))) ?? Buffer.alloc(0);
           const shown = flag === "L" ? nulTerminated(head) : readString(block, F.name);
-          throw new TarMemberError(shown, `its ${flag === "L" ? "name" : flag === "K" ? "link target" : "pax header"} is ${size} bytes (more than ${MAX_META})`);
+          throw new TarMemberError(
+            shown,
+            `its ${flag === "L" ? "name" : flag === "K" ? "link target" : "pax header"} is ${size} bytes (more than ${MAX_META})`,
+          );
         }
         const data = (await src.readExact(size + padding(size), `'${flag}' record`)) ?? Buffer.alloc(0);
         const content = data.subarray(0, size);
@@ -151,14 +160,16 @@ export async function* readTar(input: TarInput): AsyncGenerator<TarEntry> {
         else if (flag === "x") parsePax(content, pax);
         else {
           globalPaxBytes += size;
-          if (globalPaxBytes > MAX_META) throw new ArchiveError(`Cannot read tar archive: global pax headers of more than ${MAX_META} bytes at byte ${src.position}`);
+          if (globalPaxBytes > MAX_META)
+            throw new ArchiveError(`Cannot read tar archive: global pax headers of more than ${MAX_META} bytes at byte ${src.position}`);
           parsePax(content, globalPax);
           parsePax(content, pax);
         }
       }
       if (block === null || block.every((b) => b === 0)) break; // end of archive
       const flag = String.fromCharCode(block[156]);
-      if ("SMV".includes(flag)) throw new ArchiveError(`Cannot read tar archive: unsupported GNU member type '${flag}' (sparse or multi-volume)`);
+      if ("SMV".includes(flag))
+        throw new ArchiveError(`Cannot read tar archive: unsupported GNU member type '${flag}' (sparse or multi-volume)`);
       const { dataSize, ...header } = decodeHeader(block, longName, longLink, pax);
       // Only a pax record can carry a NUL: no tar tool or device could name such a file, and a
       // writer would silently cut the name there (a different file than the one we hashed).

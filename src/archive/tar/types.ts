@@ -3,14 +3,7 @@
  * repackers. Names are as in the archive (GNU long names and pax paths merged), directories
  * without their trailing "/" (server-reference §6.1).
  */
-export type TarEntryType =
-  | "file"
-  | "link"
-  | "symlink"
-  | "directory"
-  | "character-device"
-  | "block-device"
-  | "fifo";
+export type TarEntryType = "file" | "link" | "symlink" | "directory" | "character-device" | "block-device" | "fifo";
 
 export interface TarHeader {
   /** As in the archive, GNU long names merged; directories WITHOUT trailing "/". */

@@ -58,7 +58,10 @@ export function encodeGnuHeader(h: TarHeader): Buffer {
   if ((h.type === "link" || h.type === "symlink") && !linkname) {
     throw new ArchiveError(`Cannot write tar member '${h.name}': ${h.type} without a target`);
   }
-  for (const [field, value] of [["uname", h.uname], ["gname", h.gname]] as const) {
+  for (const [field, value] of [
+    ["uname", h.uname],
+    ["gname", h.gname],
+  ] as const) {
     if (!fieldFits(value, 32)) throw new ArchiveError(`Cannot write tar member '${h.name}': ${field} '${value}' is longer than 32 bytes`);
   }
   const parts: Buffer[] = [];
@@ -148,7 +151,9 @@ export class GnuTarWriter {
       }
     }
     if (got !== size) {
-      throw new ArchiveError(`Cannot write tar member '${header.name}': header size ${size} but content has ${got}${got > size ? "+" : ""} bytes`);
+      throw new ArchiveError(
+        `Cannot write tar member '${header.name}': header size ${size} but content has ${got}${got > size ? "+" : ""} bytes`,
+      );
     }
     const pad = (BLOCK - (size % BLOCK)) % BLOCK;
     if (pad) await this.write(ZEROS.subarray(0, pad));

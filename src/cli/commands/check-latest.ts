@@ -28,7 +28,9 @@ export function instanceServerUrl(conf: Pick<Config, "path" | "public_fqdn" | "p
   const host = conf.public_fqdn.includes(":") ? `[${conf.public_fqdn}]` : conf.public_fqdn;
   if (isOn(conf.public_https_port)) return `https://${host}${conf.public_https_port === "443" ? "" : `:${conf.public_https_port}`}`;
   if (isOn(conf.public_http_port)) return `http://${host}${conf.public_http_port === "80" ? "" : `:${conf.public_http_port}`}`;
-  throw new ConfigError(`Cannot choose a server for check-latest: public_http_port and public_https_port are both 0 or unset in ${conf.path} (give --server URL)`);
+  throw new ConfigError(
+    `Cannot choose a server for check-latest: public_http_port and public_https_port are both 0 or unset in ${conf.path} (give --server URL)`,
+  );
 }
 
 /** An undici Agent trusting the system's CAs plus the ones in `file` (PEM). */

@@ -33,7 +33,9 @@ const HELP: Word[] = [
 ];
 
 function optionWords(options: readonly Option[]): Word[] {
-  return options.filter((o) => !o.hidden).flatMap((o) => [o.short, o.long].filter((f): f is string => !!f).map((name) => ({ name, description: o.description })));
+  return options
+    .filter((o) => !o.hidden)
+    .flatMap((o) => [o.short, o.long].filter((f): f is string => !!f).map((name) => ({ name, description: o.description })));
 }
 
 function valueFlags(options: readonly Option[]): string[] {
@@ -84,13 +86,13 @@ export function bashScript(program: Command): string {
     "  for ((i = 1; i < COMP_CWORD; i++)); do",
     '    word="${COMP_WORDS[i]}"',
     '    if [[ " $(_si_value_options "$level") " == *" $word "* ]]; then ((i++)); continue; fi',
-    '    [[ $word == -* ]] && continue',
+    "    [[ $word == -* ]] && continue",
     '    if [[ " $(_si_subcommands "$level") " == *" $word "* ]]; then level="${level:+$level }$word"; fi',
     "  done",
     '  ((COMP_CWORD > 1)) && prev="${COMP_WORDS[COMP_CWORD-1]}"',
     '  if [[ -n $prev && " $(_si_value_options "$level") " == *" $prev "* ]]; then',
     '    mapfile -t COMPREPLY < <(compgen -f -- "$cur")',
-    '  elif [[ $cur == -* ]]; then',
+    "  elif [[ $cur == -* ]]; then",
     '    mapfile -t COMPREPLY < <(compgen -W "$(_si_options "$level")" -- "$cur")',
     '  elif [[ -n $(_si_subcommands "$level") ]]; then',
     '    mapfile -t COMPREPLY < <(compgen -W "$(_si_subcommands "$level")" -- "$cur")',
@@ -142,7 +144,7 @@ export function zshScript(program: Command): string {
 export function register(program: Command, ctx: CliContext): void {
   program
     .command("completion")
-    .description("print a shell completion script for bash or zsh (eval \"$(si completion bash)\" in ~/.bashrc)")
+    .description('print a shell completion script for bash or zsh (eval "$(si completion bash)" in ~/.bashrc)')
     .argument("<shell>", "bash or zsh")
     .action((shell: string) => {
       // Generated when run, so the commands every module registered are all there.

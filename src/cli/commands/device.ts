@@ -9,15 +9,20 @@ export function register(program: Command, ctx: CliContext): void {
 
   sub("create <channel> <device>", "add a device (its directory and an empty signed index.json)")
     .option("--keyring <path>", "device keyring tarball in the tree (its .asc beside it)")
-    .action((channel: string, name: string, o: CommonOptions & { keyring?: string }) => runAdmin(ctx, o, (a) => tc.createDevice(a, channel, name, o.keyring)));
-  sub("remove <channel> <device>", "remove a device and its directory (a redirect: only the entry)").action((channel: string, name: string, o: CommonOptions) =>
-    runAdmin(ctx, o, (a) => tc.removeDevice(a, channel, name)),
+    .action((channel: string, name: string, o: CommonOptions & { keyring?: string }) =>
+      runAdmin(ctx, o, (a) => tc.createDevice(a, channel, name, o.keyring)),
+    );
+  sub("remove <channel> <device>", "remove a device and its directory (a redirect: only the entry)").action(
+    (channel: string, name: string, o: CommonOptions) => runAdmin(ctx, o, (a) => tc.removeDevice(a, channel, name)),
   );
   sub("keyring <channel> <device> <path>", "set the device keyring (a tarball in the tree, signed)").action(
     (channel: string, name: string, path: string, o: CommonOptions) => runAdmin(ctx, o, (a) => tc.setDeviceKeyring(a, channel, name, path)),
   );
   sub("redirect <channel> <device> <target>", "per-device redirect: CHANNEL's DEVICE follows TARGET's index").action(
-    (channel: string, name: string, target: string, o: CommonOptions) => runAdmin(ctx, o, (a) => tc.redirectDevice(a, channel, name, target)),
+    (channel: string, name: string, target: string, o: CommonOptions) =>
+      runAdmin(ctx, o, (a) => tc.redirectDevice(a, channel, name, target)),
   );
-  sub("list <channel>", "list the devices of a channel", false).action((channel: string, o: CommonOptions) => runAdmin(ctx, o, (a) => tc.listDevices(a, channel)));
+  sub("list <channel>", "list the devices of a channel", false).action((channel: string, o: CommonOptions) =>
+    runAdmin(ctx, o, (a) => tc.listDevices(a, channel)),
+  );
 }

@@ -9,7 +9,11 @@ export function register(program: Command, ctx: CliContext): void {
   program
     .command("generate-keys")
     .description("create the five RSA signing keys under gpg_key_path (private files mode 0600)")
-    .option("--email <email>", "e-mail of the key user IDs", `system-image@${hostname().includes(".") ? hostname() : "localhost.localdomain"}`)
+    .option(
+      "--email <email>",
+      "e-mail of the key user IDs",
+      `system-image@${hostname().includes(".") ? hostname() : "localhost.localdomain"}`,
+    )
     .option("--prefix <prefix>", "prefix of the key user IDs", "System Image")
     .option("--bits <n>", "RSA key size (devices' GnuPG 1.4 verifies RSA only)", "4096")
     .option("--force", "replace keys that already exist")

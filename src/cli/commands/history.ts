@@ -27,12 +27,18 @@ export function register(program: Command, ctx: CliContext): void {
         }
         if (runs.length === 0) ctx.out("No imports recorded yet.");
         for (const r of runs) {
-          const dur = r.finished_at ? `${((Date.parse(r.finished_at) - Date.parse(r.started_at)) / 1000).toFixed(1)} s` : `running${r.pid ? ` (pid ${r.pid})` : ""}`;
-          ctx.out(`#${r.id} ${r.started_at} ${r.trigger}${r.dry_run ? " (dry run)" : ""}: ${r.outcome}, ${dur}${r.error ? ` — ${r.error}` : ""}`);
+          const dur = r.finished_at
+            ? `${((Date.parse(r.finished_at) - Date.parse(r.started_at)) / 1000).toFixed(1)} s`
+            : `running${r.pid ? ` (pid ${r.pid})` : ""}`;
+          ctx.out(
+            `#${r.id} ${r.started_at} ${r.trigger}${r.dry_run ? " (dry run)" : ""}: ${r.outcome}, ${dur}${r.error ? ` — ${r.error}` : ""}`,
+          );
           for (const d of r.devices) {
             const v = d.version ? ` version ${d.version}` : "";
             const size = d.files ? `, ${d.files} files, ${fmtBytes(d.bytes)}` : "";
-            ctx.out(`  ${d.channel}/${d.device}: ${d.outcome}${v}${size}, ${(d.duration_ms / 1000).toFixed(1)} s${d.error ? ` — ${d.error}` : ""}`);
+            ctx.out(
+              `  ${d.channel}/${d.device}: ${d.outcome}${v}${size}, ${(d.duration_ms / 1000).toFixed(1)} s${d.error ? ` — ${d.error}` : ""}`,
+            );
           }
         }
       } finally {

@@ -19,7 +19,9 @@ function translations(items: string[]): Record<string, string> {
 }
 
 export function register(program: Command, ctx: CliContext): void {
-  const image = program.command("image").description("list, create (from signed files in the tree), describe and remove the images of a device");
+  const image = program
+    .command("image")
+    .description("list, create (from signed files in the tree), describe and remove the images of a device");
   const sub = (spec: string, description: string, lock = true) => commonOptions(image.command(spec).description(description), { lock });
   const version = intOption("VERSION");
   const base = intOption("--delta");

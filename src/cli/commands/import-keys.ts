@@ -27,9 +27,23 @@ export function register(program: Command, ctx: CliContext): void {
       try {
         // The reference signs with the first key listed in the home (server-reference §3.1).
         const list = await run("gpg", ["--homedir", opts.gnupgHome, "--batch", "--with-colons", "--list-secret-keys"]);
-        const fpr = list.stdout.split("\n").find((l) => l.startsWith("fpr:"))?.split(":")[9];
+        const fpr = list.stdout
+          .split("\n")
+          .find((l) => l.startsWith("fpr:"))
+          ?.split(":")[9];
         if (!fpr) throw new Error("no secret key in it");
-        const exp = await run("gpg", ["--homedir", opts.gnupgHome, "--batch", "--pinentry-mode", "loopback", "--passphrase", "", "--armor", "--export-secret-keys", fpr]);
+        const exp = await run("gpg", [
+          "--homedir",
+          opts.gnupgHome,
+          "--batch",
+          "--pinentry-mode",
+          "loopback",
+          "--passphrase",
+          "",
+          "--armor",
+          "--export-secret-keys",
+          fpr,
+        ]);
         armored = exp.stdout;
       } catch (err) {
         const msg = err instanceof Error ? (err as Error & { stderr?: string }).stderr?.trim() || err.message : String(err);

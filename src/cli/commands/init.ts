@@ -31,7 +31,9 @@ function port(flag: string) {
 export function register(program: Command, ctx: CliContext): void {
   program
     .command("init <dir>")
-    .description("make a new instance in DIR: etc/config, www/, state/, secret/ (0700) with keys and keyrings, published device keyrings, a TLS certificate")
+    .description(
+      "make a new instance in DIR: etc/config, www/, state/, secret/ (0700) with keys and keyrings, published device keyrings, a TLS certificate",
+    )
     .option("--fqdn <name>", "public name devices use (public_fqdn, the certificate's name)", hostname())
     .option("--http-port <n>", "public_http_port (0 = no HTTP)", port("--http-port"), 80)
     .option("--https-port <n>", "public_https_port (0 = no HTTPS)", port("--https-port"), 443)
@@ -43,7 +45,9 @@ export function register(program: Command, ctx: CliContext): void {
     .action(async (dir: string, opts: InitCliOptions) => {
       if (!/^[A-Za-z0-9.\-:]+$/.test(opts.fqdn)) throw new UsageError(`--fqdn: expected a host name or IP address, got '${opts.fqdn}'`);
       if (!opts.fqdn.includes(".") && !opts.fqdn.includes(":")) {
-        ctx.out(`W: public_fqdn '${opts.fqdn}' has no domain: it goes into every image's channel.ini and devices must resolve it (--fqdn NAME)`);
+        ctx.out(
+          `W: public_fqdn '${opts.fqdn}' has no domain: it goes into every image's channel.ini and devices must resolve it (--fqdn NAME)`,
+        );
       }
       const root = resolve(dir);
       await initInstance({

@@ -19,22 +19,24 @@ export function register(program: Command, ctx: CliContext): void {
     .option("--grace <seconds>", "wait between re-signing channels.json and the rest, for clients mid-update", intOption("--grace"), 60)
     .option("--email <email>", "e-mail of the new key's user ID (default: the old key's)")
     .option("--discard-old", "delete the old private key instead of keeping it as private.asc.old-<date>");
-  commonOptions(cmd).action(async (key: string, o: CommonOptions & { bits: number; grace: number; email?: string; discardOld?: boolean }) => {
-    if (o.grace < 0) throw new UsageError(`argument --grace: must be >= 0, got ${o.grace}`);
-    const res = await rotateKey(await ctx.config(), key, {
-      bits: o.bits,
-      graceSeconds: o.grace,
-      email: o.email,
-      discardOld: o.discardOld,
-      lockWaitMs: o.lockTimeout,
-      log: (line) => process.stderr.write(`${line}\n`),
-    });
-    const lines = [
-      `I: ${res.key}: ${res.oldFingerprint.toUpperCase()} -> ${res.newFingerprint.toUpperCase()}${res.resumed ? " (finished an interrupted rotation)" : ""}`,
-      ...res.keyrings.map((k) => `I: rebuilt ${k}`),
-      `I: re-signed ${res.resigned} signature${res.resigned === 1 ? "" : "s"}`,
-      res.kept ? `I: old private key kept as ${res.kept}` : "I: old private key discarded",
-    ];
-    emit(ctx, o, lines, res);
-  });
+  commonOptions(cmd).action(
+    async (key: string, o: CommonOptions & { bits: number; grace: number; email?: string; discardOld?: boolean }) => {
+      if (o.grace < 0) throw new UsageError(`argument --grace: must be >= 0, got ${o.grace}`);
+      const res = await rotateKey(await ctx.config(), key, {
+        bits: o.bits,
+        graceSeconds: o.grace,
+        email: o.email,
+        discardOld: o.discardOld,
+        lockWaitMs: o.lockTimeout,
+        log: (line) => process.stderr.write(`${line}\n`),
+      });
+      const lines = [
+        `I: ${res.key}: ${res.oldFingerprint.toUpperCase()} -> ${res.newFingerprint.toUpperCase()}${res.resumed ? " (finished an interrupted rotation)" : ""}`,
+        ...res.keyrings.map((k) => `I: rebuilt ${k}`),
+        `I: re-signed ${res.resigned} signature${res.resigned === 1 ? "" : "s"}`,
+        res.kept ? `I: old private key kept as ${res.kept}` : "I: old private key discarded",
+      ];
+      emit(ctx, o, lines, res);
+    },
+  );
 }

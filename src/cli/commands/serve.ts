@@ -37,7 +37,8 @@ const SHUTDOWN_MS = 10_000;
 function portOption(flag: string) {
   return (value: string): number | "off" => {
     if (value === "off" || value === "disabled") return "off";
-    if (!/^\d+$/.test(value) || Number(value) > 65535) throw new UsageError(`${flag}: expected a port number 0-65535 or 'off', got '${value}'`);
+    if (!/^\d+$/.test(value) || Number(value) > 65535)
+      throw new UsageError(`${flag}: expected a port number 0-65535 or 'off', got '${value}'`);
     return Number(value);
   };
 }
@@ -78,7 +79,11 @@ export function register(program: Command, ctx: CliContext): void {
         const { admin, ...publicUrls } = server.urls;
         // Signal handlers before "listening" is announced: a SIGINT right after it must stop
         // the server cleanly, not kill it.
-        const signalled = untilSignal(logger, () => stopAll(ops, () => server.close().then(() => true)), () => reload(server.reloadTls(), logger));
+        const signalled = untilSignal(
+          logger,
+          () => stopAll(ops, () => server.close().then(() => true)),
+          () => reload(server.reloadTls(), logger),
+        );
         announce(config, publicUrls, logger);
         await ops.start(admin);
         return finish(await signalled, ops, logger);
@@ -132,7 +137,8 @@ async function checkStartable(config: Config, opts: StartOptions): Promise<void>
     );
   }
   if (ports.https !== null) {
-    if (!config.tls_cert || !config.tls_key) throw new ConfigError(`Cannot serve HTTPS: tls_cert and tls_key must be set in ${config.path}`);
+    if (!config.tls_cert || !config.tls_key)
+      throw new ConfigError(`Cannot serve HTTPS: tls_cert and tls_key must be set in ${config.path}`);
     await readTlsMaterial(config.tls_cert, config.tls_key);
   }
 }

@@ -19,7 +19,7 @@ import { DEFAULT_LOCK_WAIT_MS } from "../../admin/lock.js";
 
 async function readAll(stream: NodeJS.ReadableStream): Promise<string> {
   const chunks: Buffer[] = [];
-  for await (const c of stream) chunks.push(typeof c === "string" ? Buffer.from(c) : (c));
+  for await (const c of stream) chunks.push(typeof c === "string" ? Buffer.from(c) : c);
   return Buffer.concat(chunks).toString("utf8");
 }
 
@@ -29,7 +29,11 @@ export function register(program: Command, ctx: CliContext): void {
     .description("admin shell: pub (the tree) and conf (the config) in a JavaScript REPL; -e CODE or piped code runs as a script")
     .option("-e, --eval <code>", "run CODE (top-level await allowed), wait for its operations, exit")
     .option("-v, --verbose", "more progress output of the admin commands on stderr (repeatable)", countOption, 0)
-    .option("--lock-timeout <seconds>", `wait this long for the global lock before an operation fails (default: ${DEFAULT_LOCK_WAIT_MS / 1000})`, parseLockTimeout)
+    .option(
+      "--lock-timeout <seconds>",
+      `wait this long for the global lock before an operation fails (default: ${DEFAULT_LOCK_WAIT_MS / 1000})`,
+      parseLockTimeout,
+    )
     .action(async (o: { eval?: string; lockTimeout?: number; verbose: number }) => {
       const conf = await ctx.config();
       const { ShellSession } = await import("../../shell/session.js");
