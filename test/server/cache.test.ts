@@ -5,42 +5,18 @@
  * through the periodic re-check each on its own; HEAD and GET agree; a deleted file is a
  * 404; large files are read from disk at every request.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { mkdirSync, renameSync, rmSync, unlinkSync, writeFileSync } from "node:fs";
+import { describe, expect, it } from "vitest";
+import { mkdirSync, renameSync, unlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { startServer, type RunningServer } from "../../src/server/start.js";
 import type { StaticTreeOptions } from "../../src/server/static-files.js";
-import { fetchRaw, makeSite, within, type Site, type Target } from "./fixtures.js";
+import { fetchRaw, useServedSite, within, type Target } from "./fixtures.js";
 
-let site: Site;
-let server: RunningServer | undefined;
-
-beforeAll(async () => {
-  site = await makeSite();
-});
-
-afterEach(async () => {
-  await server?.close();
-  server = undefined;
-});
-
-afterAll(() => rmSync(site.base, { recursive: true, force: true }));
-
-async function serve(staticOptions?: StaticTreeOptions): Promise<Target> {
-  server = await startServer(site.config, {
-    address: "127.0.0.1",
-    httpPort: 0,
-    httpsPort: null,
-    accessLog: false,
-    logger: { log() {} },
-    staticOptions,
-  });
-  return { port: server.httpPort! };
-}
+const fixture = useServedSite();
+const serve = fixture.serve;
 
 /** Publishes a new document and signature the way the tree does: temp files, then rename. */
 function publish(path: string, doc: string, sig: string): void {
-  const file = join(site.publish, path);
+  const file = join(fixture.site.publish, path);
   writeFileSync(`${file}.tmp-new`, doc);
   writeFileSync(`${file}.asc.tmp-new`, sig);
   renameSync(`${file}.tmp-new`, file);
@@ -98,7 +74,7 @@ describe.each([
 
   it("answers 404 once a file is deleted, and serves it again when it comes back", async () => {
     const http = await serve(options);
-    const file = join(site.publish, "pool/gone.json");
+    const file = join(fixture.site.publish, "pool/gone.json");
     writeFileSync(file, '{"here": 1}');
     for (let i = 0; i < 3; i++) expect((await fetchRaw(http, "GET", "/pool/gone.json")).status).toBe(200);
     unlinkSync(file);
@@ -115,15 +91,15 @@ describe.each([
 describe("a directory replaced by rename", () => {
   it("serves the new index.json, though the watch followed the old directory", async () => {
     const http = await serve();
-    const dir = join(site.publish, "stable/flo");
+    const dir = join(fixture.site.publish, "stable/flo");
     mkdirSync(dir, { recursive: true });
     writeFileSync(join(dir, "index.json"), '{"images": [1]}');
     for (let i = 0; i < 3; i++) await served(http, "/stable/flo/index.json", '{"images": [1]}');
     // Renames only: the old directory's watch sees no event at all.
-    const next = join(site.publish, "stable/flo.new");
+    const next = join(fixture.site.publish, "stable/flo.new");
     mkdirSync(next);
     writeFileSync(join(next, "index.json"), '{"images": [1, 2]}');
-    renameSync(dir, join(site.publish, "stable/flo.old"));
+    renameSync(dir, join(fixture.site.publish, "stable/flo.old"));
     renameSync(next, dir);
     await served(http, "/stable/flo/index.json", '{"images": [1, 2]}');
     publish("stable/flo/index.json", '{"images": [1, 2, 3]}', "sig 3\n");
@@ -136,8 +112,8 @@ describe("large files", () => {
   it("are read from disk at every request, never from memory", async () => {
     // No watch and an hour's re-check: whatever is in memory stays there.
     const http = await serve({ watch: false, revalidateMs: 3_600_000, smallFileLimit: 64 * 1024 });
-    const large = join(site.publish, "pool/large.tar.xz");
-    const small = join(site.publish, "pool/small.tar.xz");
+    const large = join(fixture.site.publish, "pool/large.tar.xz");
+    const small = join(fixture.site.publish, "pool/small.tar.xz");
     for (let round = 1; round <= 3; round++) {
       writeFileSync(`${large}.new`, Buffer.alloc(200_000 + round, round));
       renameSync(`${large}.new`, large);

@@ -4,15 +4,18 @@
  * and a logger that collects entries.
  */
 import { randomBytes } from "node:crypto";
-import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { request as httpRequest, type IncomingHttpHeaders } from "node:http";
 import { request as httpsRequest } from "node:https";
 import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
+import { afterAll, afterEach, beforeAll } from "vitest";
 import { parseConfigText } from "../../src/config/load.js";
 import type { Config } from "../../src/config/types.js";
 import type { LogEntry, ServerLogger } from "../../src/server/log.js";
+import { startServer, type RunningServer } from "../../src/server/start.js";
+import type { StaticTreeOptions } from "../../src/server/static-files.js";
 import { ensureSelfSignedCertificate } from "../../src/server/tls.js";
 
 export interface Site {
@@ -155,4 +158,44 @@ export async function within<T>(ms: number, what: string, attempt: () => Promise
     if (Date.now() > until) throw new Error(`${what}: not seen within ${ms} ms`);
     await new Promise((r) => setTimeout(r, 10));
   }
+}
+
+export interface ServedSite {
+  /** The site of this test file (made in beforeAll). */
+  readonly site: Site;
+  /** Serves the site over HTTP on a free port until the end of the current test. */
+  serve: (staticOptions?: StaticTreeOptions) => Promise<Target>;
+}
+
+/** One site per test file (makeSite), served by at most one `si serve` listener at a time. */
+export function useServedSite(): ServedSite {
+  let site: Site | undefined;
+  let server: RunningServer | undefined;
+  beforeAll(async () => {
+    site = await makeSite();
+  });
+  afterEach(async () => {
+    await server?.close();
+    server = undefined;
+  });
+  afterAll(() => {
+    if (site) rmSync(site.base, { recursive: true, force: true });
+  });
+  return {
+    get site() {
+      if (!site) throw new Error("the site is made in beforeAll");
+      return site;
+    },
+    async serve(staticOptions) {
+      server = await startServer(site!.config, {
+        address: "127.0.0.1",
+        httpPort: 0,
+        httpsPort: null,
+        accessLog: false,
+        logger: { log() {} },
+        staticOptions,
+      });
+      return { port: server.httpPort! };
+    },
+  };
 }

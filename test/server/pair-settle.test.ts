@@ -5,42 +5,19 @@
  * `si serve` holds the request until the signature follows, or gives up after a bound (a
  * writer killed between the two renames must not stall every later request).
  */
-import { renameSync, rmSync, writeFileSync } from "node:fs";
+import { renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { startServer, type RunningServer } from "../../src/server/start.js";
-import type { StaticTreeOptions } from "../../src/server/static-files.js";
-import { fetchRaw, makeSite, type Site, type Target } from "./fixtures.js";
+import { describe, expect, it } from "vitest";
+import { fetchRaw, useServedSite, type Target } from "./fixtures.js";
 
-let site: Site;
-let server: RunningServer | undefined;
-
-beforeAll(async () => {
-  site = await makeSite();
-});
-afterEach(async () => {
-  await server?.close();
-  server = undefined;
-});
-afterAll(() => rmSync(site.base, { recursive: true, force: true }));
-
-async function serve(staticOptions?: StaticTreeOptions): Promise<Target> {
-  server = await startServer(site.config, {
-    address: "127.0.0.1",
-    httpPort: 0,
-    httpsPort: null,
-    accessLog: false,
-    logger: { log() {} },
-    staticOptions,
-  });
-  return { port: server.httpPort! };
-}
+const fixture = useServedSite();
+const serve = fixture.serve;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Renames a new version of `path` into place (the first of installPair's two renames). */
 function renameIn(path: string, data: string): void {
-  const file = join(site.publish, path);
+  const file = join(fixture.site.publish, path);
   writeFileSync(`${file}.tmp-new`, data);
   renameSync(`${file}.tmp-new`, file);
 }
