@@ -38,6 +38,7 @@ delta bytes ratio (ours/ref), and the recovery-apply check of both deltas agains
   --max-wait-min M    ...waiting at most M minutes, then it starts anyway and says so (default 15)
   --xz-level N        our instance's xz_level (default 9, as the reference's xz -9)
   --xz-block-mib N    our instance's delta_xz_block_mib (default: the server's default)
+  --xz-dict-mib N     our instance's delta_xz_dict_mib (default: the server's default)
   --keep              keep the last instances
   --help              this text
 
@@ -47,7 +48,7 @@ reference: python3 python3-gpg gpg gpg-agent xz-utils time tar (exit 2 when miss
 const args = parseBenchArgs(
   process.argv.slice(2),
   USAGE,
-  ["--reference", "--pairs", "--input", "--work", "--max-load", "--max-wait-min", "--xz-level", "--xz-block-mib"],
+  ["--reference", "--pairs", "--input", "--work", "--max-load", "--max-wait-min", "--xz-level", "--xz-block-mib", "--xz-dict-mib"],
   ["--keep"],
 );
 const log = (s: string) => process.stderr.write(`[${new Date().toISOString().slice(11, 19)}] bench:reference: ${s}\n`);
@@ -68,6 +69,7 @@ const maxLoad = args.num("--max-load", 1.0);
 const maxWaitMin = args.num("--max-wait-min", 15);
 const level = args.num("--xz-level", 9);
 const blockMib = args.opt("--xz-block-mib", "");
+const dictMib = args.opt("--xz-dict-mib", "");
 const work = resolve(args.opt("--work", join("bench-work", "reference")));
 mkdirSync(join(work, "logs"), { recursive: true });
 
@@ -152,7 +154,7 @@ async function runSide(side: Side, pair: number): Promise<Run> {
     rmSync(join(work, "ours"), { recursive: true, force: true });
     const inst = await makeBenchInstance(join(work, "ours"), farm.url, level, {
       keys: join(work, "our-keys"),
-      global: blockMib ? [`delta_xz_block_mib = ${blockMib}`] : [],
+      global: [...(blockMib ? [`delta_xz_block_mib = ${blockMib}`] : []), ...(dictMib ? [`delta_xz_dict_mib = ${dictMib}`] : [])],
     });
     ({ publish } = inst);
     instanceConfig = inst.config;

@@ -366,6 +366,7 @@ describe("[global] defaults and paths (§4.3)", () => {
       image_allow_devices: false,
       delta_mtime: "content",
       delta_xz_block_mib: 16,
+      delta_xz_dict_mib: 4,
       mirrors: {},
       channels: new Map(),
     });

@@ -29,6 +29,12 @@ export const GENERATOR_NAMES: readonly string[] = [
 
 /** Default xz block size for deltas (issue 19's measured curve, README "xz settings"). */
 export const DEFAULT_DELTA_XZ_BLOCK_MIB = 16;
+/**
+ * Largest xz dictionary of a delta's blocks, MiB. Measured on the Debian pair's 80.8 MB delta
+ * (README "xz settings of deltas"): 16 → 4 MiB costs +0.5 % bytes and saves 270 MB of the
+ * compressor's memory (two threads) and 17 % of its CPU time; below 4 MiB bytes rise fast.
+ */
+export const DEFAULT_DELTA_XZ_DICT_MIB = 4;
 /** Default delta policy: leave mtime-only changes out, as the reference does (issue 19). */
 export const DEFAULT_DELTA_MTIME: DeltaMtimePolicy = "content";
 
@@ -167,6 +173,7 @@ class Reader extends ConfigReader {
       image_allow_devices: this.bool(G, "image_allow_devices", false),
       delta_mtime: this.mtimePolicy(G, DEFAULT_DELTA_MTIME),
       delta_xz_block_mib: this.int(G, "delta_xz_block_mib", DEFAULT_DELTA_XZ_BLOCK_MIB, 1, 1024),
+      delta_xz_dict_mib: this.int(G, "delta_xz_dict_mib", DEFAULT_DELTA_XZ_DICT_MIB, 1, 64),
       mirrors: this.mirrors(base),
       channels: this.channels(this.mtimePolicy(G, DEFAULT_DELTA_MTIME)),
     };

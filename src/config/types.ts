@@ -112,8 +112,10 @@ export interface Config {
   image_allow_devices: boolean;
   /** `[global] delta_mtime` (channels may override): see ChannelConfig.delta_mtime. */
   delta_mtime: DeltaMtimePolicy;
-  /** `[global] delta_xz_block_mib`: xz block (and dictionary) size for deltas, MiB. */
+  /** `[global] delta_xz_block_mib`: xz block size for deltas, MiB. */
   delta_xz_block_mib: number;
+  /** `[global] delta_xz_dict_mib`: largest xz dictionary of a delta's blocks, MiB. */
+  delta_xz_dict_mib: number;
   mirrors: Record<string, MirrorConfig>;
   /** Channels in config order (Map keeps insertion order). */
   channels: Map<string, ChannelConfig>;

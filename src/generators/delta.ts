@@ -19,7 +19,7 @@
 import { basename } from "node:path";
 import { buildDelta } from "../archive/diff/index.js";
 import { storedCatalogues } from "../archive/diff/stored.js";
-import { DEFAULT_DELTA_XZ_BLOCK_MIB } from "../config/load.js";
+import { DEFAULT_DELTA_XZ_BLOCK_MIB, DEFAULT_DELTA_XZ_DICT_MIB } from "../config/load.js";
 import type { DeltaMtimePolicy } from "../config/types.js";
 import { GeneratorError, SiError, errorMessage } from "../errors.js";
 import { joinXzStreams } from "../io/xz-container.js";
@@ -67,6 +67,7 @@ export async function generateDelta(
         tmpDir,
         mtime,
         blockSize: (ctx.config.delta_xz_block_mib ?? DEFAULT_DELTA_XZ_BLOCK_MIB) * 2 ** 20,
+        dictSize: (ctx.config.delta_xz_dict_mib ?? DEFAULT_DELTA_XZ_DICT_MIB) * 2 ** 20,
         oldCatalogue: stored.old,
         ...(stored.new ? { newCatalogue: stored.new } : {}),
       }).finally(stopProgress);

@@ -81,10 +81,16 @@ describe("xz blocks of a planned delta", () => {
   const MiB = 1 << 20;
   it("are a multiple of the cores in number, near the configured size, with the configured dictionary", () => {
     // 77 MiB in 16 MiB blocks would be 5 blocks (the fifth alone on one core): 4 of 19.25 MiB.
-    expect(plannedBlocks(77 * MiB, 16 * MiB, 2)).toEqual({ blockSize: 19.25 * MiB, dictSize: 16 * MiB });
-    expect(plannedBlocks(100 * MiB, 16 * MiB, 2)).toEqual({ blockSize: 16.6875 * MiB, dictSize: 16 * MiB }); // 6 blocks
-    expect(plannedBlocks(20 * MiB, 16 * MiB, 2)).toEqual({ blockSize: 10 * MiB, dictSize: 16 * MiB }); // both cores
+    expect(plannedBlocks(77 * MiB, 16 * MiB, 2, 16 * MiB)).toEqual({ blockSize: 19.25 * MiB, dictSize: 16 * MiB });
+    expect(plannedBlocks(100 * MiB, 16 * MiB, 2, 16 * MiB)).toEqual({ blockSize: 16.6875 * MiB, dictSize: 16 * MiB }); // 6 blocks
+    expect(plannedBlocks(20 * MiB, 16 * MiB, 2, 16 * MiB)).toEqual({ blockSize: 10 * MiB, dictSize: 16 * MiB }); // both cores
     // Up to one block: the fixed block, as a one-pass delta has it (the same bytes either way).
-    expect(plannedBlocks(5 * MiB, 16 * MiB, 2)).toEqual({ blockSize: 16 * MiB, dictSize: 16 * MiB });
+    expect(plannedBlocks(5 * MiB, 16 * MiB, 2, 16 * MiB)).toEqual({ blockSize: 16 * MiB, dictSize: 16 * MiB });
+  });
+
+  it("get a dictionary no larger than delta_xz_dict_mib (default 4 MiB), nor than a block needs", () => {
+    expect(plannedBlocks(77 * MiB, 16 * MiB, 2)).toEqual({ blockSize: 19.25 * MiB, dictSize: 4 * MiB });
+    expect(plannedBlocks(77 * MiB, 16 * MiB, 2, 8 * MiB)).toEqual({ blockSize: 19.25 * MiB, dictSize: 8 * MiB });
+    expect(plannedBlocks(0.5 * MiB, 1 * MiB, 2)).toEqual({ blockSize: 1 * MiB, dictSize: 1 * MiB });
   });
 });

@@ -238,9 +238,10 @@ describe("generate_delta: mtime policy, stored catalogues, xz blocks (issue 19)"
     expect([...(await readCatalogueFile(newTar, sha256(readFileSync(newTar))))!.all()]).toEqual([...(await scanImage(newTar)).all()]);
   });
 
-  it("delta_xz_block_mib = 8: blocks of 8 MiB with an 8 MiB dictionary", async () => {
+  it("delta_xz_block_mib = 8, delta_xz_dict_mib = 8: blocks of 8 MiB with an 8 MiB dictionary", async () => {
     const g = await genInstance();
     g.ctx.config.delta_xz_block_mib = 8;
+    g.ctx.config.delta_xz_dict_mib = 8; // default 4
     g.ctx.config.xz_level = 6; // preset dictionary 8 MiB: the block size sets it
     const dir = join(g.config.base_path, "in");
     mkdirSync(dir, { recursive: true });

@@ -15,6 +15,7 @@ import { createWriteStream } from "node:fs";
 import { availableParallelism } from "node:os";
 import { join } from "node:path";
 import { pipeline } from "node:stream/promises";
+import { DEFAULT_DELTA_XZ_DICT_MIB } from "../../config/load.js";
 import type { DeltaMtimePolicy } from "../../config/types.js";
 import { errorMessage } from "../../errors.js";
 import type { XzCodec } from "../../io/xz.js";
@@ -27,14 +28,26 @@ import { planMemberOrder } from "./plan.js";
 import { deltaTarSize, removedMember, writeMembers } from "./write.js";
 
 /**
- * Default xz block size of a delta (config `delta_xz_block_mib`, default 16): the dictionary
- * is the smallest power of two holding a block (xz.ts). Measured on the Debian phone pair
- * (README, "Delta size"), with similar binaries grouped (plan.ts): 16 MiB blocks are 1.015×
- * the bytes of the reference's one `xz -9` block (8 MiB: 1.042×), so deltas of 32 MiB or
- * more keep two cores busy; two xz threads need ~470 MiB (xz -vv), devices 17 MiB to
- * decompress.
+ * Default xz block size of a delta (config `delta_xz_block_mib`, default 16). Measured on the
+ * Debian phone pair (README, "Delta size"), with similar binaries grouped (plan.ts): 16 MiB
+ * blocks are 1.015× the bytes of the reference's one `xz -9` block (8 MiB: 1.042×), so deltas
+ * of 32 MiB or more keep two cores busy.
  */
 export const DELTA_BLOCK = 16 << 20;
+
+/**
+ * Default largest dictionary (config `delta_xz_dict_mib`, default 4). A delta's redundancy is
+ * local (neighbouring files of one package, grouped binaries): in ~19 MiB blocks, 16 MiB
+ * dictionaries gained only 0.5 % over 4 MiB ones but cost two xz threads 427 instead of 155 MB
+ * (the whole import's peak: the issue's 400 MB budget) and 17 % more CPU. Devices need less
+ * memory to decompress as well.
+ */
+export const DELTA_DICT = DEFAULT_DELTA_XZ_DICT_MIB << 20;
+
+/** The dictionary of `blockSize` blocks: the smallest power of two holding one, at most `cap`. */
+export function deltaDict(blockSize: number, cap: number): number {
+  return Math.min(2 ** Math.max(18, Math.ceil(Math.log2(blockSize))), cap, 64 << 20);
+}
 
 export interface BuildOptions {
   codec: XzCodec;
@@ -46,6 +59,8 @@ export interface BuildOptions {
   tmpDir: string;
   /** xz block size of every part (default DELTA_BLOCK). */
   blockSize?: number;
+  /** Largest xz dictionary (default DELTA_DICT); a block smaller than it gets a smaller one. */
+  dictSize?: number;
   /** What counts as a change (compare.ts, config `delta_mtime`); default "content". */
   mtime?: DeltaMtimePolicy;
   /** The old image's stored catalogue (null: none or not for these bytes). */
@@ -72,8 +87,15 @@ export interface BuiltDelta {
   newCatalogueStale?: boolean;
 }
 
-async function compressBuffer(codec: XzCodec, level: number, blockSize: number, data: Buffer, path: string): Promise<void> {
-  const xz = codec.compress({ level, blockSize });
+async function compressBuffer(
+  codec: XzCodec,
+  level: number,
+  blockSize: number,
+  dictCap: number,
+  data: Buffer,
+  path: string,
+): Promise<void> {
+  const xz = codec.compress({ level, blockSize, dictSize: deltaDict(blockSize, dictCap) });
   const writing = pipeline(xz, createWriteStream(path, { flags: "wx" }));
   xz.end(data);
   await writing;
@@ -87,8 +109,13 @@ async function compressBuffer(codec: XzCodec, level: number, blockSize: number, 
  * of one block or less gets exactly the fixed blocks of the one-pass path (same bytes); a
  * bigger one made in one pass (no stored catalogues: older trees) keeps fixed blocks.
  */
-export function plannedBlocks(size: number, blockSize: number, cores = availableParallelism()): { blockSize: number; dictSize: number } {
-  const dictSize = Math.min(2 ** Math.max(18, Math.ceil(Math.log2(blockSize))), 64 << 20);
+export function plannedBlocks(
+  size: number,
+  blockSize: number,
+  cores = availableParallelism(),
+  dictCap = DELTA_DICT,
+): { blockSize: number; dictSize: number } {
+  const dictSize = deltaDict(blockSize, dictCap);
   // One block either way: the same bytes as a one-pass delta (fixed blocks) of the same pair.
   if (size <= blockSize) return { blockSize, dictSize };
   const rounds = Math.max(1, Math.round(size / (cores * blockSize)));
@@ -107,7 +134,8 @@ async function plannedParts(
   const head = removedMember(diff.changes.removed, opts.now);
   const first = join(opts.tmpDir, `${tag}-removed.xz`);
   const rest = `${tag}.xz`;
-  const xz = opts.codec.compress({ level: opts.level, ...plannedBlocks(deltaTarSize(diff) - head.length, blockSize) });
+  const dictCap = opts.dictSize ?? DELTA_DICT;
+  const xz = opts.codec.compress({ level: opts.level, ...plannedBlocks(deltaTarSize(diff) - head.length, blockSize, undefined, dictCap) });
   const writing = pipeline(xz, createWriteStream(join(opts.tmpDir, rest), { flags: "wx" }));
   const writer = new GnuTarWriter(xz);
   const pass = (async () => {
@@ -119,7 +147,7 @@ async function plannedParts(
       throw err;
     }
   })();
-  await Promise.all([pass, writing, compressBuffer(opts.codec, opts.level, blockSize, head, first)]);
+  await Promise.all([pass, writing, compressBuffer(opts.codec, opts.level, blockSize, opts.dictSize ?? DELTA_DICT, head, first)]);
   return { parts: [first, join(opts.tmpDir, rest)], bytes: head.length + writer.bytesWritten };
 }
 
@@ -148,6 +176,7 @@ export async function buildDelta(oldPath: string, newPath: string, opts: BuildOp
     codec: opts.codec,
     level: opts.level,
     blockSize,
+    dictSize: deltaDict(blockSize, opts.dictSize ?? DELTA_DICT),
     tmpDir: opts.tmpDir,
     mtime: policy,
     ...(opts.oldCatalogue ? { oldCatalogue: opts.oldCatalogue } : {}),
@@ -159,7 +188,10 @@ export async function buildDelta(oldPath: string, newPath: string, opts: BuildOp
   if (r.complete) {
     const head = removedMember(r.changes.removed, opts.now);
     const first = join(opts.tmpDir, "removed.xz");
-    const [rest] = await Promise.all([r.finish(head.length), compressBuffer(opts.codec, opts.level, blockSize, head, first)]);
+    const [rest] = await Promise.all([
+      r.finish(head.length),
+      compressBuffer(opts.codec, opts.level, blockSize, opts.dictSize ?? DELTA_DICT, head, first),
+    ]);
     return {
       diff,
       parts: [first, join(opts.tmpDir, "rest.xz")],

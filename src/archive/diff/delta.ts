@@ -53,6 +53,8 @@ export interface DeltaOptions {
   mtime?: DeltaMtimePolicy;
   /** xz block size in bytes (default DELTA_BLOCK, 16 MiB: build.ts). */
   blockSize?: number;
+  /** Largest xz dictionary in bytes (default DELTA_DICT, 4 MiB: build.ts). */
+  dictSize?: number;
   /** Stored catalogues (catalogue-file.ts), as buildDelta takes them. */
   oldCatalogue?: Promise<Catalogue | null>;
   newCatalogue?: Promise<Catalogue | null>;

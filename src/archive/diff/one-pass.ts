@@ -62,6 +62,8 @@ export interface OnePassOptions extends DecideOptions {
   level: number;
   /** xz block size (the delta's size is unknown until the end; see xz.ts). */
   blockSize: number;
+  /** xz dictionary (build.ts deltaDict). */
+  dictSize: number;
   /** Where the compressed output (`rest.xz`) and spill files go. */
   tmpDir: string;
   /** The old image's catalogue, already made (with implicit parents), or null: scan the old image. */

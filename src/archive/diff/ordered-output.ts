@@ -42,6 +42,8 @@ export interface OutputOptions {
   codec: XzCodec;
   level: number;
   blockSize: number;
+  /** xz dictionary (build.ts deltaDict). */
+  dictSize: number;
   tmpDir: string;
 }
 
@@ -63,7 +65,7 @@ export class OrderedOutput {
     private readonly opts: OutputOptions,
     private readonly decisions: Decisions,
   ) {
-    this.compressor = opts.codec.compress({ level: opts.level, blockSize: opts.blockSize });
+    this.compressor = opts.codec.compress({ level: opts.level, blockSize: opts.blockSize, dictSize: opts.dictSize });
     this.compressed = pipeline(this.compressor, createWriteStream(join(opts.tmpDir, "rest.xz"), { flags: "wx" }));
     this.compressed.catch(() => undefined); // awaited in finish()/abort()
     this.writer = new GnuTarWriter(this.compressor);

@@ -51,6 +51,7 @@ const SCALARS: (keyof Config)[] = [
   "image_allow_devices",
   "delta_mtime",
   "delta_xz_block_mib",
+  "delta_xz_dict_mib",
 ];
 
 /** A setting as `config show` prints it: lists joined by commas, as they are written in etc/config. */
