@@ -26,13 +26,29 @@ export const SETTLE_MAX_MS = 1000;
 /** How often a held request looks again. */
 export const SETTLE_POLL_MS = 2;
 
-/** The signature file of `file` when requests for it may be held (see above), else undefined. */
-export function heldSignatureOf(file: string, urlPath: string): string | undefined {
-  return urlPath.endsWith(".asc") || cacheControlOf(urlPath) !== CACHE_MUTABLE ? undefined : `${file}.asc`;
+/** A document or its signature, with the state of the other half of the pair. */
+export interface PairState {
+  /** The other file of the pair. */
+  partner: string;
+  /** The document was renamed in after its signature last was: the commit is between its renames. */
+  lags: boolean;
+  /** This state of the pair (both identities): a wait given up on is not made again. */
+  key: string;
 }
 
-/** True when the document (as `st` describes it) was renamed in after its signature `sig` last was. */
-export function signatureLags(sig: string, st: Stats): boolean {
-  const sigSt = statSync(sig, { throwIfNoEntry: false });
-  return sigSt !== undefined && sigSt.ctimeMs < st.ctimeMs;
+/**
+ * The pair `file` (as `st` describes it) belongs to, when requests for it may be held: a
+ * document rewritten in place by every commit, or its `.asc`. Both halves are held while the
+ * document is newer: a signature answered inside the gap would be the old one, and a client
+ * asking for it first (or for both at once) would pair it with the new document.
+ */
+export function pairState(file: string, urlPath: string, st: Stats): PairState | undefined {
+  const isSig = urlPath.endsWith(".asc");
+  const docPath = isSig ? urlPath.slice(0, -4) : urlPath;
+  if (cacheControlOf(docPath) !== CACHE_MUTABLE || docPath.endsWith(".asc")) return undefined;
+  const partner = isSig ? file.slice(0, -4) : `${file}.asc`;
+  const other = statSync(partner, { throwIfNoEntry: false });
+  if (!other) return undefined;
+  const [doc, sig] = isSig ? [other, st] : [st, other];
+  return { partner, lags: sig.ctimeMs < doc.ctimeMs, key: `${file}\0${st.ino}:${st.ctimeMs}\0${other.ino}:${other.ctimeMs}` };
 }

@@ -32,7 +32,7 @@ import { dirname, join, sep } from "node:path";
 import { etagOf, lastModifiedOf } from "./conditional.js";
 import { cacheControlOf, contentTypeOf } from "./content-rules.js";
 import { DirWatches } from "./dir-watch.js";
-import { SETTLE_MAX_MS, SETTLE_POLL_MS, signatureLags, heldSignatureOf } from "./pair-settle.js";
+import { SETTLE_MAX_MS, SETTLE_POLL_MS, pairState } from "./pair-settle.js";
 import type { StreamOptions } from "./file-stream.js";
 import { respondPlain, respondWithFile, type RequestRecord, type ServedFile } from "./respond.js";
 import { canonicalPath, pathSegments } from "./url-path.js";
@@ -104,6 +104,8 @@ export class StaticTree {
   private readonly settleMaxMs: number;
   /** Requests held until the signature of what they ask for follows it: when they came. */
   private readonly held = new WeakMap<IncomingMessage, number>();
+  /** States of pairs whose wait ran out (PairState.key). */
+  private readonly gaveUp = new Set<string>();
 
   constructor(
     readonly root: string,
@@ -146,15 +148,15 @@ export class StaticTree {
           if (current) this.forget(file, current);
           return respondPlain(req, res, rec, 404, "Not Found");
         }
+        // A small signed document or its signature caught between the commit's two renames:
+        // answer only once the signature has followed (pair-settle.ts; client-protocol §3
+        // step 4). Nothing is remembered while held, so no other request gets it from memory.
+        if (st.size <= this.smallFileLimit && this.holdWhilePairSettles(req, res, rec, file, target.path, st)) return;
         let entry: Entry | undefined;
         if (current && sameFile(current, st)) {
           entry = current;
           entry.checkedAt = checkedAt;
         } else {
-          // A new version of a small signed document: serve it only with its signature
-          // (pair-settle.ts; client-protocol §3 step 4). Not remembered while held, so that
-          // no other request gets it from memory meanwhile.
-          if (st.size <= this.smallFileLimit && this.holdWhileSignatureLags(req, res, rec, file, target.path, st)) return;
           // Changed without an event: the watch follows a directory no longer at this path.
           if (current?.data && current.checkedAt !== -Infinity) this.watches?.restart(dirname(file));
           entry = this.check(file, target.path, st, checkedAt);
@@ -188,11 +190,12 @@ export class StaticTree {
   }
 
   /**
-   * True when the request is held (answered later, by handle() again): `file` is newer than
-   * its signature and the wait is not over. Either way, the signature's remembered copy is
-   * re-checked at its next request, so it cannot be served older than this document.
+   * True when the request is held (answered later, by handle() again): `file` belongs to a
+   * pair whose document is newer than its signature, and the wait is not over. Either way the
+   * other half's remembered copy is re-checked at its next request. A wait that ran out (a
+   * writer killed between the renames) is remembered for that state of the pair.
    */
-  private holdWhileSignatureLags(
+  private holdWhilePairSettles(
     req: IncomingMessage,
     res: ServerResponse,
     rec: RequestRecord,
@@ -200,13 +203,17 @@ export class StaticTree {
     path: string,
     st: Stats,
   ): boolean {
-    const sig = heldSignatureOf(file, path);
-    if (sig === undefined) return false;
-    const sigEntry = this.entries.get(sig);
-    if (sigEntry) sigEntry.checkedAt = -Infinity;
-    if (!signatureLags(sig, st)) return this.release(req);
+    const pair = pairState(file, path, st);
+    if (pair === undefined) return this.release(req);
+    const partner = this.entries.get(pair.partner);
+    if (partner) partner.checkedAt = -Infinity;
+    if (!pair.lags || this.gaveUp.has(pair.key)) return this.release(req);
     const since = this.held.get(req) ?? performance.now();
-    if (performance.now() - since >= this.settleMaxMs || req.destroyed) return this.release(req);
+    if (performance.now() - since >= this.settleMaxMs || req.destroyed) {
+      if (this.gaveUp.size >= MAX_TARGETS) this.gaveUp.clear();
+      this.gaveUp.add(pair.key);
+      return this.release(req);
+    }
     this.held.set(req, since);
     setTimeout(() => this.handle(req, res, rec), SETTLE_POLL_MS).unref();
     return true;
@@ -240,6 +247,9 @@ export class StaticTree {
     if (name !== undefined) {
       const entry = this.entries.get(join(dir, name));
       if (entry) entry.checkedAt = -Infinity;
+      // A document renamed in: its signature is checked too before it is served again.
+      const sig = this.entries.get(join(dir, `${name}.asc`));
+      if (sig) sig.checkedAt = -Infinity;
       return;
     }
     for (const [file, entry] of this.entries) if (dirname(file) === dir) entry.checkedAt = -Infinity;

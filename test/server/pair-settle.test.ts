@@ -63,6 +63,39 @@ describe("a document renamed in before its signature", () => {
     expect(second.ms, "held again for the same stuck pair").toBeLessThan(250);
   });
 
+  // A client asking for the signature first (or for both at once: found with two pipelined
+  // requests) would otherwise get the old signature with the new document, on every try
+  // that falls inside the same gap.
+  it("holds a request for its signature too, which then gets the new signature", async () => {
+    const http = await serve();
+    renameIn("channels.json", "commit A\n");
+    renameIn("channels.json.asc", "signature A\n");
+    expect((await timedGet(http, "/channels.json.asc")).body).toBe("signature A\n"); // now in memory
+    await sleep(30);
+    renameIn("channels.json", "commit B\n");
+    let answered: string | undefined;
+    const pending = timedGet(http, "/channels.json.asc").then((r) => (answered = r.body));
+    await sleep(150);
+    expect(answered, "the old signature served while the new document is in place").toBeUndefined();
+    renameIn("channels.json.asc", "signature B\n");
+    await pending;
+    expect(answered).toBe("signature B\n");
+    expect((await timedGet(http, "/channels.json")).body).toBe("commit B\n");
+  });
+
+  it("answers a stuck pair's signature after the bound once, then at once", async () => {
+    const http = await serve({ settleMaxMs: 300 });
+    renameIn("16.04/devel/mako/index.json", "index X\n");
+    renameIn("16.04/devel/mako/index.json.asc", "index signature X\n");
+    await sleep(30);
+    renameIn("16.04/devel/mako/index.json", "index Y\n"); // the writer died before the .asc
+    const first = await timedGet(http, "/16.04/devel/mako/index.json.asc");
+    expect(first.body).toBe("index signature X\n");
+    expect(first.ms).toBeGreaterThanOrEqual(290);
+    const second = await timedGet(http, "/16.04/devel/mako/index.json.asc");
+    expect(second.ms, "held again for the same stuck pair").toBeLessThan(250);
+  });
+
   it("does not hold new names, whose signature is installed first", async () => {
     const http = await serve({ settleMaxMs: 5000 });
     renameIn("16.04/devel/mako/index-0123456789abcdef.json.asc", "copy signature\n");
