@@ -10,10 +10,11 @@ const LAYERS = [
   ["config", "io", "model", "state"], // the config, IO primitives, the pure domain, history
   ["archive"], // tar, inspection, deltas
   ["pgp"], // keys, signatures (keyrings are tarballs)
+  ["fleet"], // what devices fetched: adoption figures from access logs
   ["tree", "server"], // the published tree; serving it
-  ["verify", "generators", "deploy"], // verify-tree; image generators; the nginx site
+  ["verify", "generators", "deploy", "mirror"], // verify-tree; image generators; the nginx site; mirror pushes
   ["importer"], // import-images
-  ["admin", "keys", "scheduler"], // admin commands, key management, the scheduler
+  ["admin", "keys", "scheduler", "rollout"], // admin commands, key management, the scheduler, staged rollouts
   ["shell", "dashboard", "instance", "demo"], // the REPL, the admin listener, si init, the demo
   ["cli"], // the one error boundary
 ];

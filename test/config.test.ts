@@ -118,7 +118,7 @@ ssh_command = command
 [mirror_a]
 ssh_host = host
 `);
-    expect(conf.mirrors.a.ssh_command).toBe("command");
+    expect(conf.mirrors.a).toMatchObject({ type: "trigger", ssh_command: "command" });
     expect(Object.keys(conf.mirrors)).toEqual(["a"]);
   });
 
@@ -487,6 +487,7 @@ describe("mirrors (§4.4)", () => {
     ]);
     expect(conf.mirrors.a).toEqual({
       name: "a",
+      type: "trigger",
       ssh_host: "zz.example",
       ssh_user: "u2",
       ssh_key: "/etc/key",

@@ -8,6 +8,7 @@ import { readFile } from "node:fs/promises";
 import type { ChannelConfig, Config } from "../config/types.js";
 import { planDevice } from "../importer/import-device.js";
 import type { ChannelsDoc } from "../model/channels.js";
+import { ROLLOUT_DEFAULTS } from "../model/rollout-steps.js";
 import type { FileEntry, Image } from "../model/index-doc.js";
 import { basenameOf, sidecarPath, versionTarballName } from "../model/naming.js";
 import { pyRealpath, type Tree } from "../tree/index.js";
@@ -26,6 +27,7 @@ export function channelConfigOf(config: Pick<Config, "channels"> & Partial<Pick<
       deltabase: [name],
       files: [],
       delta_mtime: config.delta_mtime ?? "content",
+      ...ROLLOUT_DEFAULTS,
     }
   );
 }

@@ -8,7 +8,8 @@
  */
 import { readFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
-import { ConfigError } from "../errors.js";
+import { ConfigError, errorMessage } from "../errors.js";
+import { parseRolloutSteps, ROLLOUT_DEFAULTS } from "../model/rollout-steps.js";
 import { parseIni } from "./ini.js";
 import { ConfigErrors, ConfigReader } from "./reader.js";
 import { strictProblems, type SectionKind } from "./strict.js";
@@ -174,6 +175,7 @@ class Reader extends ConfigReader {
       delta_mtime: this.mtimePolicy(G, DEFAULT_DELTA_MTIME),
       delta_xz_block_mib: this.int(G, "delta_xz_block_mib", DEFAULT_DELTA_XZ_BLOCK_MIB, 1, 1024),
       delta_xz_dict_mib: this.int(G, "delta_xz_dict_mib", DEFAULT_DELTA_XZ_DICT_MIB, 1, 64),
+      mirror_verify: this.bool(G, "mirror_verify", false),
       mirrors: this.mirrors(base),
       channels: this.channels(this.mtimePolicy(G, DEFAULT_DELTA_MTIME)),
     };
@@ -193,16 +195,24 @@ class Reader extends ConfigReader {
     });
   }
 
-  /** §4.4. */
+  /**
+   * §4.4, and the push mirrors of issue 16. `type` absent is `trigger`, so reference configs
+   * read as before; [mirror_default] is required (with its four keys) only when a trigger
+   * mirror is listed. Every key of every type is looked up whatever the type, so the strict
+   * check knows them all; a key that does not apply to the mirror's type is an error.
+   */
   mirrors(base: string): Record<string, MirrorConfig> {
     const listed = this.list("global", "mirrors");
     const mirrors: Record<string, MirrorConfig> = Object.create(null) as Record<string, MirrorConfig>;
     // `mirrors =` is [""], which counts as non-empty (verified reference behaviour).
     if (!listed || listed.names.length === 0) return mirrors;
+    const typeOf = (name: string) => this.one(`mirror_${name}`, "type") ?? "trigger";
     const def = this.sections.get("mirror_default");
-    if (!def) this.fail(listed.line, "Missing mirror_default section.", "KeyError", "global", "mirrors");
-    for (const key of MIRROR_KEYS) {
-      if (!this.opt("mirror_default", key)) this.fail(def.line, `Missing key in mirror_default: ${key}`, "KeyError");
+    if (listed.names.some((n) => this.sections.has(`mirror_${n}`) && typeOf(n) === "trigger")) {
+      if (!def) this.fail(listed.line, "Missing mirror_default section.", "KeyError", "global", "mirrors");
+      for (const key of MIRROR_KEYS) {
+        if (!this.opt("mirror_default", key)) this.fail(def.line, `Missing key in mirror_default: ${key}`, "KeyError");
+      }
     }
     // One bad mirror does not hide the problems of the next (every problem is reported).
     for (const name of listed.names)
@@ -210,21 +220,90 @@ class Reader extends ConfigReader {
         const sname = `mirror_${name}`;
         const section = this.sections.get(sname);
         if (!section) this.fail(listed.line, `Missing mirror section: ${sname}`, "KeyError", "global", "mirrors");
-        const ssh_host = this.one(sname, "ssh_host");
-        if (ssh_host === undefined) this.fail(section.line, `Missing key in ${sname}: ssh_host`, "KeyError");
-        // opt() rather than options.has(): the lookup makes the override a known key.
-        const pick = (key: string) => (this.opt(sname, key) ? sname : "mirror_default");
-        const key = this.one(pick("ssh_key"), "ssh_key")!;
-        mirrors[name] = {
-          name,
-          ssh_host,
-          ssh_user: this.one(pick("ssh_user"), "ssh_user")!,
-          ssh_key: resolve(base, key),
-          ssh_port: this.int(pick("ssh_port"), "ssh_port", 22, 0, 65535),
-          ssh_command: this.one(pick("ssh_command"), "ssh_command")!,
-        };
+        mirrors[name] = this.mirror(name, sname, section.line, base);
       });
     return mirrors;
+  }
+
+  mirror(name: string, sname: string, headerLine: number, base: string): MirrorConfig {
+    // opt() rather than options.has(): the lookup makes the override a known key.
+    const pick = (key: string) => (this.opt(sname, key) ? sname : "mirror_default");
+    const type = this.one(sname, "type") ?? "trigger";
+    const raw = {
+      ssh_host: this.one(sname, "ssh_host"),
+      ssh_user: this.one(pick("ssh_user"), "ssh_user"),
+      ssh_key: this.one(pick("ssh_key"), "ssh_key"),
+      ssh_port: this.opt(pick("ssh_port"), "ssh_port") ? this.int(pick("ssh_port"), "ssh_port", 22, 0, 65535) : undefined,
+      ssh_command: this.one(pick("ssh_command"), "ssh_command"),
+      ssh_known_hosts: this.one(sname, "ssh_known_hosts"),
+      target: this.one(sname, "target"),
+      remote: this.one(sname, "remote"),
+      rclone_config: this.one(sname, "rclone_config"),
+    };
+    const url = this.one(sname, "url");
+    const purge = this.one(sname, "purge_command");
+    const common = {
+      name,
+      ...(url ? { url: this.mirrorUrl(sname, url) } : {}),
+      ...(purge ? { purge_command: purge.split(/\s+/).filter(Boolean) } : {}),
+    };
+    // Keys of another type are a mistake (a `target` on a trigger mirror would be ignored).
+    const own: Record<string, string[]> = {
+      trigger: ["ssh_host"],
+      rsync: ["target", "ssh_known_hosts"],
+      rclone: ["remote", "rclone_config"],
+    };
+    if (!(type in own)) this.fail(this.opt(sname, "type")!.line, `must be 'trigger', 'rsync' or 'rclone', got '${type}'`, "ValueError", sname, "type");
+    for (const [t, keys] of Object.entries(own))
+      for (const k of keys)
+        if (t !== type && this.sections.get(sname)?.options.has(k))
+          this.fail(this.opt(sname, k)!.line, `only a 'type = ${t}' mirror reads it (this one is '${type}')`, "ValueError", sname, k);
+    if (type === "trigger") {
+      if (raw.ssh_host === undefined) this.fail(headerLine, `Missing key in ${sname}: ssh_host`, "KeyError");
+      return {
+        ...common,
+        type,
+        ssh_host: raw.ssh_host,
+        ssh_user: raw.ssh_user!,
+        ssh_key: resolve(base, raw.ssh_key!),
+        ssh_port: raw.ssh_port ?? 22,
+        ssh_command: raw.ssh_command!,
+      };
+    }
+    if (type === "rsync") {
+      if (!raw.target) this.fail(headerLine, `Missing key in ${sname}: target (user@host:/path)`, "KeyError");
+      // An option-looking target would be read by rsync as an option.
+      if (raw.target.startsWith("-")) this.fail(this.opt(sname, "target")!.line, "must not start with '-'", "ValueError", sname, "target");
+      return {
+        ...common,
+        type,
+        target: raw.target,
+        ...(raw.ssh_key ? { ssh_key: resolve(base, raw.ssh_key) } : {}),
+        ...(raw.ssh_port !== undefined ? { ssh_port: raw.ssh_port } : {}),
+        ...(raw.ssh_known_hosts ? { ssh_known_hosts: resolve(base, raw.ssh_known_hosts) } : {}),
+      };
+    }
+    if (!raw.remote) this.fail(headerLine, `Missing key in ${sname}: remote (name:bucket/path, or a directory)`, "KeyError");
+    if (raw.remote.startsWith("-")) this.fail(this.opt(sname, "remote")!.line, "must not start with '-'", "ValueError", sname, "remote");
+    return {
+      ...common,
+      type: "rclone",
+      remote: raw.remote,
+      ...(raw.rclone_config ? { rclone_config: resolve(base, raw.rclone_config) } : {}),
+    };
+  }
+
+  /** A mirror's public `url`: http(s), no query, normalised to end with "/". */
+  mirrorUrl(sname: string, url: string): string {
+    let u: URL | undefined;
+    try {
+      u = new URL(url);
+    } catch {
+      u = undefined;
+    }
+    if (!u || (u.protocol !== "http:" && u.protocol !== "https:") || u.search || u.hash)
+      this.fail(this.opt(sname, "url")!.line, `must be an http(s) URL with no query, got '${url}'`, "ValueError", sname, "url");
+    return u.href.endsWith("/") ? u.href : `${u.href}/`;
   }
 
   /** §4.5. */
@@ -251,9 +330,30 @@ class Reader extends ConfigReader {
           deltabase: this.list(sname, "deltabase")?.names ?? [name],
           files: (files?.names ?? []).flatMap((entry) => this.soft([], () => [this.fileEntry(sname, entry, files!.line)])),
           delta_mtime: this.mtimePolicy(sname, globalMtime),
+          ...this.rollout(sname),
         });
       });
     return channels;
+  }
+
+  /** A channel's staged-rollout keys (issue 17). */
+  rollout(sname: string): Pick<ChannelConfig, "rollout" | "rollout_floor" | "rollout_grace_hours" | "rollout_min_downloads"> {
+    const o = this.opt(sname, "rollout");
+    const text = this.one(sname, "rollout");
+    const keys = {
+      rollout_floor: this.int(sname, "rollout_floor", ROLLOUT_DEFAULTS.rollout_floor, 0, 100),
+      rollout_grace_hours: this.int(sname, "rollout_grace", ROLLOUT_DEFAULTS.rollout_grace_hours, 0, 24 * 365),
+      rollout_min_downloads: this.int(sname, "rollout_min_downloads", ROLLOUT_DEFAULTS.rollout_min_downloads, 1, 1_000_000),
+    };
+    if (!o || !text) return keys;
+    const steps = this.soft(undefined, () => {
+      try {
+        return parseRolloutSteps(text);
+      } catch (err) {
+        return this.fail(o.line, errorMessage(err), "ValueError", sname, "rollout");
+      }
+    });
+    return steps ? { ...keys, rollout: steps } : keys;
   }
 
   /** `file_<entry> = generator;arg0;arg1...`, split on every `;` (§4.5, §5.2). */

@@ -12,7 +12,7 @@
 import { spawn } from "node:child_process";
 import { compareCodePoints } from "../format/pyjson.js";
 import type { Logger } from "../io/log.js";
-import type { Config, MirrorConfig } from "./types.js";
+import type { Config, TriggerMirrorConfig } from "./types.js";
 
 export const DEFAULT_MIRROR_CONNECT_TIMEOUT = 10;
 export const DEFAULT_MIRROR_TIMEOUT = 300;
@@ -21,12 +21,14 @@ const KILL_GRACE_MS = 2_000;
 
 type MirrorConf = Pick<Config, "mirrors" | "mirror_connect_timeout" | "mirror_timeout">;
 
-/** The mirrors sorted by ssh_host (stable), as the reference visits them. */
-function sortedMirrors(config: Pick<Config, "mirrors">): MirrorConfig[] {
-  return Object.values(config.mirrors).sort((a, b) => compareCodePoints(a.ssh_host, b.ssh_host));
+/** The trigger mirrors (`type = trigger`, the default) sorted by ssh_host (stable), as the reference visits them. */
+function sortedMirrors(config: Pick<Config, "mirrors">): TriggerMirrorConfig[] {
+  return Object.values(config.mirrors)
+    .filter((m): m is TriggerMirrorConfig => m.type === "trigger")
+    .sort((a, b) => compareCodePoints(a.ssh_host, b.ssh_host));
 }
 
-function sshArgv(m: MirrorConfig, connectTimeout: number): string[] {
+function sshArgv(m: TriggerMirrorConfig, connectTimeout: number): string[] {
   return [
     "ssh",
     "-o",

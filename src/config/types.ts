@@ -4,14 +4,57 @@
  * in the reference's si-shell.
  */
 
-export interface MirrorConfig {
+/** What every kind of mirror has (issue 16). */
+interface MirrorCommon {
   name: string;
+  /** Public base URL devices use on this mirror (`url`): verify-tree --server and purge. */
+  url?: string;
+  /** `purge_command`, split on whitespace; run after the last phase with the changed document URLs appended. */
+  purge_command?: string[];
+}
+
+/**
+ * `type = trigger` (the default, server-reference §4.4): ask the mirror over ssh to pull on
+ * its own. Every reference config is one of these.
+ */
+export interface TriggerMirrorConfig extends MirrorCommon {
+  type: "trigger";
   ssh_host: string;
   ssh_user: string;
   /** Absolute (made absolute against base_path when relative). */
   ssh_key: string;
   ssh_port: number;
   ssh_command: string;
+}
+
+/** `type = rsync`: push the tree with rsync over ssh to `target` (`user@host:/path`). */
+export interface RsyncMirrorConfig extends MirrorCommon {
+  type: "rsync";
+  target: string;
+  /** Absolute; from the mirror's section or [mirror_default]; absent: ssh's own default. */
+  ssh_key?: string;
+  ssh_port?: number;
+  /** A known_hosts file for the target (absolute); absent: ssh's own. */
+  ssh_known_hosts?: string;
+}
+
+/** `type = rclone`: push with rclone to `remote` (`name:bucket/path`, or a local directory). */
+export interface RcloneMirrorConfig extends MirrorCommon {
+  type: "rclone";
+  remote: string;
+  /** rclone's own config file (absolute); absent: rclone's default. */
+  rclone_config?: string;
+}
+
+export type MirrorConfig = TriggerMirrorConfig | RsyncMirrorConfig | RcloneMirrorConfig;
+export type MirrorType = MirrorConfig["type"];
+
+/** A channel's staged rollout (issue 17): `rollout = 5%@0h, 25%@24h, 100%@72h`. */
+export interface RolloutStep {
+  /** phased-percentage of this step, 1..100. */
+  percentage: number;
+  /** Hours after the rollout started when this step begins. */
+  afterHours: number;
 }
 
 /** One `file_<name> = generator;arg0;arg1` entry, in the order of the channel's `files`. */
@@ -33,6 +76,14 @@ export interface ChannelConfig {
    *  leaves them out of the delta, as the reference does; `exact` ships them. Per channel,
    *  falling back to `[global] delta_mtime`. */
   delta_mtime: DeltaMtimePolicy;
+  /** `rollout`: new images of this channel start a staged rollout with these steps (issue 17). */
+  rollout?: RolloutStep[];
+  /** `rollout_floor` (percent, default 50): the completed/started download ratio under which a rollout pauses itself. */
+  rollout_floor: number;
+  /** `rollout_grace` (hours, default 2): how long after a step begins before the floor applies. */
+  rollout_grace_hours: number;
+  /** `rollout_min_downloads` (default 20): started downloads needed before the floor applies. */
+  rollout_min_downloads: number;
 }
 
 export type DeltaMtimePolicy = "content" | "exact";
@@ -116,6 +167,8 @@ export interface Config {
   delta_xz_block_mib: number;
   /** `[global] delta_xz_dict_mib`: largest xz dictionary of a delta's blocks, MiB. */
   delta_xz_dict_mib: number;
+  /** `mirror_verify`: run verify-tree --server against each mirror's `url` after a push (issue 16). */
+  mirror_verify: boolean;
   mirrors: Record<string, MirrorConfig>;
   /** Channels in config order (Map keeps insertion order). */
   channels: Map<string, ChannelConfig>;

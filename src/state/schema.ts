@@ -44,6 +44,68 @@ const MIGRATIONS: string[] = [
    ALTER TABLE runs ADD COLUMN start_time INTEGER;
    ALTER TABLE runs ADD COLUMN pid_ns TEXT;
    CREATE INDEX IF NOT EXISTS runs_running ON runs(id) WHERE outcome = 'running';`,
+  // 2: mirror pushes (issue 16), staged rollouts and fleet adoption (issue 17).
+  `CREATE TABLE IF NOT EXISTS mirror_pushes (
+     id INTEGER PRIMARY KEY AUTOINCREMENT,
+     mirror TEXT NOT NULL,
+     trigger TEXT NOT NULL,
+     started_at TEXT NOT NULL,
+     finished_at TEXT,
+     outcome TEXT NOT NULL,
+     files INTEGER NOT NULL DEFAULT 0,
+     bytes INTEGER NOT NULL DEFAULT 0,
+     phases TEXT NOT NULL DEFAULT '[]',
+     channels_sha256 TEXT,
+     error TEXT
+   );
+   CREATE INDEX IF NOT EXISTS mirror_pushes_mirror ON mirror_pushes(mirror, id);
+   CREATE TABLE IF NOT EXISTS mirror_files (
+     mirror TEXT NOT NULL,
+     path TEXT NOT NULL,
+     size INTEGER NOT NULL,
+     mtime_ms INTEGER NOT NULL,
+     sha256 TEXT,
+     pushed_at TEXT NOT NULL,
+     removable_after TEXT,
+     PRIMARY KEY (mirror, path)
+   );
+   CREATE TABLE IF NOT EXISTS rollouts (
+     id INTEGER PRIMARY KEY AUTOINCREMENT,
+     channel TEXT NOT NULL,
+     device TEXT NOT NULL,
+     version INTEGER NOT NULL,
+     steps TEXT NOT NULL,
+     started_at TEXT NOT NULL,
+     state TEXT NOT NULL,
+     step INTEGER NOT NULL DEFAULT 0,
+     step_started_at TEXT NOT NULL,
+     paused_hours REAL NOT NULL DEFAULT 0,
+     paused_at TEXT,
+     reason TEXT,
+     floor INTEGER NOT NULL,
+     grace_hours REAL NOT NULL,
+     min_downloads INTEGER NOT NULL,
+     updated_at TEXT NOT NULL
+   );
+   CREATE INDEX IF NOT EXISTS rollouts_device ON rollouts(channel, device, id);
+   CREATE TABLE IF NOT EXISTS fleet_daily (
+     day TEXT NOT NULL,
+     channel TEXT NOT NULL,
+     device TEXT NOT NULL,
+     version TEXT NOT NULL,
+     kind TEXT NOT NULL,
+     base TEXT NOT NULL DEFAULT '',
+     started INTEGER NOT NULL DEFAULT 0,
+     completed INTEGER NOT NULL DEFAULT 0,
+     PRIMARY KEY (day, channel, device, version, kind, base)
+   );
+   CREATE TABLE IF NOT EXISTS fleet_clients (
+     day TEXT NOT NULL,
+     channel TEXT NOT NULL,
+     device TEXT NOT NULL,
+     client TEXT NOT NULL,
+     PRIMARY KEY (day, channel, device, client)
+   );`,
 ];
 export const SCHEMA_VERSION = MIGRATIONS.length;
 
