@@ -367,6 +367,7 @@ describe("[global] defaults and paths (§4.3)", () => {
       delta_mtime: "content",
       delta_xz_block_mib: 16,
       delta_xz_dict_mib: 4,
+      mirror_verify: false,
       mirrors: {},
       channels: new Map(),
     });

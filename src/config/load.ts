@@ -208,7 +208,7 @@ class Reader extends ConfigReader {
     if (!listed || listed.names.length === 0) return mirrors;
     const typeOf = (name: string) => this.one(`mirror_${name}`, "type") ?? "trigger";
     const def = this.sections.get("mirror_default");
-    if (listed.names.some((n) => this.sections.has(`mirror_${n}`) && typeOf(n) === "trigger")) {
+    if (listed.names.some((n) => typeOf(n) === "trigger")) {
       if (!def) this.fail(listed.line, "Missing mirror_default section.", "KeyError", "global", "mirrors");
       for (const key of MIRROR_KEYS) {
         if (!this.opt("mirror_default", key)) this.fail(def.line, `Missing key in mirror_default: ${key}`, "KeyError");
@@ -339,7 +339,8 @@ class Reader extends ConfigReader {
   /** A channel's staged-rollout keys (issue 17). */
   rollout(sname: string): Pick<ChannelConfig, "rollout" | "rollout_floor" | "rollout_grace_hours" | "rollout_min_downloads"> {
     const o = this.opt(sname, "rollout");
-    const text = this.one(sname, "rollout");
+    // The raw value: its ", " would make it a list for one().
+    const text = o?.value.trim();
     const keys = {
       rollout_floor: this.int(sname, "rollout_floor", ROLLOUT_DEFAULTS.rollout_floor, 0, 100),
       rollout_grace_hours: this.int(sname, "rollout_grace", ROLLOUT_DEFAULTS.rollout_grace_hours, 0, 24 * 365),
