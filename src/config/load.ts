@@ -253,7 +253,8 @@ class Reader extends ConfigReader {
       rsync: ["target", "ssh_known_hosts"],
       rclone: ["remote", "rclone_config"],
     };
-    if (!(type in own)) this.fail(this.opt(sname, "type")!.line, `must be 'trigger', 'rsync' or 'rclone', got '${type}'`, "ValueError", sname, "type");
+    if (!(type in own))
+      this.fail(this.opt(sname, "type")!.line, `must be 'trigger', 'rsync' or 'rclone', got '${type}'`, "ValueError", sname, "type");
     for (const [t, keys] of Object.entries(own))
       for (const k of keys)
         if (t !== type && this.sections.get(sname)?.options.has(k))

@@ -12,6 +12,9 @@ import { html, raw, type SafeHtml } from "./html.js";
 import { EXPIRY_WARN_DAYS, daysLeft, type KeyringInfo } from "./keyrings.js";
 import type { SchedulerStatus } from "../scheduler/scheduler.js";
 import { DASHBOARD_CSS } from "./style.js";
+import type { RolloutSummary } from "../rollout/describe.js";
+import { renderRollout } from "./rollouts.js";
+import { TRIGGER as ROLLOUT_TRIGGER } from "../rollout/record.js";
 import type { StoredVerification } from "./verification.js";
 
 export interface DashboardData {
@@ -31,6 +34,10 @@ export interface DashboardData {
   warnDays?: number;
   /** The listener needs a token: the footer offers to log out. */
   loggedIn?: boolean;
+  /** The newest staged rollout of each channel/device (issue 17). */
+  rollouts?: RolloutSummary[];
+  /** The adoption section (src/dashboard/adoption.ts), after the channels. */
+  adoption?: SafeHtml;
 }
 
 const OUTCOME_BADGE: Record<string, string> = {
@@ -86,9 +93,10 @@ function deviceBlock(ch: ChannelView, d: DeviceView, data: DashboardData): SafeH
 <td class="hide-sm">${img.description}</td></tr>`,
   );
   const more = d.images.length > limit ? html`<p class="muted">${d.images.length - limit} older image(s) not shown.</p>` : "";
+  const rollout = data.rollouts?.find((r) => r.channel === ch.name && r.device === d.name && r.state !== "superseded");
   return html`<div class="device">${head}<div class="scroll"><table>
 <thead><tr><th class="num">Version</th><th>Tag</th><th class="num">Phased</th><th class="num">Size</th><th class="hide-sm">Deltas</th><th class="hide-sm">Description</th></tr></thead>
-<tbody>${rows}</tbody></table></div>${more}</div>`;
+<tbody>${rows}</tbody></table></div>${more}${rollout ? renderRollout(rollout) : ""}</div>`;
 }
 
 function channelsSection(data: DashboardData): SafeHtml {
@@ -182,7 +190,8 @@ const unverifiedUpstreams = (problems: { message: string }[] | undefined) => {
 
 function summary(data: DashboardData): SafeHtml {
   const devices = data.fleet.channels.reduce((n, c) => n + c.devices.length, 0);
-  const last = data.runs[0];
+  // A staged rollout's raise (trigger "rollout") is a run of the history, not an import.
+  const last = data.runs.find((r) => r.trigger !== ROLLOUT_TRIGGER);
   const expiring = data.keyrings.filter(
     (k) => k.error || (k.expiry !== undefined && daysLeft(k.expiry, data.now) < (data.warnDays ?? EXPIRY_WARN_DAYS)),
   );
@@ -209,7 +218,7 @@ export function renderDashboard(data: DashboardData): string {
 <title>${data.title} · system-image</title>
 <style>${raw(DASHBOARD_CSS)}</style></head>
 <body><header><h1>${data.title}</h1><div class="sub">${data.publishPath} · ${when(data.now)} · times in UTC</div></header>
-<main>${summary(data)}${channelsSection(data)}
+<main>${summary(data)}${channelsSection(data)}${data.adoption ?? ""}
 <section id="chart"><h2>Published bytes and import durations</h2>${renderChart(data.stats.points)}</section>
 ${historySection(data)}${keyringsSection(data)}${verificationSection(data)}</main>
 <footer><a href="metrics">metrics</a> · <a href="healthz">healthz</a>${

@@ -1,9 +1,10 @@
 /**
  * The admin listener's request handler: `/` the dashboard, `/metrics` for Prometheus,
- * `/healthz` for a supervisor or load balancer, and `POST /verify` (the dashboard's
- * "Verify now" button). It only ever listens on admin_address:admin_port, never on the
- * public ports (see operations.ts), and only for its own Host names and, with
- * admin_token_file, for holders of the token (access.ts).
+ * `/healthz` for a supervisor or load balancer, `POST /verify` (the dashboard's
+ * "Verify now" button) and `POST /rollout` (its Pause/Resume buttons of staged rollouts).
+ * It only ever listens on admin_address:admin_port, never on the public ports (see
+ * operations.ts), and only for its own Host names and, with admin_token_file, for holders
+ * of the token (access.ts).
  */
 import { readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
@@ -23,6 +24,13 @@ import type { HostPolicy } from "./host-check.js";
 import { expiredKeyrings, keyringWarnDays } from "./keyring-watch.js";
 import type { KeyringCatalog } from "./keyrings.js";
 import { METRICS_CONTENT_TYPE, renderMetrics } from "./metrics.js";
+import { rolloutStatus } from "../rollout/actions.js";
+import { summarize } from "../rollout/describe.js";
+import { rolloutMetricLines } from "../rollout/metrics.js";
+import { fleetMetricLines } from "../fleet/metrics.js";
+import { mirrorMetricLines } from "../mirror/metrics.js";
+import { loadAdoption, renderAdoption } from "./adoption.js";
+import { handleRolloutPost } from "./rollouts.js";
 import { HTML, PAGE_CSP, TEXT, send } from "./reply.js";
 import type { CountsSnapshot } from "../server/request-counts.js";
 import type { VerificationStore } from "./verification.js";
@@ -47,6 +55,8 @@ export interface AdminDeps {
   token?: AdminToken;
   /** Runs shown on the dashboard. Default 25. */
   historyRuns?: number;
+  /** The rollouts' clock (tests); default the system time. */
+  now?: () => Date;
 }
 
 /** One reason /healthz answers 503. */
@@ -109,6 +119,7 @@ export function createAdminHandler(deps: AdminDeps): RequestListener {
       // Back to the dashboard, which shows the verification as running (POST/redirect/GET).
       return send(req, res, 303, TEXT, "Verification started\n", { Location: "./" });
     }
+    if (path === "/rollout") return handleRolloutPost(req, res, { config, now: deps.now });
     if (!get) return send(req, res, 405, TEXT, "Method Not Allowed\n", { Allow: "GET, HEAD" });
     if (path === "/healthz") {
       const problems = await health(deps, new Date());
@@ -124,6 +135,15 @@ export function createAdminHandler(deps: AdminDeps): RequestListener {
         requests: await deps.requestCounts(),
         verification: deps.verification.last(),
         scheduler: deps.scheduler(),
+        // si_channel_schedule_enabled; devices gone from channels.json leave the alerting gauges.
+        config,
+        fleet,
+        // Complete families read from the state database (issue 16, 17).
+        extra: [
+          ...mirrorMetricLines(config.state_path, config),
+          ...fleetMetricLines(config.state_path, config.publish_path),
+          ...rolloutMetricLines(config.state_path),
+        ],
       });
       return send(req, res, 200, METRICS_CONTENT_TYPE, body);
     }
@@ -131,8 +151,11 @@ export function createAdminHandler(deps: AdminDeps): RequestListener {
       const fleet = await readFleet(config);
       // First: it marks runs whose process is gone as interrupted, and the table shows that.
       const stats = deps.stats.get();
+      const now = deps.now?.() ?? new Date();
       const body = renderDashboard({
         now: new Date(),
+        rollouts: rolloutStatus(config.state_path).map((r) => summarize(r, now)),
+        adoption: renderAdoption(loadAdoption(config)),
         title: config.public_fqdn ?? "system-image server",
         publishPath: config.publish_path,
         fleet,

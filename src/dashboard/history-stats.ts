@@ -6,6 +6,7 @@
  */
 import { compareCodePoints } from "../format/pyjson.js";
 import type { DeviceRow, ImportHistory, RunRow } from "../state/history.js";
+import { TRIGGER as ROLLOUT_TRIGGER } from "../rollout/record.js";
 
 export interface DeviceStats {
   channel: string;
@@ -21,6 +22,12 @@ export interface DeviceStats {
   lastVersion?: number;
   /** The newest import of this device: outcome, Unix seconds, error. */
   last?: { outcome: string; at: number; error: string | null };
+  /**
+   * Failed imports of this device in a row, newest first, back to the last one that worked
+   * (published or unchanged); skipped ones neither count nor break the streak. Alert rule
+   * SiDeviceImportFailing (etc/prometheus/si-alerts.yml).
+   */
+  consecutiveFailures: number;
 }
 
 export interface RunPoint {
@@ -43,6 +50,12 @@ export interface HistoryStats {
   durationSum: number;
   durationCount: number;
   lastRun?: RunPoint;
+  /**
+   * Finished runs in a row, newest first, that did not end ok (failed, partial or
+   * interrupted), back to the last ok run; a run still running is passed over. Alert rule
+   * SiImportFailing.
+   */
+  consecutiveFailedRuns: number;
   devices: DeviceStats[];
   /** Oldest first. */
   points: RunPoint[];
@@ -62,10 +75,19 @@ function point(r: RunRow): RunPoint {
   };
 }
 
-function addDevice(map: Map<string, DeviceStats>, d: DeviceRow): void {
+/** Devices whose streak of failures has ended (a success seen, going back in time). */
+type StreakEnded = Set<DeviceStats>;
+
+/** `d` comes in the order listRuns gives: newest run first. */
+function addDevice(map: Map<string, DeviceStats>, ended: StreakEnded, d: DeviceRow): void {
   const key = `${d.channel}\n${d.device}`;
   let s = map.get(key);
-  if (!s) map.set(key, (s = { channel: d.channel, device: d.device, outcomes: {}, published: 0, publishedBytes: 0 }));
+  if (!s)
+    map.set(key, (s = { channel: d.channel, device: d.device, outcomes: {}, published: 0, publishedBytes: 0, consecutiveFailures: 0 }));
+  if (!ended.has(s)) {
+    if (d.outcome === "failed") s.consecutiveFailures++;
+    else if (d.outcome !== "skipped") ended.add(s);
+  }
   s.outcomes[d.outcome] = (s.outcomes[d.outcome] ?? 0) + 1;
   const at = secs(d.finished_at);
   if (!s.last || at >= s.last.at) s.last = { outcome: d.outcome, at, error: d.error };
@@ -80,21 +102,37 @@ function addDevice(map: Map<string, DeviceStats>, d: DeviceRow): void {
   }
 }
 
-/** `runs` as listRuns returns them (newest first); dry runs are left out. */
+/**
+ * `runs` as listRuns returns them (newest first); dry runs are left out. Runs of a staged
+ * rollout (trigger `rollout`: one phased-percentage change each, src/rollout/record.ts) count
+ * in `runs` by their trigger and nowhere else: they import nothing, so they neither end a
+ * streak of failed imports nor count as a device's successful import or publication.
+ */
 export function historyStats(runs: RunRow[], chartPoints = 60): HistoryStats {
   const real = runs.filter((r) => !r.dry_run);
+  const imports = real.filter((r) => r.trigger !== ROLLOUT_TRIGGER);
   const byRun = new Map<string, number>();
   const devices = new Map<string, DeviceStats>();
+  const ended: StreakEnded = new Set();
+  let failedRuns = 0;
+  let runStreakEnded = false;
   let durationSum = 0;
   let durationCount = 0;
   for (const r of real) {
     const k = `${r.trigger}\n${r.outcome}`;
     byRun.set(k, (byRun.get(k) ?? 0) + 1);
+  }
+  for (const r of imports) {
     if (r.finished_at && r.outcome !== "interrupted") {
       durationSum += Math.max(0, secs(r.finished_at) - secs(r.started_at));
       durationCount++;
     }
-    for (const d of r.devices) addDevice(devices, d);
+    if (!runStreakEnded && r.outcome !== "running") {
+      if (r.outcome === "ok") runStreakEnded = true;
+      else failedRuns++;
+    }
+    // Within a run too the newest device row first (listRuns gives them in insertion order).
+    for (const d of [...r.devices].reverse()) addDevice(devices, ended, d);
   }
   return {
     runs: [...byRun].map(([k, count]) => {
@@ -103,9 +141,10 @@ export function historyStats(runs: RunRow[], chartPoints = 60): HistoryStats {
     }),
     durationSum,
     durationCount,
-    lastRun: real[0] ? point(real[0]) : undefined,
+    lastRun: imports[0] ? point(imports[0]) : undefined,
+    consecutiveFailedRuns: failedRuns,
     devices: [...devices.values()].sort((a, b) => compareCodePoints(a.channel, b.channel) || compareCodePoints(a.device, b.device)),
-    points: real.slice(0, chartPoints).reverse().map(point),
+    points: imports.slice(0, chartPoints).reverse().map(point),
   };
 }
 

@@ -2,8 +2,13 @@
  * `/metrics` in the Prometheus text exposition format (version 0.0.4): import runs and their
  * durations, bytes and images published, the last successful import per channel/device,
  * keyring expiry dates, the public listeners' requests by status and path class, the last
- * tree verification and the scheduler. Pure: the handler gathers the inputs.
+ * tree verification and the scheduler, and what the alert rules (etc/prometheus/si-alerts.yml)
+ * need besides: failures in a row and which channels import on a schedule. Pure: the handler
+ * gathers the inputs, and `extra` carries the families other modules render (mirrors, fleet,
+ * rollouts).
  */
+import type { ChannelConfig } from "../config/types.js";
+import type { Fleet } from "./fleet.js";
 import type { HistoryStats } from "./history-stats.js";
 import type { KeyringInfo } from "./keyrings.js";
 import { countRows, type CountsSnapshot } from "../server/request-counts.js";
@@ -19,6 +24,20 @@ export interface MetricsInput {
   requests: CountsSnapshot;
   verification: StoredVerification | null;
   scheduler: SchedulerStatus | null;
+  /**
+   * The channels and import_schedule (a Config fits): which channels import on a schedule
+   * (si_channel_schedule_enabled). Absent: that family is left out.
+   */
+  config?: { import_schedule?: string; channels: ReadonlyMap<string, Pick<ChannelConfig, "type">> };
+  /**
+   * The published tree (readFleet): si_last_successful_import_timestamp_seconds and
+   * si_device_consecutive_failed_imports then leave out devices no longer imported (gone
+   * from channels.json, or a per-device redirect), whose history would otherwise keep the
+   * import alerts firing forever. Absent, or unreadable (`error`): every device of the history.
+   */
+  fleet?: Pick<Fleet, "channels" | "error">;
+  /** Complete families (HELP, TYPE, samples), one line each, appended verbatim at the end. */
+  extra?: string[];
 }
 
 type Labels = Record<string, string | number>;
@@ -42,6 +61,12 @@ class Writer {
 
 const round3 = (n: number) => Math.round(n * 1000) / 1000;
 
+/** `channel\ndevice` of the devices import-images imports (not per-device redirects); null: unknown. */
+function importedDevices(fleet: MetricsInput["fleet"]): Set<string> | null {
+  if (!fleet || fleet.error !== undefined) return null;
+  return new Set(fleet.channels.flatMap((c) => c.devices.filter((d) => d.redirect === undefined).map((d) => `${c.name}\n${d.name}`)));
+}
+
 export function renderMetrics(m: MetricsInput): string {
   const w = new Writer();
   // Issue 15 item 6: which si answers (Prometheus' *_build_info convention: value 1, facts as labels).
@@ -52,7 +77,7 @@ export function renderMetrics(m: MetricsInput): string {
   w.family(
     "si_import_runs_total",
     "counter",
-    "Import runs recorded in the history, by trigger (cli, schedule) and outcome (ok, partial, failed, interrupted, running).",
+    "Import runs recorded in the history, by trigger (cli, schedule; rollout: a staged rollout's percentage change) and outcome (ok, partial, failed, interrupted, running).",
     stats.runs.map((r) => [{ trigger: r.trigger, outcome: r.outcome }, r.count]),
   );
   w.raw(
@@ -81,7 +106,22 @@ export function renderMetrics(m: MetricsInput): string {
     last && last.outcome !== "running" ? [[{}, last.outcome === "ok" ? 1 : 0]] : [],
   );
 
+  w.family(
+    "si_import_consecutive_failures",
+    "gauge",
+    "Finished import runs in a row, newest first, that did not end ok (failed, partial, interrupted); 0 after an ok run.",
+    [[{}, stats.consecutiveFailedRuns]],
+  );
+
   const dev = (d: { channel: string; device: string }) => ({ channel: d.channel, device: d.device });
+  const imported = importedDevices(m.fleet);
+  const current = imported ? stats.devices.filter((d) => imported.has(`${d.channel}\n${d.device}`)) : stats.devices;
+  w.family(
+    "si_device_consecutive_failed_imports",
+    "gauge",
+    "Failed imports of a channel/device in a row, newest first; 0 once one published or found nothing new.",
+    current.map((d) => [dev(d), d.consecutiveFailures]),
+  );
   w.family(
     "si_device_imports_total",
     "counter",
@@ -104,7 +144,7 @@ export function renderMetrics(m: MetricsInput): string {
     "si_last_successful_import_timestamp_seconds",
     "gauge",
     "Last import of a channel/device that worked (published or nothing new), Unix time.",
-    stats.devices.filter((d) => d.lastSuccess !== undefined).map((d) => [dev(d), round3(d.lastSuccess!)]),
+    current.filter((d) => d.lastSuccess !== undefined).map((d) => [dev(d), round3(d.lastSuccess!)]),
   );
   w.family(
     "si_last_published_timestamp_seconds",
@@ -159,6 +199,18 @@ export function renderMetrics(m: MetricsInput): string {
       : [],
   );
 
+  if (m.config) {
+    // import-images imports only `type = auto` channels (src/importer/import-images.ts), and
+    // only import_schedule makes si serve run it: a manual channel is never stale.
+    const scheduled = m.config.import_schedule !== undefined;
+    w.family(
+      "si_channel_schedule_enabled",
+      "gauge",
+      "1 if the channel is imported on import_schedule (type = auto and import_schedule set), else 0.",
+      [...m.config.channels].map(([name, c]) => [{ channel: name }, scheduled && c.type === "auto" ? 1 : 0]),
+    );
+  }
+
   const s = m.scheduler;
   w.family("si_scheduler_enabled", "gauge", "1 if si serve runs import-images on import_schedule.", [[{}, s ? 1 : 0]]);
   if (s) {
@@ -173,5 +225,6 @@ export function renderMetrics(m: MetricsInput): string {
       [{}, s.skipped],
     ]);
   }
+  if (m.extra) w.raw(...m.extra);
   return w.lines.join("\n") + "\n";
 }

@@ -1,7 +1,8 @@
 /**
  * The single-instance duties of `si serve`, run in the main process only (never in a serve
- * worker): the import scheduler, the keyring expiry watch (a log line at start and daily,
- * keyring-watch.ts) and the admin listener (dashboard, /metrics, /healthz) on
+ * worker): the import scheduler, the staged-rollout ticker (every minute, with or without
+ * import_schedule; off with `--no-schedule`), the keyring expiry watch (a log line at start
+ * and daily, keyring-watch.ts) and the admin listener (dashboard, /metrics, /healthz) on
  * `admin_address:admin_port`. Their logs go to the server's JSON-line log.
  */
 import type { Config } from "../config/types.js";
@@ -10,6 +11,7 @@ import { createLogger, type Logger } from "../io/log.js";
 import type { ListenerSpec } from "../server/listener.js";
 import type { ServerLogger } from "../server/log.js";
 import { ImportScheduler, validateSchedule } from "../scheduler/scheduler.js";
+import { RolloutTicker, type RolloutTickerOptions } from "../scheduler/rollout-ticker.js";
 import { ImportHistory } from "../state/history.js";
 import { readAdminToken, type AdminToken } from "./auth.js";
 import { createAdminHandler } from "./handler.js";
@@ -29,12 +31,16 @@ export interface OperationsOptions {
   accessLog?: boolean;
   /** Between two keyring expiry checks; default a day. */
   keyringCheckEveryMs?: number;
+  /** The rollout ticker's clock, timer and download counts (tests). */
+  rollouts?: Omit<RolloutTickerOptions, "log">;
 }
 
 export interface Operations {
   /** The admin listener to start with the others (null when off). Its name is "admin". */
   listener: ListenerSpec | null;
   scheduler: ImportScheduler | null;
+  /** Ticks staged rollouts (null with `--no-schedule`). */
+  rollouts: RolloutTicker | null;
   /** Where /metrics gets the public listeners' counts from (set once they run). */
   setRequestCounts(source: () => Promise<CountsSnapshot> | CountsSnapshot): void;
   /** Starts the scheduler and logs the admin URL; call once the listeners run. */
@@ -78,6 +84,8 @@ export function prepareOperations(config: Config, opts: OperationsOptions): Oper
       },
     });
   }
+  // Staged rollouts are raised by si serve even without import_schedule (issue 17).
+  const rollouts = opts.schedule ? new RolloutTicker(config, { log, ...opts.rollouts }) : null;
   let counts: () => Promise<CountsSnapshot> | CountsSnapshot = () => ({});
   let history: ImportHistory | null = null;
   let listener: ListenerSpec | null = null;
@@ -103,6 +111,7 @@ export function prepareOperations(config: Config, opts: OperationsOptions): Oper
       accessLog: opts.accessLog,
       hosts,
       token,
+      now: opts.rollouts?.now,
     });
     listener = { name: "admin", address: config.admin_address, port, handler };
   }
@@ -111,6 +120,7 @@ export function prepareOperations(config: Config, opts: OperationsOptions): Oper
   return {
     listener,
     scheduler,
+    rollouts,
     get abandoned() {
       return abandoned;
     },
@@ -149,6 +159,7 @@ export function prepareOperations(config: Config, opts: OperationsOptions): Oper
         }
       }
       await watch.start();
+      rollouts?.start();
       if (scheduler) scheduler.start();
       else {
         const why = opts.schedule ? "import_schedule is not set" : "--no-schedule";
@@ -157,6 +168,7 @@ export function prepareOperations(config: Config, opts: OperationsOptions): Oper
     },
     async stop(waitMs) {
       watch.stop();
+      await rollouts?.stop();
       const finished = scheduler ? await scheduler.stop(waitMs) : true;
       abandoned = !finished;
       return finished;

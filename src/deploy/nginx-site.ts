@@ -19,7 +19,31 @@ export interface NginxSiteOptions {
   httpsPort: number | null;
   tlsCert: string;
   tlsKey: string;
+  /** Where the `si_json` access log goes (read by `si fleet report --access-log`). Default DEFAULT_ACCESS_LOG. */
+  accessLog?: string;
 }
+
+/** Debian's nginx log directory, writable by the master process that opens it. */
+export const DEFAULT_ACCESS_LOG = "/var/log/nginx/system-image.access.json";
+
+/**
+ * The `si_json` access-log format: one JSON object per line with the field names of si serve's
+ * own access lines (src/server/log.ts), so `si fleet report --access-log` reads both the same
+ * way (src/fleet/parse.ts). `path` is the request target as sent, as si serve logs it; `range`
+ * is the Range header ("" when none); `aborted` is true when nginx did not send the whole
+ * response (`$request_completion` is not "OK"). Both directives belong to nginx's `http`
+ * context, where a site file in sites-enabled/ is included.
+ */
+export const SI_JSON_LOG_FORMAT = [
+  "map $request_completion $si_aborted {",
+  "    OK      false;",
+  "    default true;",
+  "}",
+  "log_format si_json escape=json",
+  `    '{"time":"$time_iso8601","method":"$request_method","path":"$request_uri",'`,
+  `    '"status":$status,"bytes":$body_bytes_sent,"range":"$http_range","aborted":$si_aborted,'`,
+  `    '"remote":"$remote_addr","user_agent":"$http_user_agent"}';`,
+];
 
 /** The instance's public name, ports, tree and certificate, as `si serve` would use them. */
 export function nginxSiteOptions(config: Config): NginxSiteOptions {
@@ -37,6 +61,7 @@ export function nginxSiteOptions(config: Config): NginxSiteOptions {
     httpsPort: https,
     tlsCert: config.tls_cert ?? "",
     tlsKey: config.tls_key ?? "",
+    accessLog: DEFAULT_ACCESS_LOG,
   };
 }
 
@@ -68,6 +93,27 @@ function location(head: string, why: string, cacheControl: string): string[] {
   ];
 }
 
+/**
+ * Exact locations for channels.json and its signature: on a mirror pushed by rsync they are
+ * served through `.si/channels/current` (a symlink one rename replaces, src/mirror/pair-dir.ts),
+ * so a device never gets an old document with a new signature twice in a row; elsewhere (the
+ * primary, other mirrors) `.si/` does not exist and the plain files are served.
+ */
+export function pairLocations(): string[] {
+  const rule = CACHE_RULES.find((r) => r.pattern.test("/channels.json") && r.pattern.test("/channels.json.asc"));
+  if (!rule) throw new Error("Cannot write the nginx site: no cache rule for /channels.json");
+  return ["channels.json", "channels.json.asc"].flatMap((name) => [
+    ...(name === "channels.json"
+      ? ["    # channels.json and its .asc from the pair directory a mirror push switches in one rename, if any."]
+      : []),
+    `    location = /${name} {`,
+    `        add_header Cache-Control "${rule.cacheControl}";`,
+    `        try_files /.si/channels/current/${name} $uri =404;`,
+    "    }",
+    "",
+  ]);
+}
+
 export function nginxSite(o: NginxSiteOptions): string {
   const listen: string[] = [];
   if (o.httpPort !== null) listen.push(`    listen ${o.httpPort};`, `    listen [::]:${o.httpPort};`);
@@ -92,11 +138,16 @@ export function nginxSite(o: NginxSiteOptions): string {
     "#   - `//pool/x` answered as `/pool/x` (the UBports installer concatenates base + path):",
     "#     merge_slashes (on by default) does it;",
     "#   - the tree at the host root, the same tree on HTTP and HTTPS.",
+    "# Access lines in si serve's own JSON shape, for `si fleet report --access-log FILE`",
+    '# (downloads per image, polling clients; README, "Fleet adoption").',
+    ...SI_JSON_LOG_FORMAT,
+    "",
     "server {",
     ...listen,
     `    server_name ${o.serverName};`,
     "",
     ...tls,
+    `    access_log ${arg(o.accessLog ?? DEFAULT_ACCESS_LOG)} si_json;`,
     `    root ${arg(o.root)};`,
     "    merge_slashes on;",
     "    gzip off;",
@@ -116,6 +167,7 @@ export function nginxSite(o: NginxSiteOptions): string {
     "        return 404;",
     "    }",
     "",
+    ...pairLocations(),
     "    # Regex locations are tried in this order and the first match wins, as in `si serve`.",
     ...CACHE_RULES.flatMap((r) => location(`~ ${quoted(r.pattern)}`, `${r.kind}: ${r.why}`, r.cacheControl)),
     ...location("/", `${DEFAULT_CACHE.kind}: ${DEFAULT_CACHE.why}`, DEFAULT_CACHE.cacheControl).slice(0, -1),

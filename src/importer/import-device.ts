@@ -11,8 +11,10 @@ import { generateDelta, generateFile, type Environment, type GeneratorContext } 
 import type { Logger } from "../io/log.js";
 import type { ChannelsDoc } from "../model/channels.js";
 import type { Image } from "../model/index-doc.js";
+import { errorMessage } from "../errors.js";
 import { filePrefix } from "../model/naming.js";
 import { setTagOnVersionDetail } from "../model/version-detail.js";
+import { RolloutStore } from "../state/rollouts.js";
 import type { Tree } from "../tree/index.js";
 import { expandPath } from "../tree/index.js";
 import { alwaysShipped, deltaBases, deltaSource, latestFull, localDate, nextDateTag, nextVersion, resolveEntries } from "./plan.js";
@@ -167,10 +169,44 @@ export async function importDevice(
           .filter((d) => d.files.length > 0)
           .map((d) => ({ type: "delta", version: plan.version, description: detail, paths: d.files, base: d.base, versionDetail: detail })),
       ],
-      { checksums: gctx.checksums },
+      // A channel with `rollout` publishes the image at its first step (issue 17).
+      { checksums: gctx.checksums, phasedPercentage: conf.rollout?.[0].percentage },
     ),
   );
+  if (conf.rollout) recordRollout(gctx, conf, device, plan.version, log);
   result.outcome = "published";
   for (const f of new Set([...result.files, ...result.deltas.flatMap((d) => d.files)])) result.bytes += gctx.checksums.get(f)?.size ?? 0;
   return result;
+}
+
+/**
+ * Records the rollout the image was published at the first step of: the scheduler's rollout
+ * tick (src/rollout/tick.ts) raises it from there. Any open rollout of an older version of
+ * the device is superseded (a new version reshuffles device phases: client-protocol §6.3).
+ */
+function recordRollout(gctx: GeneratorContext, conf: ChannelConfig, device: string, version: number, log: Logger): void {
+  const steps = conf.rollout!;
+  try {
+    RolloutStore.with(gctx.config.state_path, (s) =>
+      s.start({
+        channel: conf.name,
+        device,
+        version,
+        steps,
+        startedAt: gctx.clock(),
+        floor: conf.rollout_floor,
+        graceHours: conf.rollout_grace_hours,
+        minDownloads: conf.rollout_min_downloads,
+      }),
+    );
+  } catch (err) {
+    // The image is published (at the first step): say how to get it raised, do not fail it.
+    log.error(
+      `Cannot record the rollout of version ${version}: ${errorMessage(err)}; it stays at ${steps[0].percentage}% until ` +
+        `'si rollout start ${conf.name} ${device} ${version}' or 'si set-phased-percentage' raises it`,
+      { version },
+    );
+    return;
+  }
+  log.info(`staged rollout of version ${version} started at ${steps[0].percentage}%`, { version, trigger: "rollout" });
 }

@@ -3,10 +3,10 @@
  * config order, every device of it; then alias sync per channel and orphan cleanup. Each run
  * and each device is recorded in the import history.
  *
- * Mirror triggers (issue 15 item 4) run after the lock is released, and only when the run
- * changed what devices read (channels.json or a device's index): a run that published
- * nothing triggers nothing, and a slow mirror never keeps the next import or an admin
- * command waiting for the lock.
+ * Mirror triggers (issue 15 item 4) and pushes (issue 16) run after the lock is released, and
+ * only when the run changed what devices read (channels.json or a device's index): a run that
+ * published nothing triggers nothing, and a slow mirror never keeps the next import or an
+ * admin command waiting for the lock. (Pushes also go when a mirror's removals became due.)
  */
 import { createHash } from "node:crypto";
 import { readFile } from "node:fs/promises";
@@ -14,6 +14,7 @@ import { join } from "node:path";
 import type { Config } from "../config/types.js";
 import { syncMirrors, type MirrorResult, type MirrorRunner } from "../config/mirrors.js";
 import { errorMessage } from "../errors.js";
+import { pushMirrors, removalsDue, type MirrorPushResult } from "../mirror/push.js";
 import { makeGeneratorContext, type GeneratorContext } from "../generators/index.js";
 import { removeStalePoolTemps } from "../generators/pool.js";
 import { HostMemory, type FetchOptions } from "../io/fetch.js";
@@ -48,6 +49,8 @@ export interface ImportResult {
   published: number;
   /** Mirror outcomes, when the run changed the tree and mirrors are configured. */
   mirrors?: MirrorResult[];
+  /** Push mirror (rsync, rclone) outcomes, when the run changed the tree or removals were due. */
+  pushes?: MirrorPushResult[];
 }
 
 /**
@@ -102,9 +105,17 @@ export async function importImages(config: Config, opts: ImportOptions): Promise
   }
   // Even a run that failed half-way may have published something the mirrors should fetch.
   if (before !== undefined) {
-    if ((await treeFingerprint(config.publish_path)) !== before)
-      result.mirrors = await syncMirrors(config, { log: opts.log, run: opts.runMirror });
-    else opts.log.debug("the tree did not change: no mirror triggered");
+    const changed = (await treeFingerprint(config.publish_path)) !== before;
+    // Push mirrors also go when only removals are due (their grace ended since the last push).
+    const push = changed || removalsDue(config);
+    const trigger = opts.trigger === "schedule" ? "schedule" : "import";
+    const [triggered, pushed] = await Promise.all([
+      changed ? syncMirrors(config, { log: opts.log, run: opts.runMirror }) : undefined,
+      push ? pushMirrors(config, { log: opts.log, trigger }) : undefined,
+    ]);
+    if (triggered) result.mirrors = triggered;
+    if (pushed) result.pushes = pushed;
+    if (!changed) opts.log.debug("the tree did not change: no mirror triggered");
   }
   if (failure) throw failure.err;
   return result;

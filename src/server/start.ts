@@ -8,6 +8,7 @@ import { RequestCounts } from "./request-counts.js";
 import type { Config } from "../config/types.js";
 import { ConfigError } from "../errors.js";
 import { DeviceWatch } from "./device-watch.js";
+import { FleetCounter } from "../fleet/store.js";
 import { startListeners, type ListenerSpec } from "./listener.js";
 import { accessEntry, jsonLineLogger, type ServerLogger } from "./log.js";
 import { rawHeader } from "./respond.js";
@@ -32,6 +33,8 @@ export interface StartOptions {
   /** How long close() waits for in-flight responses before cutting them. Default 10 s. */
   shutdownTimeoutMs?: number;
   staticOptions?: StaticTreeOptions;
+  /** Count downloads and polling clients into the state database (src/fleet/). Default true. */
+  fleet?: boolean;
 }
 
 export interface RunningServer {
@@ -76,6 +79,21 @@ export function publicPorts(
   };
 }
 
+/** A finished response as the fleet counter reads it (src/fleet/records.ts). */
+function fleetRecord(req: IncomingMessage, res: ServerResponse, rec: RequestRecord) {
+  return {
+    method: req.method ?? "",
+    path: rec.path ?? "",
+    status: res.statusCode,
+    bytes: rec.bytes,
+    range: rawHeader(req, "range") ?? null,
+    aborted: !res.writableFinished,
+    remote: req.socket.remoteAddress ?? "",
+    userAgent: rawHeader(req, "user-agent") ?? "",
+    time: Date.now(),
+  };
+}
+
 /** The request handler of the public tree: files, access log, unknown-device warnings, counts. */
 export function publicHandler(
   listener: string,
@@ -84,10 +102,18 @@ export function publicHandler(
   logger: ServerLogger,
   accessLog: boolean,
   counts?: RequestCounts,
+  fleet?: FleetCounter,
 ): RequestListener {
+  // Downloads and index polls (a Map lookup for every other response): src/fleet/.
+  const countFleet = (req: IncomingMessage, res: ServerResponse, rec: RequestRecord) => {
+    if (fleet?.wants(rec.path)) fleet.observe(fleetRecord(req, res, rec), rec.path!);
+  };
   const finished = (req: IncomingMessage, res: ServerResponse, rec: RequestRecord, started: number) => {
     counts?.record(rec.path, res.statusCode);
-    if (accessLog) logger.log(accessEntry(listener, req, res, rec, started));
+    if (accessLog) {
+      logger.log(accessEntry(listener, req, res, rec, started));
+      countFleet(req, res, rec);
+    }
     if (res.statusCode === 404 || rec.path === "/channels.json") {
       watch.observe({
         method: req.method,
@@ -104,6 +130,8 @@ export function publicHandler(
       // Status and path are settled when handle() returns (it writes the head at once), and
       // without an access line nothing waits for the end: no listener per request.
       tree.handle(req, res, rec);
+      // Whether a download completed is known only at its end: wait for it when it may count.
+      if (fleet?.wants(rec.path)) res.once("close", () => countFleet(req, res, rec));
       return finished(req, res, rec, 0);
     }
     const started = performance.now();
@@ -143,13 +171,25 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
     });
   };
   const limits = (name: string) => ({ maxConnections, onConnectionLimit: onConnectionLimit(name) });
+  if (httpPort === null && httpsPort === null && (opts.extraListeners ?? []).length === 0) {
+    throw new ConfigError(
+      `Cannot serve: public_http_port and public_https_port are both 0 or unset in ${config.path} (use --http-port / --https-port)`,
+    );
+  }
+  const tls = httpsPort !== null ? await tlsFiles() : undefined;
+  const fleet =
+    opts.fleet === false
+      ? undefined
+      : new FleetCounter(config.state_path, config.publish_path, {
+          warn: (msg) => logger.log({ level: "warn", event: "fleet-counting", msg }),
+        });
   const specs: ListenerSpec[] = [];
   if (httpPort !== null) {
     specs.push({
       name: "http",
       address,
       port: httpPort,
-      handler: publicHandler("http", tree, watch, logger, accessLog, requests),
+      handler: publicHandler("http", tree, watch, logger, accessLog, requests, fleet),
       onClientError: onClientError("http"),
       ...limits("http"),
     });
@@ -159,20 +199,21 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
       name: "https",
       address,
       port: httpsPort,
-      tls: await tlsFiles(),
-      handler: publicHandler("https", tree, watch, logger, accessLog, requests),
+      tls,
+      handler: publicHandler("https", tree, watch, logger, accessLog, requests, fleet),
       onClientError: onClientError("https"),
       ...limits("https"),
     });
   }
   specs.push(...(opts.extraListeners ?? []));
-  if (specs.length === 0) {
-    throw new ConfigError(
-      `Cannot serve: public_http_port and public_https_port are both 0 or unset in ${config.path} (use --http-port / --https-port)`,
-    );
-  }
 
-  const group = await startListeners(specs, opts.shutdownTimeoutMs ?? 10_000);
+  let group;
+  try {
+    group = await startListeners(specs, opts.shutdownTimeoutMs ?? 10_000);
+  } catch (err) {
+    fleet?.close();
+    throw err;
+  }
   const { ports, urls } = group;
   return {
     httpPort: ports.http,
@@ -189,6 +230,8 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
     async close() {
       await group.close();
       tree.close();
+      // After the listeners: the responses cut or finished by close() are counted too.
+      fleet?.close();
       logger.flush?.();
     },
   };

@@ -139,12 +139,17 @@ export class Device {
   /**
    * Several images in one commit (an import's full image and its deltas appear together, or
    * none does). `opts.checksums` holds SHA-256 and size by real path for files the caller
-   * just wrote, so gigabyte images are not read again.
+   * just wrote, so gigabyte images are not read again. `opts.phasedPercentage`: the new
+   * version's phased-percentage, set in the same commit (the images must be the newest).
    */
-  createImages(images: ImageSpec[], opts: { checksums?: KnownDigests } = {}): Promise<true> {
+  createImages(images: ImageSpec[], opts: { checksums?: KnownDigests; phasedPercentage?: number } = {}): Promise<true> {
     return this.runner.txn("create_images", [images], async (t) => {
       for (const spec of images) checkSpec(spec, this.pub_path, this.indexpath);
       for (const spec of images) await opCreateImage(t, this.indexpath, this.pub_path, toArgs(spec), opts.checksums);
+      // A staged rollout's first step (issue 17): in the same commit, so the new version is
+      // never offered to every device first (set on all its images: full and deltas alike).
+      if (opts.phasedPercentage !== undefined && opts.phasedPercentage !== 100 && images.length > 0)
+        await opSetPhasedPercentage(t, this.indexpath, images[0].version, opts.phasedPercentage);
       return true as const;
     });
   }

@@ -59,7 +59,9 @@ describe("mirror types", () => {
     expect(problems(base("a", "[mirror_a]\ntype = rsync\ntarget = h:/p\nremote = x:y\n"))).toEqual([
       `${FILE}:7: [mirror_a] remote: only a 'type = rclone' mirror reads it (this one is 'rsync')`,
     ]);
-    expect(problems(base("a", "[mirror_a]\ntype = ftp\n"))).toEqual([`${FILE}:5: [mirror_a] type: must be 'trigger', 'rsync' or 'rclone', got 'ftp'`]);
+    expect(problems(base("a", "[mirror_a]\ntype = ftp\n"))).toEqual([
+      `${FILE}:5: [mirror_a] type: must be 'trigger', 'rsync' or 'rclone', got 'ftp'`,
+    ]);
     expect(problems(base("a", "[mirror_a]\ntype = rsync\n"))).toEqual([`${FILE}:4: Missing key in mirror_a: target (user@host:/path)`]);
     expect(problems(base("a", "[mirror_a]\ntype = rclone\nremote = --config=/etc/shadow\n"))).toEqual([
       `${FILE}:6: [mirror_a] remote: must not start with '-'`,
@@ -70,7 +72,9 @@ describe("mirror types", () => {
   });
 
   it("still requires [mirror_default] when a trigger mirror is listed", () => {
-    expect(problems(base("a, b", "[mirror_a]\ntype = rclone\nremote = /x\n[mirror_b]\nssh_host = h\n"))).toEqual([`${FILE}:3: [global] mirrors: Missing mirror_default section.`]);
+    expect(problems(base("a, b", "[mirror_a]\ntype = rclone\nremote = /x\n[mirror_b]\nssh_host = h\n"))).toEqual([
+      `${FILE}:3: [global] mirrors: Missing mirror_default section.`,
+    ]);
   });
 });
 

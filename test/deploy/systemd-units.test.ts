@@ -47,7 +47,8 @@ function importNeeds(c: Config): Need[] {
       { path: join(c.gpg_keyring_path, "image-signing.tar.xz"), access: "rw", why: "keyring_auto_renew_days rebuilds it" },
     );
   }
-  for (const m of Object.values(c.mirrors)) if ("ssh_key" in m && m.ssh_key) needs.push({ path: m.ssh_key, access: "ro", why: `mirror ${m.name}` });
+  for (const m of Object.values(c.mirrors))
+    if ("ssh_key" in m && m.ssh_key) needs.push({ path: m.ssh_key, access: "ro", why: `mirror ${m.name}` });
   return needs;
 }
 

@@ -203,7 +203,15 @@ describe("mirror triggers (server-reference §4.4, issue 15 item 4)", () => {
       `#!/bin/sh\nfor a in "$@"; do host="$prev"; prev="$a"; done\n[ "$host" = "${HOST_B}" ] || exit 0\necho $$ > '${pidFile}'\nexec sleep 600\n`,
     );
     chmodSync(fake, 0o755);
-    const mirror = (name: string, host: string) => ({ name, type: "trigger" as const, ssh_host: host, ssh_user: "u", ssh_key: "/k", ssh_port: 22, ssh_command: "c" });
+    const mirror = (name: string, host: string) => ({
+      name,
+      type: "trigger" as const,
+      ssh_host: host,
+      ssh_user: "u",
+      ssh_key: "/k",
+      ssh_port: 22,
+      ssh_command: "c",
+    });
     const logged: string[] = [];
     const log = createLogger({ json: false, level: "info", write: (l) => logged.push(l) });
     const results = await syncMirrors(
