@@ -6,9 +6,7 @@
  * caches every object until it gets an HTTP PURGE for it), and `purge_command = curl -fsS -X
  * PURGE`. Without the purge the CDN would keep serving the old channels.json.
  *
- * Opt-in: s3rver is not a dependency of the project. Run with
- *   npm install --prefix /tmp/s3rver s3rver@3.7.1
- *   SI_TEST_S3RVER=/tmp/s3rver/node_modules/.bin/s3rver npx vitest run test/mirror/e2e-s3.test.ts
+ * s3rver is a devDependency (only tests use it); SI_TEST_S3RVER names another binary.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { spawn, type ChildProcess } from "node:child_process";
@@ -18,11 +16,11 @@ import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { runDeviceClient, type DeviceClientOptions } from "../helpers/device-client.js";
-import { runSiAsync } from "../helpers/instance.js";
+import { REPO, runSiAsync } from "../helpers/instance.js";
 import { addMirrors, freePort } from "../helpers/mirror-servers.js";
 import { buildImportedTree, type ImportedTree } from "../e2e/tree-fixture.js";
 
-const S3RVER = process.env.SI_TEST_S3RVER;
+const S3RVER = process.env.SI_TEST_S3RVER ?? join(REPO, "node_modules/.bin/s3rver");
 const BUCKET = "system-image";
 
 interface Cdn {
@@ -68,7 +66,7 @@ async function startCdn(origin: string): Promise<Cdn> {
   return { url: `http://127.0.0.1:${port}/`, port, purged, server };
 }
 
-describe.skipIf(!S3RVER)("an S3-compatible bucket behind a CDN (rclone s3 remote, purge_command)", () => {
+describe("an S3-compatible bucket behind a CDN (rclone s3 remote, purge_command)", () => {
   const scratch = mkdtempSync(join(tmpdir(), "si-mirror-s3-"));
   let t: ImportedTree;
   let s3: ChildProcess;
@@ -97,7 +95,7 @@ describe.skipIf(!S3RVER)("an S3-compatible bucket behind a CDN (rclone s3 remote
     t = await buildImportedTree();
     const port = await freePort();
     mkdirSync(join(scratch, "s3"));
-    s3 = spawn(S3RVER!, ["-d", join(scratch, "s3"), "-a", "127.0.0.1", "-p", String(port), "-s", "--configure-bucket", BUCKET], {
+    s3 = spawn(S3RVER, ["-d", join(scratch, "s3"), "-a", "127.0.0.1", "-p", String(port), "-s", "--configure-bucket", BUCKET], {
       stdio: "ignore",
     });
     const endpoint = `http://127.0.0.1:${port}`;
