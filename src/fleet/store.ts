@@ -8,6 +8,7 @@
  * every few seconds and at shutdown (UPSERT adding deltas), so worker processes write side by
  * side (WAL, busy timeout). A busy or broken database delays counts, never serving.
  */
+import { CLIENTS_PER_DAY, ClientRows } from "./client-rows.js";
 import type BetterSqlite3 from "better-sqlite3";
 import { openStateDb } from "../state/db.js";
 import { pollOwner, type Attribution, type ImageRef } from "./attribution.js";
@@ -34,10 +35,11 @@ const UPSERT_DOWNLOADS = `INSERT INTO fleet_daily (day, channel, device, version
   VALUES (?, ?, ?, ?, ?, ?, ?, ?)
   ON CONFLICT (day, channel, device, version, kind, base)
   DO UPDATE SET started = started + excluded.started, completed = completed + excluded.completed`;
-const INSERT_CLIENT = "INSERT OR IGNORE INTO fleet_clients (day, channel, device, client) VALUES (?, ?, ?, ?)";
 
 export interface FleetCounterOptions {
   flushMs?: number;
+  /** Cap of stored polling clients per channel/device and day (client-rows.ts). */
+  clientsPerDay?: number;
   /** Problems (unreadable tree, database errors), each said once per kind. */
   warn?: (msg: string) => void;
 }
@@ -49,6 +51,8 @@ export class FleetCounter {
   private db: BetterSqlite3.Database | undefined;
   private disabled = false;
   private readonly written = new Set<string>();
+  private clientRows: ClientRows | undefined;
+  private readonly clientsPerDay: number;
   private readonly timer: NodeJS.Timeout;
   private readonly warned = new Set<string>();
   private readonly warn: (msg: string) => void;
@@ -59,6 +63,7 @@ export class FleetCounter {
     opts: FleetCounterOptions = {},
   ) {
     this.warn = opts.warn ?? (() => undefined);
+    this.clientsPerDay = opts.clientsPerDay ?? CLIENTS_PER_DAY;
     this.watch = new AttributionWatch(publishPath, (m) => this.once("tree", m));
     this.timer = setInterval(() => this.flush(), opts.flushMs ?? FLUSH_MS);
     this.timer.unref();
@@ -96,14 +101,20 @@ export class FleetCounter {
       this.db.pragma(`busy_timeout = ${busyMs}`);
       const db = this.db;
       const up = db.prepare(UPSERT_DOWNLOADS);
-      const ins = db.prepare(INSERT_CLIENT);
+      this.clientRows ??= new ClientRows(db, this.clientsPerDay);
+      const rows = this.clientRows;
       const fresh = [...tally.clients].filter(([k]) => !this.written.has(k));
       db.transaction(() => {
         for (const d of tally.downloads.values()) {
           const i = d.image;
           up.run(d.bucket, i.channel, i.device, String(i.version), i.kind, i.base === null ? "" : String(i.base), d.started, d.completed);
         }
-        for (const [, c] of fresh) ins.run(c.bucket, c.channel, c.device, c.client);
+        for (const capped of rows.insert(fresh.map(([, c]) => c)))
+          this.once(
+            `cap ${capped}`,
+            `Polling clients of ${capped} reached ${this.clientsPerDay}: further ones are not recorded (the figure is saturated)`,
+          );
+        rows.prune(dayBucket(Date.now()));
       }).immediate();
       tally.downloads.clear();
       tally.clients.clear();
