@@ -106,5 +106,17 @@ describe("si mirror, and pushes after import-images and admin commands", () => {
       last_push: { trigger: string };
     }[];
     expect(after.find((j) => j.mirror === "good")?.last_push.trigger).toBe("admin");
+
+    // The pushes are in the history: one line per push with its phases, newest first.
+    const hist = await runSiAsync(["--config", inst.config, "history", "--mirrors"]);
+    expect(hist.status, hist.stderr).toBe(0);
+    const pushLines = hist.stdout.split("\n").filter((l) => / mirror good /.test(l));
+    expect(pushLines[0]).toMatch(/^\S+ mirror good \(admin\): ok, \d+ files, .*, \d+\.\d s$/);
+    expect(pushLines.at(-1)).toMatch(/^\S+ mirror good \(import\): ok, \d+ files/);
+    expect(hist.stdout).toMatch(/^ {2}channels: 2 files, .* s$/m);
+    expect(hist.stdout).toMatch(/mirror bad \(import\): failed, 0 files, 0 B, .* — rclone exited with status/);
+    const runs = await runSiAsync(["--config", inst.config, "history"]);
+    // Both mirrors were pushed at once by the last command: either may be the newest.
+    expect(runs.stdout).toMatch(/\(mirror pushes: si history --mirrors; last \S+, (ok|failed)\)/);
   });
 });
