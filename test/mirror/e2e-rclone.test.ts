@@ -9,38 +9,16 @@
  * (needs rclone, nginx, gpg, tar, xz).
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { execFileSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { IndexDoc } from "../../src/model/index-doc.js";
 import { compareTrees } from "../helpers/apply-delta.js";
 import { runDeviceClient, type DeviceClientOptions } from "../helpers/device-client.js";
 import { addMirrors, startNginxOver, startRcloneWebdav, type RunningNginx, type RunningRclone } from "../helpers/mirror-servers.js";
 import { buildImportedTree, type ImportedTree } from "../e2e/tree-fixture.js";
+import { referenceSystem, treeFiles } from "../helpers/tree-files.js";
 
 const scratch = mkdtempSync(join(tmpdir(), "si-mirror-rclone-"));
-
-/** Every file under `root` (relative path → bytes), skipping the primary's own dotfiles (locks, temps). */
-function files(root: string): Map<string, Buffer> {
-  const out = new Map<string, Buffer>();
-  for (const e of readdirSync(root, { recursive: true, withFileTypes: true })) {
-    if (!e.isFile()) continue;
-    const rel = join(e.parentPath, e.name).slice(root.length + 1);
-    if (rel.split("/").some((p) => p.startsWith("."))) continue;
-    out.set(rel, readFileSync(join(root, rel)));
-  }
-  return out;
-}
-
-/** The system/ tree a device should end with: the image's files extracted in `order`. */
-function referenceSystem(publish: string, img: IndexDoc["images"][number]): string {
-  const dir = mkdtempSync(join(scratch, "ref-"));
-  for (const f of [...img.files].sort((a, b) => a.order - b.order)) {
-    execFileSync("tar", ["--numeric-owner", "-xJf", join(publish, f.path), "-C", dir]);
-  }
-  return join(dir, "system");
-}
 
 describe("rclone mirrors (a WebDAV remote and a local directory), read by devices through nginx", () => {
   let t: ImportedTree;
@@ -87,9 +65,9 @@ describe("rclone mirrors (a WebDAV remote and a local directory), read by device
 
   it("si mirror push copies the primary's published tree to both, byte for byte", () => {
     expect(push.status, push.stdout + push.stderr).toBe(0);
-    const primary = files(t.inst.publish);
+    const primary = treeFiles(t.inst.publish);
     for (const [name, s] of Object.entries(served)) {
-      const copy = files(s.root);
+      const copy = treeFiles(s.root);
       expect([...copy.keys()].sort(), name).toEqual([...primary.keys()].sort());
       for (const [rel, data] of primary) expect(copy.get(rel)!.equals(data), `${name}: ${rel}`).toBe(true);
     }
@@ -99,7 +77,7 @@ describe("rclone mirrors (a WebDAV remote and a local directory), read by device
     it(`upgrades a build 0 device to full 2, and a build 1 device with the delta, from the ${name} mirror's nginx alone`, async () => {
       const nginx = served[name].nginx!;
       const [full1, full2, delta] = t.index().images;
-      const ref2 = referenceSystem(t.inst.publish, full2);
+      const ref2 = referenceSystem(scratch, t.inst.publish, full2);
 
       const fresh = await device(nginx, { buildNumber: 0 });
       expect([fresh.outcome, fresh.path]).toEqual(["applied", "2"]);
@@ -108,7 +86,7 @@ describe("rclone mirrors (a WebDAV remote and a local directory), read by device
       expect(fresh.buildNumber).toBe(2);
       for (const r of fresh.trace) expect([r.url.startsWith(nginx.url), r.status]).toEqual([true, 200]);
 
-      const old = await device(nginx, { buildNumber: 1, system: referenceSystem(t.inst.publish, full1) });
+      const old = await device(nginx, { buildNumber: 1, system: referenceSystem(scratch, t.inst.publish, full1) });
       expect([old.outcome, old.path]).toEqual(["applied", "2"]);
       expect(old.ubuntuCommand).not.toContain("format system");
       for (const f of delta.files) expect(old.ubuntuCommand).toContain(f.path.split("/").pop());
@@ -127,7 +105,7 @@ describe("rclone mirrors (a WebDAV remote and a local directory), read by device
     const again = await t.inst.siAsync("mirror", "push");
     expect(again.status, again.stdout + again.stderr).toBe(0);
     const [, full2] = t.index().images;
-    const ref2 = referenceSystem(t.inst.publish, full2);
+    const ref2 = referenceSystem(scratch, t.inst.publish, full2);
     for (const [name, s] of Object.entries(served)) {
       for (const f of ["channels.json", "channels.json.asc"])
         expect(readFileSync(join(s.root, f)).equals(readFileSync(join(t.inst.publish, f))), `${name}: ${f}`).toBe(true);

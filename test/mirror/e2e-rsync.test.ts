@@ -7,38 +7,16 @@
  * sshd, ssh, rsync, nginx, gpg, tar, xz).
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { execFileSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { IndexDoc } from "../../src/model/index-doc.js";
 import { compareTrees } from "../helpers/apply-delta.js";
 import { runDeviceClient, type DeviceClientOptions } from "../helpers/device-client.js";
 import { addMirrors, startNginxOver, startSshd, type RunningNginx, type RunningSshd } from "../helpers/mirror-servers.js";
 import { buildImportedTree, type ImportedTree } from "../e2e/tree-fixture.js";
+import { referenceSystem, treeFiles } from "../helpers/tree-files.js";
 
 const scratch = mkdtempSync(join(tmpdir(), "si-mirror-rsync-"));
-
-/** Every file under `root` (relative path → bytes), skipping the primary's own dotfiles (locks, temps). */
-function files(root: string): Map<string, Buffer> {
-  const out = new Map<string, Buffer>();
-  for (const e of readdirSync(root, { recursive: true, withFileTypes: true })) {
-    if (!e.isFile()) continue;
-    const rel = join(e.parentPath, e.name).slice(root.length + 1);
-    if (rel.split("/").some((p) => p.startsWith("."))) continue;
-    out.set(rel, readFileSync(join(root, rel)));
-  }
-  return out;
-}
-
-/** The system/ tree a device should end with: the image's files extracted in `order`. */
-function referenceSystem(publish: string, img: IndexDoc["images"][number]): string {
-  const dir = mkdtempSync(join(scratch, "ref-"));
-  for (const f of [...img.files].sort((a, b) => a.order - b.order)) {
-    execFileSync("tar", ["--numeric-owner", "-xJf", join(publish, f.path), "-C", dir]);
-  }
-  return join(dir, "system");
-}
 
 describe("an rsync mirror over a real sshd, read by devices through the mirror's nginx", () => {
   let t: ImportedTree;
@@ -86,8 +64,8 @@ describe("an rsync mirror over a real sshd, read by devices through the mirror's
 
   it("si mirror push copies the primary's published tree to the mirror, byte for byte", () => {
     expect(push.status, push.stdout + push.stderr).toBe(0);
-    const primary = files(t.inst.publish);
-    const copy = files(mirror);
+    const primary = treeFiles(t.inst.publish);
+    const copy = treeFiles(mirror);
     expect([...copy.keys()].sort()).toEqual([...primary.keys()].sort());
     for (const [rel, data] of primary) expect(copy.get(rel)!.equals(data), rel).toBe(true);
   });
@@ -102,7 +80,7 @@ describe("an rsync mirror over a real sshd, read by devices through the mirror's
     const run = await device({ buildNumber: 0 });
     expect([run.outcome, run.path]).toEqual(["applied", "2"]);
     expect(run.ubuntuCommand).toContain("format system");
-    expect(compareTrees(run.systemDir, referenceSystem(t.inst.publish, full2))).toEqual([]);
+    expect(compareTrees(run.systemDir, referenceSystem(scratch, t.inst.publish, full2))).toEqual([]);
     expect(run.buildNumber).toBe(2);
     expect(run.trace.length).toBeGreaterThan(10);
     for (const r of run.trace) expect([r.url.startsWith(nginx.url), r.status]).toEqual([true, 200]);
@@ -114,11 +92,11 @@ describe("an rsync mirror over a real sshd, read by devices through the mirror's
 
   it("upgrades a build 1 device with the delta 2←1 from the mirror, ending like a fresh install of 2", async () => {
     const [full1, full2, delta] = t.index().images;
-    const run = await device({ buildNumber: 1, system: referenceSystem(t.inst.publish, full1) });
+    const run = await device({ buildNumber: 1, system: referenceSystem(scratch, t.inst.publish, full1) });
     expect([run.outcome, run.path]).toEqual(["applied", "2"]);
     expect(run.ubuntuCommand).not.toContain("format system");
     for (const f of delta.files) expect(run.ubuntuCommand).toContain(f.path.split("/").pop());
-    expect(compareTrees(run.systemDir, referenceSystem(t.inst.publish, full2))).toEqual([]);
+    expect(compareTrees(run.systemDir, referenceSystem(scratch, t.inst.publish, full2))).toEqual([]);
     expect(run.buildNumber).toBe(2);
   });
 
@@ -131,7 +109,7 @@ describe("an rsync mirror over a real sshd, read by devices through the mirror's
     for (const f of ["channels.json", "channels.json.asc"])
       expect(readFileSync(join(mirror, f)).equals(readFileSync(join(t.inst.publish, f))), f).toBe(true);
     const [, full2] = t.index().images;
-    const run = await device({ buildNumber: 2, system: referenceSystem(t.inst.publish, full2) });
+    const run = await device({ buildNumber: 2, system: referenceSystem(scratch, t.inst.publish, full2) });
     expect([run.outcome, run.path, run.buildNumber]).toEqual(["applied", "3", 3]);
     // It read the index copy the new channels.json names, from the mirror.
     const named = (
