@@ -132,7 +132,7 @@ ${problem ? html`<p class="error">${problem}</p>` : ""}<form method="post" actio
 }
 
 /** The body of a urlencoded form, or null when it is something else or too large. */
-async function readForm(req: IncomingMessage): Promise<URLSearchParams | null> {
+export async function readForm(req: IncomingMessage): Promise<URLSearchParams | null> {
   const type = String(req.headers["content-type"] ?? "")
     .split(";")[0]
     .trim()

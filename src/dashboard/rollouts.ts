@@ -10,13 +10,12 @@ import type { Config } from "../config/types.js";
 import { errorMessage, SiError } from "../errors.js";
 import { pauseRollout, resumeRollout } from "../rollout/actions.js";
 import type { RolloutSummary } from "../rollout/describe.js";
-import { sameOrigin } from "./access.js";
+import { readForm, sameOrigin } from "./access.js";
 import { html, type SafeHtml } from "./html.js";
 import { TEXT, send } from "./reply.js";
 
 const STATE_BADGE: Record<string, string> = { active: "info", paused: "warn", completed: "ok", aborted: "bad", superseded: "" };
 /** A form body here is three short fields. */
-const MAX_FORM = 4096;
 
 function stepList(s: RolloutSummary): SafeHtml {
   const steps = s.steps.split(",").map((t) => t.trim());
@@ -39,22 +38,6 @@ export function renderRollout(s: RolloutSummary): SafeHtml {
 ${s.reason ? html`<p class="${s.state === "paused" || s.state === "aborted" ? "error" : "muted"}">${s.state === "paused" ? "Paused: " : ""}${s.reason}</p>` : ""}
 ${stepList(s)}<p class="muted">Pauses itself when under ${s.floor} % of at least ${s.min_downloads} downloads complete, ${s.grace_hours} h after a step.</p>
 ${open ? button(s, s.state === "active" ? "pause" : "resume") : ""}</div>`;
-}
-
-async function readForm(req: IncomingMessage): Promise<URLSearchParams | null> {
-  const type = String(req.headers["content-type"] ?? "")
-    .split(";")[0]
-    .trim()
-    .toLowerCase();
-  if (type !== "application/x-www-form-urlencoded") return null;
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > MAX_FORM) return null;
-    chunks.push(chunk);
-  }
-  return new URLSearchParams(Buffer.concat(chunks).toString("utf8"));
 }
 
 /**

@@ -80,6 +80,23 @@ export function transportFor(m: PushMirrorConfig, config: PushConf): Transport {
 const seconds = (ms: number) => (ms / 1000).toFixed(1).replace(/\.0$/, "");
 const size = (n: number) => (n >= 1e6 ? `${(n / 1e6).toFixed(1)} MB` : n >= 1e3 ? `${(n / 1e3).toFixed(1)} kB` : `${n} B`);
 
+/** A push that has sent nothing yet (outcome ok until something fails). */
+function emptyResult(m: PushMirrorConfig): MirrorPushResult {
+  return {
+    name: m.name,
+    type: m.type,
+    outcome: "ok",
+    durationMs: 0,
+    files: 0,
+    bytes: 0,
+    phases: [],
+    removed: 0,
+    pendingRemovals: 0,
+    purged: [],
+    verifyProblems: [],
+  };
+}
+
 /**
  * Pushes every (or the named) rsync/rclone mirror at once and waits for all; never throws for
  * a mirror's failure. Call it with the global lock released.
@@ -91,20 +108,7 @@ export async function pushMirrors(config: PushConf, opts: PushOptions): Promise<
       pushOne(config, m, opts).catch((err: unknown): MirrorPushResult => {
         const error = `Cannot push to mirror ${m.name}: ${errorMessage(err)}`;
         opts.log?.error(error, { mirror: m.name, outcome: "failed" });
-        return {
-          name: m.name,
-          type: m.type,
-          outcome: "failed",
-          durationMs: 0,
-          files: 0,
-          bytes: 0,
-          phases: [],
-          removed: 0,
-          pendingRemovals: 0,
-          purged: [],
-          verifyProblems: [],
-          error,
-        };
+        return { ...emptyResult(m), outcome: "failed", error };
       }),
     ),
   );
@@ -134,19 +138,7 @@ async function pushOne(config: PushConf, m: PushMirrorConfig, opts: PushOptions)
   const log = opts.log;
   const started = performance.now();
   const timeoutMs = (config.mirror_timeout ?? DEFAULT_MIRROR_TIMEOUT) * 1000;
-  const result: MirrorPushResult = {
-    name: m.name,
-    type: m.type,
-    outcome: "ok",
-    durationMs: 0,
-    files: 0,
-    bytes: 0,
-    phases: [],
-    removed: 0,
-    pendingRemovals: 0,
-    purged: [],
-    verifyProblems: [],
-  };
+  const result = emptyResult(m);
   const fail = (err: unknown) => {
     result.outcome = err instanceof MirrorFailure ? err.outcome : "failed";
     result.error = errorMessage(err).replace(/\s+/g, " ").trim();

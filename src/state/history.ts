@@ -7,17 +7,13 @@
  * A run still "running" whose process is gone (SIGKILL, out of memory, power loss) is marked
  * "interrupted" by the next command that opens the history, so the three views agree.
  */
-import { mkdirSync } from "node:fs";
-import { join } from "node:path";
-import { createRequire } from "node:module";
 import type BetterSqlite3 from "better-sqlite3";
 import { acquireGlobalLock } from "../io/lock.js";
+import { openStateDb } from "./db.js";
 import { currentIdentity, ownerState, type ProcessIdentity } from "./process-identity.js";
-import { migrate } from "./schema.js";
 
 export { SCHEMA_VERSION } from "./schema.js";
 
-const Database = createRequire(import.meta.url)("better-sqlite3") as typeof BetterSqlite3;
 
 /** "interrupted": its process ended without finishing it (found later, see sweepInterrupted). */
 export type RunOutcome = "running" | "ok" | "failed" | "partial" | "interrupted";
@@ -101,15 +97,7 @@ export class ImportHistory {
   ) {}
 
   static open(statePath: string, opts: OpenOptions = {}): ImportHistory {
-    mkdirSync(statePath, { recursive: true });
-    const db = new Database(join(statePath, "history.sqlite"), { timeout: 5000 });
-    try {
-      db.pragma("journal_mode = WAL");
-      migrate(db);
-    } catch (err) {
-      db.close();
-      throw err;
-    }
+    const db = openStateDb(statePath);
     const history = new ImportHistory(db, statePath);
     if (opts.sweep !== false) {
       try {

@@ -6,6 +6,7 @@ import { execFileSync } from "node:child_process";
 import { mkdtempSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { IndexDoc } from "../../src/model/index-doc.js";
+import { runDeviceClient, type DeviceClientOptions } from "./device-client.js";
 
 /** Every file under `root` (relative path → bytes), skipping dotfiles (the primary's locks and temps, a mirror's `.si/`). */
 export function treeFiles(root: string): Map<string, Buffer> {
@@ -26,4 +27,23 @@ export function referenceSystem(scratch: string, publish: string, img: IndexDoc[
     execFileSync("tar", ["--numeric-owner", "-xJf", join(publish, f.path), "-C", dir]);
   }
   return join(dir, "system");
+}
+
+/**
+ * The real-client device model (devel/mako, build 0 unless `o` says otherwise) reading a copy
+ * of the tree over plain HTTP on 127.0.0.1:`port`; plain HTTP makes the client read documents
+ * from the HTTP base too (client-protocol §1.1). `keyrings`: the primary's keyring directory.
+ */
+export function deviceOverHttp(port: number, keyrings: string, workDir: string, o: Partial<DeviceClientOptions> = {}) {
+  return runDeviceClient({
+    host: "127.0.0.1",
+    httpPort: port,
+    httpsPort: "disabled",
+    channel: "devel",
+    device: "mako",
+    buildNumber: 0,
+    archiveMaster: join(keyrings, "archive-master.tar.xz"),
+    workDir,
+    ...o,
+  });
 }

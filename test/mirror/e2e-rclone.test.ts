@@ -13,10 +13,10 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { compareTrees } from "../helpers/apply-delta.js";
-import { runDeviceClient, type DeviceClientOptions } from "../helpers/device-client.js";
+import type { DeviceClientOptions } from "../helpers/device-client.js";
 import { addMirrors, startNginxOver, startRcloneWebdav, type RunningNginx, type RunningRclone } from "../helpers/mirror-servers.js";
 import { buildImportedTree, type ImportedTree } from "../e2e/tree-fixture.js";
-import { referenceSystem, treeFiles } from "../helpers/tree-files.js";
+import { deviceOverHttp, referenceSystem, treeFiles } from "../helpers/tree-files.js";
 
 const scratch = mkdtempSync(join(tmpdir(), "si-mirror-rclone-"));
 
@@ -30,19 +30,7 @@ describe("rclone mirrors (a WebDAV remote and a local directory), read by device
   };
   let push: { status: number; stdout: string; stderr: string };
 
-  const device = (nginx: RunningNginx, o: Partial<DeviceClientOptions>) =>
-    runDeviceClient({
-      host: "127.0.0.1",
-      httpPort: nginx.port,
-      // Plain HTTP: the client then reads documents from the HTTP base too (client-protocol §1.1).
-      httpsPort: "disabled",
-      channel: "devel",
-      device: "mako",
-      buildNumber: 0,
-      archiveMaster: join(t.inst.keyrings, "archive-master.tar.xz"),
-      workDir: scratch,
-      ...o,
-    });
+  const device = (nginx: RunningNginx, o: Partial<DeviceClientOptions>) => deviceOverHttp(nginx.port, t.inst.keyrings, scratch, o);
 
   beforeAll(async () => {
     t = await buildImportedTree({ realisticSizes: true });

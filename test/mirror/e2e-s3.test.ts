@@ -15,7 +15,8 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { runDeviceClient, type DeviceClientOptions } from "../helpers/device-client.js";
+import type { DeviceClientOptions } from "../helpers/device-client.js";
+import { deviceOverHttp } from "../helpers/tree-files.js";
 import { REPO, runSiAsync } from "../helpers/instance.js";
 import { addMirrors, freePort } from "../helpers/mirror-servers.js";
 import { buildImportedTree, type ImportedTree } from "../e2e/tree-fixture.js";
@@ -78,18 +79,7 @@ describe("an S3-compatible bucket behind a CDN (rclone s3 remote, purge_command)
   const env = { RCLONE_CONFIG_BUCKET_ACCESS_KEY_ID: "S3RVER", RCLONE_CONFIG_BUCKET_SECRET_ACCESS_KEY: "S3RVER", AWS_CA_BUNDLE: undefined };
   const push = () => runSiAsync(["--config", t.inst.config, "mirror", "push", "cdn"], { env });
 
-  const device = (o: Partial<DeviceClientOptions>) =>
-    runDeviceClient({
-      host: "127.0.0.1",
-      httpPort: cdn.port,
-      httpsPort: "disabled",
-      channel: "devel",
-      device: "mako",
-      buildNumber: 0,
-      archiveMaster: join(t.inst.keyrings, "archive-master.tar.xz"),
-      workDir: scratch,
-      ...o,
-    });
+  const device = (o: Partial<DeviceClientOptions>) => deviceOverHttp(cdn.port, t.inst.keyrings, scratch, o);
 
   beforeAll(async () => {
     t = await buildImportedTree();
