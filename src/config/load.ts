@@ -304,6 +304,15 @@ class Reader extends ConfigReader {
     }
     if (!u || (u.protocol !== "http:" && u.protocol !== "https:") || u.search || u.hash)
       this.fail(this.opt(sname, "url")!.line, `must be an http(s) URL with no query, got '${url}'`, "ValueError", sname, "url");
+    // It is passed to purge_command as an argument (seen in process lists) and logged.
+    if (u.username || u.password)
+      this.fail(
+        this.opt(sname, "url")!.line,
+        "must not carry a user or password (it is logged and passed to purge_command)",
+        "ValueError",
+        sname,
+        "url",
+      );
     return u.href.endsWith("/") ? u.href : `${u.href}/`;
   }
 

@@ -69,6 +69,9 @@ describe("mirror types", () => {
     expect(problems(base("a", "[mirror_a]\ntype = rclone\nremote = /srv/copy\nurl = ftp://x/\n"))).toEqual([
       `${FILE}:7: [mirror_a] url: must be an http(s) URL with no query, got 'ftp://x/'`,
     ]);
+    expect(problems(base("a", "[mirror_a]\ntype = rclone\nremote = /srv/copy\nurl = https://cdn:s3cret@m.example/\n"))).toEqual([
+      `${FILE}:7: [mirror_a] url: must not carry a user or password (it is logged and passed to purge_command)`,
+    ]);
   });
 
   it("still requires [mirror_default] when a trigger mirror is listed", () => {
