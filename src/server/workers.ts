@@ -212,7 +212,7 @@ export async function superviseWorkers(count: number, spec: WorkerSpec, logger: 
  * this process ends with status 1.
  */
 export function reportWorkerFailure(message: string): void {
-  process.send?.({ si: "failed", message } satisfies FromWorker);
+  toPrimary({ si: "failed", message });
   process.exitCode = 1;
   cluster.worker?.disconnect();
 }
@@ -232,11 +232,7 @@ export function runAsWorker(
       const r = server.requests;
       if (!r || !process.connected || (!force && r.version === sent)) return;
       sent = r.version;
-      try {
-        process.send?.({ si: "counts", counts: r.snapshot() } satisfies FromWorker);
-      } catch {
-        /* the primary is gone */
-      }
+      toPrimary({ si: "counts", counts: r.snapshot() });
     };
     // Pushed now and then so the counts of a worker that dies are not all lost.
     const push = setInterval(() => sendCounts(false), COUNTS_PUSH_MS);
@@ -259,8 +255,8 @@ export function runAsWorker(
       else if (m?.si === "counts") sendCounts(true);
       else if (m?.si === "reload-tls") {
         server.reloadTls().then(
-          () => process.send?.({ si: "tls-reloaded" } satisfies FromWorker),
-          (err: unknown) => process.send?.({ si: "tls-reloaded", error: String(err) } satisfies FromWorker),
+          () => toPrimary({ si: "tls-reloaded" }),
+          (err: unknown) => toPrimary({ si: "tls-reloaded", error: String(err) }),
         );
       }
     });
@@ -270,6 +266,17 @@ export function runAsWorker(
     process.on("SIGHUP", () => undefined);
     // Without a primary there is nobody to hand connections to us: stop.
     process.on("disconnect", stop);
-    process.send?.({ si: "ready", urls: server.urls } satisfies FromWorker);
+    toPrimary({ si: "ready", urls: server.urls });
   });
+}
+
+/**
+ * Sends to the primary unless it has gone. A stop can disconnect this worker while a TLS
+ * reload or a counts push is still under way; Node reports a send on a closed channel as an
+ * 'error' event on `process`, which unhandled would end the worker with status 1 and turn a
+ * clean `systemctl stop` (right after a certbot reload) into a failure. The callback takes it.
+ */
+function toPrimary(message: FromWorker): void {
+  if (!process.connected || !process.send) return;
+  process.send(message, undefined, undefined, () => undefined);
 }

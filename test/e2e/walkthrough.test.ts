@@ -175,7 +175,7 @@ describe("README operator walkthrough, run literally", () => {
       throw err;
     }
     serve.child.kill("SIGTERM");
-    expect(await serve.exit).toBe(0);
+    expect(await serve.exit, `si serve's stderr on SIGTERM:\n${serve.stderr()}`).toBe(0);
   }, 600_000);
 });
 
@@ -212,7 +212,7 @@ function spawnServeLine(line: string, prelude: string, env: NodeJS.ProcessEnv, c
       child.on("exit", check);
       check();
     });
-  return { child, waitFor, exit };
+  return { child, waitFor, exit, stderr: () => err };
 }
 
 describe("si init", () => {

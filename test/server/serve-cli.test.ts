@@ -162,6 +162,27 @@ describe("si serve", () => {
     }
   });
 
+  // A certbot hook that reloads and a systemd stop that follows at once: a worker still
+  // reloading when the stop disconnects it must not die answering a primary that is gone.
+  it("exits 0 on a SIGTERM that follows a SIGHUP at once, in every worker", async () => {
+    for (let round = 0; round < 4; round++) {
+      const s = spawnServe("--address", "127.0.0.1", "--http-port", "off", "--https-port", "0", "--workers", "2");
+      try {
+        await s.waitFor((l) => l.event === "listening", "listening");
+        s.child.kill("SIGHUP");
+        if (round % 2) await s.waitFor((l) => l.event === "tls-reloaded", "a first reload");
+        s.child.kill("SIGTERM");
+        expect([await s.exit, s.stderr(), s.lines.filter((l) => l.level === "error" && l.event !== "keyring-unreadable")]).toEqual([
+          0,
+          "",
+          [],
+        ]);
+      } finally {
+        s.child.kill("SIGKILL");
+      }
+    }
+  });
+
   it("with workers, a port in use stops start-up with status 1 and says why", async () => {
     const busy = createServer();
     await new Promise<void>((resolve) => busy.listen(0, "127.0.0.1", resolve));
