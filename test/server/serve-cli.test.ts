@@ -98,8 +98,20 @@ describe("si serve", () => {
       const line = await s.waitFor((l) => l.event === "listening" && l.listener === "https");
       await s.waitFor((l) => l.event === "listening" && l.listener === "http");
       const ca = readFileSync(site.config.tls_cert!);
+      // Serve workers only: the primary may have another child for a moment (an import, gpg).
       const workers = () =>
-        readFileSync(`/proc/${s.child.pid}/task/${s.child.pid}/children`, "utf8").trim().split(/\s+/).filter(Boolean).map(Number);
+        readFileSync(`/proc/${s.child.pid}/task/${s.child.pid}/children`, "utf8")
+          .trim()
+          .split(/\s+/)
+          .filter(Boolean)
+          .map(Number)
+          .filter((pid) => {
+            try {
+              return readFileSync(`/proc/${pid}/cmdline`, "utf8").includes("worker-main.js");
+            } catch {
+              return false; // gone already
+            }
+          });
       expect(workers()).toHaveLength(2);
       const victim = workers()[0];
       process.kill(victim, "SIGKILL");
