@@ -44,14 +44,23 @@ export const fetchInternals = {
   bodyHighWater: 256 * 1024,
 };
 
-export class Exchange implements Dispatcher.DispatchHandler {
+/** What a response handler resolves with once the status line and headers are in. */
+export interface ResponseHead {
+  status: number;
+  headers: Record<string, unknown>;
+}
+
+/**
+ * One response as an undici DispatchHandler: the status and headers as a promise, the body as
+ * a Readable with backpressure, and guard 1's per-response part (`peerClosed`). Used by the
+ * download Exchange below and by `si verify-tree --server` (src/verify/remote-http.ts).
+ */
+export class ResponseHandler implements Dispatcher.DispatchHandler {
   private controller: Dispatcher.DispatchController | null = null;
   private ended = false;
-  private draining = false;
-  private settle!: { resolve: (v: { status: number; headers: Record<string, unknown> }) => void; reject: (e: unknown) => void };
-  readonly response = new Promise<{ status: number; headers: Record<string, unknown> }>(
-    (resolve, reject) => (this.settle = { resolve, reject }),
-  );
+  private draining: boolean;
+  private settle!: { resolve: (v: ResponseHead) => void; reject: (e: unknown) => void };
+  readonly response = new Promise<ResponseHead>((resolve, reject) => (this.settle = { resolve, reject }));
   readonly body = new Readable({
     highWaterMark: fetchInternals.bodyHighWater,
     read: () => this.controller?.resume(),
@@ -60,62 +69,39 @@ export class Exchange implements Dispatcher.DispatchHandler {
       cb(err);
     },
   });
-  private readonly agent: Agent;
 
-  constructor(url: string, o: ExchangeOptions) {
-    const connect = buildConnector({ timeout: o.connectTimeoutMs });
-    this.agent = new Agent({
-      // The answer must start soon (connectTimeoutMs); a body may then pause up to readTimeoutMs.
-      headersTimeout: o.connectTimeoutMs,
-      bodyTimeout: o.readTimeoutMs,
-      connect: (opts, cb) =>
-        connect(opts, (...args) => {
-          if (args[1]) this.guard(args[1]);
-          cb(...args);
-        }),
-    });
+  /**
+   * `pauses` false: the body is read as fast as it comes (a HEAD, a capped document), so the
+   * parser is never paused and the response may share a keep-alive Agent with others.
+   */
+  constructor(pauses = true) {
+    this.draining = !pauses;
     // Failures reach the caller through `response` or the body's iterator; these listeners
     // only keep an unread failure (after an early status error) from going unhandled.
     this.response.catch(() => {});
     this.body.on("error", () => {});
-    const u = new URL(url);
+  }
+
+  /** Sends the request through `dispatcher`; a synchronous throw fails this response. */
+  dispatch(dispatcher: Dispatcher, method: "GET" | "HEAD", url: URL): void {
     try {
-      this.agent
-        .compose(interceptors.redirect({ maxRedirections: o.maxRedirects }))
-        .dispatch({ origin: u.origin, path: u.pathname + u.search, method: "GET", headers: { "user-agent": USER_AGENT } }, this);
+      dispatcher.dispatch({ origin: url.origin, path: url.pathname + url.search, method, headers: { "user-agent": USER_AGENT } }, this);
     } catch (err) {
       this.fail(err);
     }
   }
 
-  private guard(socket: Socket): void {
-    socket.prependListener("end", () => {
-      if (this.controller?.paused && fetchInternals.resumeOnPeerClose) {
-        this.draining = true; // no pause from here on; there is nothing left to read anyway
-        this.controller.resume();
-      }
-    });
-    // eslint-disable-next-line @typescript-eslint/unbound-method -- called with Reflect.apply(emit, socket, ...) below
-    const emit = socket.emit;
-    socket.emit = ((event: string | symbol, ...args: unknown[]) => {
-      try {
-        return Reflect.apply(emit, socket, [event, ...args]) as boolean;
-      } catch (err) {
-        this.fail(new Error(`the HTTP client failed on the connection's ${String(event)}: ${reason(err)}`, { cause: err }));
-        socket.destroy();
-        return true;
-      }
-    }) as Socket["emit"];
+  /** Guard 1: the peer closed the socket while we held the parser paused. */
+  peerClosed(): void {
+    if (this.controller?.paused && fetchInternals.resumeOnPeerClose) {
+      this.draining = true; // no pause from here on; there is nothing left to read anyway
+      this.controller.resume();
+    }
   }
 
   fail(err: unknown): void {
     this.settle.reject(err);
     this.body.destroy(err as Error);
-  }
-
-  /** Drops the connection (a no-op for one the server closed). */
-  close(): void {
-    this.agent.destroy().catch(() => {});
   }
 
   onRequestStart(controller: Dispatcher.DispatchController): void {
@@ -134,6 +120,51 @@ export class Exchange implements Dispatcher.DispatchHandler {
   }
   onResponseError(_controller: Dispatcher.DispatchController, err: Error): void {
     this.fail(err);
+  }
+}
+
+/** Guard 2: whatever undici throws from inside a socket event goes to `fail`, not the process. */
+export function guardSocketEmit(socket: Socket, fail: (err: Error) => void): void {
+  // eslint-disable-next-line @typescript-eslint/unbound-method -- called with Reflect.apply(emit, socket, ...) below
+  const emit = socket.emit;
+  socket.emit = ((event: string | symbol, ...args: unknown[]) => {
+    try {
+      return Reflect.apply(emit, socket, [event, ...args]) as boolean;
+    } catch (err) {
+      fail(new Error(`the HTTP client failed on the connection's ${String(event)}: ${reason(err)}`, { cause: err }));
+      socket.destroy();
+      return true;
+    }
+  }) as Socket["emit"];
+}
+
+/** A download: one GET, redirects followed, on an undici Agent of its own (see above). */
+export class Exchange extends ResponseHandler {
+  private readonly agent: Agent;
+
+  constructor(url: string, o: ExchangeOptions) {
+    super();
+    const connect = buildConnector({ timeout: o.connectTimeoutMs });
+    this.agent = new Agent({
+      // The answer must start soon (connectTimeoutMs); a body may then pause up to readTimeoutMs.
+      headersTimeout: o.connectTimeoutMs,
+      bodyTimeout: o.readTimeoutMs,
+      connect: (opts, cb) =>
+        connect(opts, (...args) => {
+          const socket = args[1];
+          if (socket) {
+            socket.prependListener("end", () => this.peerClosed());
+            guardSocketEmit(socket, (err) => this.fail(err));
+          }
+          cb(...args);
+        }),
+    });
+    this.dispatch(this.agent.compose(interceptors.redirect({ maxRedirections: o.maxRedirects })), "GET", new URL(url));
+  }
+
+  /** Drops the connection (a no-op for one the server closed). */
+  close(): void {
+    this.agent.destroy().catch(() => {});
   }
 }
 

@@ -39,8 +39,13 @@ export function rsyncShell(m: RsyncMirrorConfig, connectTimeout: number): string
   return argv.map(quoteForRsync).join(" ");
 }
 
-function dest(target: string): string {
-  return target.endsWith("/") ? target : `${target}/`;
+/**
+ * The end of every invocation: the path list on stdin is relative to `root`; `-s` keeps the
+ * remote shell from splitting or globbing the names; `--stats` gives the bytes sent.
+ */
+function transfer(m: RsyncMirrorConfig, root: string, connectTimeout: number): string[] {
+  const target = m.target.endsWith("/") ? m.target : `${m.target}/`;
+  return ["-s", "--stats", "-e", rsyncShell(m, connectTimeout), `${root.replace(/\/+$/, "")}/`, target];
 }
 
 /** argv of a phase push (the list goes on stdin). */
@@ -58,29 +63,13 @@ export function rsyncPushArgv(m: RsyncMirrorConfig, root: string, connectTimeout
     // rsync replaces a symlink by creating it under a temporary name and renaming it: atomic.
     links ? "--links" : "--copy-links",
     "--mkpath",
-    "-s",
-    "--stats",
-    "-e",
-    rsyncShell(m, connectTimeout),
-    `${root.replace(/\/+$/, "")}/`,
-    dest(m.target),
+    ...transfer(m, root, connectTimeout),
   ];
 }
 
 /** argv of the removal pass: deletes the listed paths that `root` does not have. */
 export function rsyncRemoveArgv(m: RsyncMirrorConfig, root: string, connectTimeout: number): string[] {
-  return [
-    "rsync",
-    "--files-from=-",
-    "--from0",
-    "--delete-missing-args",
-    "-s",
-    "--stats",
-    "-e",
-    rsyncShell(m, connectTimeout),
-    `${root.replace(/\/+$/, "")}/`,
-    dest(m.target),
-  ];
+  return ["rsync", "--files-from=-", "--from0", "--delete-missing-args", ...transfer(m, root, connectTimeout)];
 }
 
 /** `Total bytes sent: 1,234` of --stats. */

@@ -4,18 +4,19 @@
  * with timeouts, a size cap on documents, an extra CA for HTTPS, and redirects followed only
  * within the mirror's own origin.
  *
- * Built like src/io/http-exchange.ts's Exchange (one undici Agent per source, a body Readable
- * with backpressure, and the same two guards against undici 7 asserting from a socket event
- * when a paused parser meets the peer's FIN: see the comment there), because Exchange has no
- * place for a CA or a HEAD. If Exchange grows `ca` and `method` options, this file shrinks
- * to the RemoteSource adapter below.
+ * Responses are src/io/http-exchange.ts's ResponseHandler, with the same two guards against
+ * undici 7 asserting from a socket event when a paused parser meets the peer's FIN (see the
+ * comment there). A download (--deep) pauses its parser when the hash is behind, so it runs on
+ * an Agent of its own and guard 1 knows whose parser a closing socket holds; HEADs and capped
+ * documents never pause and share one keep-alive Agent: a TLS handshake per document, on a
+ * loaded machine, costs more than the whole check.
  */
 import type { Socket } from "node:net";
-import { Readable } from "node:stream";
+import type { Readable } from "node:stream";
 import { createSecureContext, rootCertificates } from "node:tls";
-import { Agent, buildConnector, type Dispatcher } from "undici";
+import { Agent, buildConnector } from "undici";
 import { SiError } from "../errors.js";
-import { USER_AGENT, fetchInternals, reason } from "../io/http-exchange.js";
+import { ResponseHandler, guardSocketEmit, reason, type ResponseHead } from "../io/http-exchange.js";
 
 /** Why a request failed; `status` when the server answered with one (404, 500, a redirect). */
 export class RemoteHttpError extends SiError {
@@ -52,93 +53,8 @@ export interface HttpSourceOptions {
   signal?: AbortSignal;
 }
 
-interface Answer {
-  status: number;
-  headers: Record<string, unknown>;
+interface Answer extends ResponseHead {
   body: Readable;
-}
-
-/**
- * One request. A `streaming` one (an image file) pauses undici's parser when its reader is
- * behind (backpressure down to TCP) and runs on an Agent of its own, so guard 1 knows whose
- * parser a closing socket holds. The others (HEAD, capped documents) never pause, so guard 1
- * has nothing to do for them, and they share one keep-alive Agent: a TLS handshake per
- * document, on a loaded machine, costs more than the whole check.
- */
-class Exchange implements Dispatcher.DispatchHandler {
-  private controller: Dispatcher.DispatchController | null = null;
-  private ended = false;
-  private draining: boolean;
-  private settle!: { resolve: (v: Answer) => void; reject: (e: unknown) => void };
-  readonly answer = new Promise<Answer>((resolve, reject) => (this.settle = { resolve, reject }));
-  readonly body = new Readable({
-    highWaterMark: fetchInternals.bodyHighWater,
-    read: () => this.controller?.resume(),
-    destroy: (err, cb) => {
-      if (!this.ended) this.controller?.abort(err ?? new Error("body closed"));
-      cb(err);
-    },
-  });
-
-  constructor(streaming: boolean) {
-    this.draining = !streaming;
-    this.answer.catch(() => {});
-    this.body.on("error", () => {});
-  }
-
-  start(agent: Dispatcher, method: "GET" | "HEAD", url: URL): void {
-    try {
-      agent.dispatch({ origin: url.origin, path: url.pathname + url.search, method, headers: { "user-agent": USER_AGENT } }, this);
-    } catch (err) {
-      this.fail(err);
-    }
-  }
-
-  /** Guard 1 of http-exchange.ts: the peer closed while we held the parser paused. */
-  peerClosed(): void {
-    if (this.controller?.paused && fetchInternals.resumeOnPeerClose) {
-      this.draining = true; // nothing is left to read: the parser just completes the message
-      this.controller.resume();
-    }
-  }
-
-  fail(err: unknown): void {
-    this.settle.reject(err);
-    this.body.destroy(err as Error);
-  }
-
-  onRequestStart(controller: Dispatcher.DispatchController): void {
-    this.controller = controller;
-  }
-  onResponseStart(controller: Dispatcher.DispatchController, status: number, headers: Record<string, unknown>): void {
-    this.controller = controller;
-    this.settle.resolve({ status, headers, body: this.body });
-  }
-  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
-    if (!this.body.push(chunk) && !this.draining) controller.pause();
-  }
-  onResponseEnd(): void {
-    this.ended = true;
-    this.body.push(null);
-  }
-  onResponseError(_controller: Dispatcher.DispatchController, err: Error): void {
-    this.fail(err);
-  }
-}
-
-/** Guard 2 of http-exchange.ts: whatever undici throws from a socket event fails requests, not the process. */
-function guardEmit(socket: Socket, fail: (err: Error) => void): void {
-  // eslint-disable-next-line @typescript-eslint/unbound-method -- called with Reflect.apply(emit, socket, ...) below
-  const emit = socket.emit;
-  socket.emit = ((event: string | symbol, ...args: unknown[]) => {
-    try {
-      return Reflect.apply(emit, socket, [event, ...args]) as boolean;
-    } catch (err) {
-      fail(new Error(`the HTTP client failed on the connection's ${String(event)}: ${reason(err)}`, { cause: err }));
-      socket.destroy();
-      return true;
-    }
-  }) as Socket["emit"];
 }
 
 const REDIRECTS = new Set([301, 302, 303, 307, 308]);
@@ -160,7 +76,7 @@ export class HttpRemoteSource implements RemoteSource {
   private readonly connect: buildConnector.connector;
   /** Keep-alive Agent of the requests that never pause (HEAD, documents). */
   private readonly shared: Agent;
-  private readonly sharedInFlight = new Set<Exchange>();
+  private readonly sharedInFlight = new Set<ResponseHandler>();
 
   constructor(baseUrl: string, opts: HttpSourceOptions = {}) {
     if (!/^https?:\/\//i.test(baseUrl) || !URL.canParse(baseUrl)) throw new SiError(`Cannot verify ${baseUrl}: not an http or https URL`);
@@ -172,7 +88,7 @@ export class HttpRemoteSource implements RemoteSource {
     const secureContext = opts.ca ? createSecureContext({ ca: [...rootCertificates, opts.ca] }) : undefined;
     this.connect = buildConnector({ timeout: this.o.connectTimeoutMs, ...(secureContext ? { secureContext } : {}) });
     // A socket of the shared Agent may carry any of its requests: a throw fails them all.
-    this.shared = this.agent((socket) => guardEmit(socket, (err) => this.sharedInFlight.forEach((x) => x.fail(err))));
+    this.shared = this.agent((socket) => guardSocketEmit(socket, (err) => this.sharedInFlight.forEach((x) => x.fail(err))));
   }
 
   private agent(onSocket: (socket: Socket) => void): Agent {
@@ -190,20 +106,20 @@ export class HttpRemoteSource implements RemoteSource {
   }
 
   /** Starts one request: on the shared Agent, or (streaming) on an Agent of its own. */
-  private exchange(method: "GET" | "HEAD", url: URL, streaming: boolean): Exchange {
-    const x = new Exchange(streaming);
+  private exchange(method: "GET" | "HEAD", url: URL, streaming: boolean): ResponseHandler {
+    const x = new ResponseHandler(streaming);
     if (!streaming) {
       this.sharedInFlight.add(x);
       x.body.once("close", () => this.sharedInFlight.delete(x));
-      x.start(this.shared, method, url);
+      x.dispatch(this.shared, method, url);
       return x;
     }
     const own = this.agent((socket) => {
       socket.prependListener("end", () => x.peerClosed());
-      guardEmit(socket, (err) => x.fail(err));
+      guardSocketEmit(socket, (err) => x.fail(err));
     });
     x.body.once("close", () => void own.destroy().catch(() => {}));
-    x.start(own, method, url);
+    x.dispatch(own, method, url);
     return x;
   }
 
@@ -225,7 +141,7 @@ export class HttpRemoteSource implements RemoteSource {
       h.body.once("close", () => this.o.signal?.removeEventListener("abort", onAbort));
       let a: Answer;
       try {
-        a = await h.answer;
+        a = { ...(await h.response), body: h.body };
       } catch (err) {
         throw new RemoteHttpError(url, explain(err, url, this.o.ca !== undefined));
       }

@@ -10,12 +10,12 @@
  *      N seconds, an error (remote-lag.ts).
  * Problems name the URL. The scratch copy is removed afterwards.
  */
-import { readFileSync } from "node:fs";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { isAbsolute, join } from "node:path";
 import type { Config } from "../config/types.js";
-import { SiError, errorMessage } from "../errors.js";
+import { readCaFile } from "../io/ca-file.js";
+import { errorMessage } from "../errors.js";
 import { checkChannels } from "./documents.js";
 import { checkRemoteDocuments, MirrorCopy } from "./remote-documents.js";
 import { checkRemoteFiles } from "./remote-files.js";
@@ -57,17 +57,6 @@ export interface RemoteOptions {
   /** Keyring expiry warnings (default 30 days), as local verify-tree. */
   warnDays?: number;
   now?: Date;
-}
-
-function readCa(file: string): string {
-  let pem: string;
-  try {
-    pem = readFileSync(file, "utf8");
-  } catch (err) {
-    throw new SiError(`Cannot read CA file '${file}': ${errorMessage(err)}`);
-  }
-  if (!pem.includes("-----BEGIN CERTIFICATE-----")) throw new SiError(`Cannot read CA file '${file}': no PEM certificate in it`);
-  return pem;
 }
 
 /** The local published tree's channels.json and index times (the reference for the lag). */
@@ -168,7 +157,7 @@ export async function verifyRemoteSource(
 }
 
 export async function verifyRemoteTree(opts: RemoteOptions): Promise<RemoteReport> {
-  const src = new HttpRemoteSource(opts.url, { ...(opts.ca ? { ca: readCa(opts.ca) } : {}), signal: opts.signal });
+  const src = new HttpRemoteSource(opts.url, { ...(opts.ca ? { ca: readCaFile(opts.ca) } : {}), signal: opts.signal });
   try {
     return await verifyRemoteSource(src, opts.config, opts);
   } finally {

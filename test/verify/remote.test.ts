@@ -274,5 +274,11 @@ describe("si verify-tree --server", () => {
     const usage = await runSiAsync(["--config", t.inst.config, "verify-tree", "--deep"]);
     expect(usage.status).not.toBe(0);
     expect(usage.stderr).toMatch("--ca and --deep need --server URL");
+    // A --ca that holds no certificate (a key given by mistake) is named, not silently ignored.
+    const notPem = await runSiAsync(["--config", t.inst.config, "verify-tree", "--server", url, "--ca", t.inst.config]);
+    expect(notPem).toMatchObject({
+      status: 1,
+      stderr: `si: error: Cannot read CA file '${t.inst.config}': no PEM certificate in it\n`,
+    });
   });
 });

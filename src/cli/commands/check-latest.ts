@@ -9,11 +9,11 @@
  * `--ca FILE` trusts a CA (PEM) for HTTPS besides the system ones: the self-signed
  * certificate of `si init`, or a private CA.
  */
-import { readFileSync } from "node:fs";
 import type { Command } from "commander";
 import { Agent } from "undici";
 import { rootCertificates } from "node:tls";
 import type { Config } from "../../config/types.js";
+import { readCaFile } from "../../io/ca-file.js";
 import { ConfigError, SiError, errorMessage } from "../../errors.js";
 import { CHECK_LATEST_DEFAULTS, checkLatestLines, fetchDeviceIndex } from "../../verify/check-latest.js";
 import type { CliContext } from "../context.js";
@@ -35,15 +35,8 @@ export function instanceServerUrl(conf: Pick<Config, "path" | "public_fqdn" | "p
 
 /** An undici Agent trusting the system's CAs plus the ones in `file` (PEM). */
 function agentTrusting(file: string): Agent {
-  let pem: string;
-  try {
-    pem = readFileSync(file, "utf8");
-  } catch (err) {
-    throw new SiError(`Cannot read CA file '${file}': ${errorMessage(err)}`);
-  }
-  if (!pem.includes("-----BEGIN CERTIFICATE-----")) throw new SiError(`Cannot read CA file '${file}': no PEM certificate in it`);
   // `ca` replaces the default trust store, so the system's roots are passed along with it.
-  return new Agent({ connect: { ca: [...rootCertificates, pem] } });
+  return new Agent({ connect: { ca: [...rootCertificates, readCaFile(file)] } });
 }
 
 /** The config, for the default server; when there is none, the error says --server is the other way. */
